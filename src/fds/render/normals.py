@@ -42,7 +42,7 @@ def normals_from_positions(pos: torch.Tensor, eps: float = 1e-12) -> torch.Tenso
 def normals_from_displacement(
     displacement_mm: torch.Tensor, texel_mm: float | tuple[float, float], mode: str = "sobel"
 ) -> torch.Tensor:
-    """Tangent-space unit normals of a height map along N: ``displacement_mm [B, 1, H, W]`` → ``[B, 3, H, W]``.
+    """Tangent-space unit normals ``[B, 3, H, W]`` of a height map along N, ``displacement_mm [B, 1, H, W]``.
 
     ``texel_mm`` is the size of one texel on the surface in mm (a number, or ``(du_mm, dv_mm)``), so the
     slopes and therefore the normals are metric. With h the displacement (mm), x = column·du, and the
@@ -58,7 +58,9 @@ def normals_from_displacement(
     du, dv = (texel_mm, texel_mm) if isinstance(texel_mm, int | float) else texel_mm
     if du <= 0 or dv <= 0:
         raise ValueError(f"texel_mm must be positive (mm per texel), got {texel_mm}")
-    grad = kornia.filters.spatial_gradient(displacement_mm, mode=mode, order=1, normalized=True)  # [B,1,2,H,W]
+    grad = kornia.filters.spatial_gradient(
+        displacement_mm, mode=mode, order=1, normalized=True
+    )  # [B,1,2,H,W]
     dh_dx = grad[:, 0, 0] / du  # per mm along T
     dh_drow = grad[:, 0, 1] / dv  # per mm along −B
     n = torch.stack([-dh_dx, dh_drow, torch.ones_like(dh_dx)], dim=1)
@@ -75,7 +77,10 @@ def vertex_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Ten
 
 
 def tangent_frames(
-    vertices: torch.Tensor, uvs: torch.Tensor, triangles: torch.Tensor, uv_triangles: torch.Tensor | None = None
+    vertices: torch.Tensor,
+    uvs: torch.Tensor,
+    triangles: torch.Tensor,
+    uv_triangles: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-vertex orthonormal tangent frames ``(T, B, N)``, each ``[V, 3]``, from positions and UVs.
 
@@ -110,7 +115,11 @@ def tangent_frames(
 
 
 def tangent_to_object(
-    normal_ts: torch.Tensor, tangent: torch.Tensor, bitangent: torch.Tensor, normal: torch.Tensor, dim: int = -1
+    normal_ts: torch.Tensor,
+    tangent: torch.Tensor,
+    bitangent: torch.Tensor,
+    normal: torch.Tensor,
+    dim: int = -1,
 ) -> torch.Tensor:
     """Tangent-space vectors → object space: x·T + y·B + z·N, all tensors share layout; ``dim`` = xyz axis.
 
@@ -123,10 +132,15 @@ def tangent_to_object(
 
 
 def object_to_tangent(
-    normal_os: torch.Tensor, tangent: torch.Tensor, bitangent: torch.Tensor, normal: torch.Tensor, dim: int = -1
+    normal_os: torch.Tensor,
+    tangent: torch.Tensor,
+    bitangent: torch.Tensor,
+    normal: torch.Tensor,
+    dim: int = -1,
 ) -> torch.Tensor:
     """Object-space vectors → tangent space (projections on T, B, N); inverse of ``tangent_to_object``."""
     out = torch.stack(
-        [(normal_os * tangent).sum(dim), (normal_os * bitangent).sum(dim), (normal_os * normal).sum(dim)], dim=dim
+        [(normal_os * tangent).sum(dim), (normal_os * bitangent).sum(dim), (normal_os * normal).sum(dim)],
+        dim=dim,
     )
     return F.normalize(out, dim=dim)

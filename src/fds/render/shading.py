@@ -37,7 +37,9 @@ def _check_image(name: str, t: torch.Tensor, channels: int | None = None) -> Non
         shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
         raise ValueError(f"{name} must be a [B, C, H, W] tensor, got {shape}")
     if channels is not None and t.shape[1] != channels:
-        raise ValueError(f"{name} must have {channels} channels ([B, {channels}, H, W]), got {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must have {channels} channels ([B, {channels}, H, W]), got {tuple(t.shape)}"
+        )
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
 
@@ -80,7 +82,9 @@ def radiance_sh_from_function(fn, n_theta: int = 64, n_phi: int = 128, dtype=tor
 
 
 def sh_irradiance(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
-    """Lambertian shading E(n)/π under SH radiance ``sh [B, C, 9]`` at ``normals [B, 3, H, W]`` → ``[B, C, H, W]``.
+    """Lambertian shading E(n)/π under SH radiance ``sh [B, C, 9]`` at ``normals [B, 3, H, W]``.
+
+    Returns ``[B, C, H, W]``.
 
     ``sh`` may also be ``[C, 9]`` (shared by the batch).
     """
@@ -95,7 +99,7 @@ def sh_irradiance(normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
 
 
 def shade_lambert(albedo: torch.Tensor, normals: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
-    """Outgoing radiance of a Lambertian surface: ``albedo [B, C, H, W] · sh_irradiance`` → ``[B, C, H, W]``."""
+    """Outgoing radiance of a Lambertian surface: ``albedo [B, C, H, W] · sh_irradiance``."""
     _check_image("albedo", albedo)
     return albedo * sh_irradiance(normals, sh)
 
