@@ -231,7 +231,8 @@ class FaceDetector:
             small, s = resize_longest(image, self.detect_max_side)
             for upsample in (0, 1):
                 rects, scores, _ = self.hog.run(small, upsample, 0.0)
-                boxes = [(_rect_to_box(r, s), float(sc), f"hog{upsample}") for r, sc in zip(rects, scores, strict=True)]
+                pairs = zip(rects, scores, strict=True)
+                boxes = [(_rect_to_box(r, s), float(sc), f"hog{upsample}") for r, sc in pairs]
                 if boxes:
                     break
         if not boxes and self.method in ("cnn", "hog+cnn"):
