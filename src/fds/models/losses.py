@@ -1,0 +1,119 @@
+"""DFDN losses as pure functions (the LightningModule applies the weights λ = 100 and η = 0.5).
+
+Displacements are in network units unless the name says ``_mm``; masks are ``[B, 1, H, W]`` in [0, 1].
+Every masked mean returns an exact 0 with zero gradient when its mask is empty.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from fds.render.normals import normals_from_positions
+from fds.render.shading import sh_irradiance
+
+GAN_MODES = ("lsgan", "vanilla", "hinge")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in GAN_MODES:
+        raise ValueError(f"gan mode must be one of {GAN_MODES}, got {mode!r}")
+
+
+def gan_loss_d(real_scores: torch.Tensor, fake_scores: torch.Tensor, mode: str = "lsgan") -> torch.Tensor:
+    """Discriminator loss on raw scores (no sigmoid in D), averaged over the patch map; real -> 1, fake -> 0.
+
+    lsgan: ½[(D(real) − 1)² + D(fake)²]; vanilla: ½[BCE(real, 1) + BCE(fake, 0)] on logits;
+    hinge: mean(relu(1 − D(real))) + mean(relu(1 + D(fake))).
+    """
+    _check_mode(mode)
+    if mode == "lsgan":
+        return 0.5 * (F.mse_loss(real_scores, torch.ones_like(real_scores)) + fake_scores.pow(2).mean())
+    if mode == "vanilla":
+        return 0.5 * (
+            F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores))
+            + F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores))
+        )
+    return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+
+
+def gan_loss_g(fake_scores: torch.Tensor, mode: str = "lsgan") -> torch.Tensor:
+    """Generator's adversarial loss: lsgan (D(fake) − 1)², vanilla BCE(fake, 1), hinge −D(fake)."""
+    _check_mode(mode)
+    if mode == "lsgan":
+        return F.mse_loss(fake_scores, torch.ones_like(fake_scores))
+    if mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(fake_scores, torch.ones_like(fake_scores))
+    return -fake_scores.mean()
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean |pred − target| over mask-weighted texels and channels; 0 (zero gradient) for an empty mask.
+
+    ``pred``/``target`` ``[B, C, H, W]``, ``mask`` ``[B, 1, H, W]`` (broadcast over C) or None (all texels).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape"
+        )
+    diff = (pred - target).abs()
+    if mask is None:
+        return diff.mean()
+    mask = mask.to(diff.dtype).expand_as(diff)
+    # where() rather than a product so that non-finite values outside the mask cannot reach the loss value.
+    total = torch.where(mask > 0, diff * mask, torch.zeros_like(diff)).sum()
+    return total / mask.sum().clamp_min(1.0)
+
+
+def geometry_loss(
+    coarse: torch.Tensor, refined: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """L_scans = ‖PCA(PDIM(x)) − y‖₁ + ‖PDRM(·) − y‖₁, each a masked mean; all ``[B, 1, H, W]``."""
+    return masked_l1(coarse, target, mask) + masked_l1(refined, target, mask)
+
+
+def reconstruct_texture(
+    displacement_mm: torch.Tensor,
+    position_mm: torch.Tensor,
+    normal: torch.Tensor,
+    albedo: torch.Tensor,
+    sh: torch.Tensor,
+) -> torch.Tensor:
+    """I_recon = albedo ⊙ SH(N_fine) with P_fine = P_proxy + D·N_proxy and N_fine = F(P_fine), all in UV.
+
+    Args:
+        displacement_mm: ``[B, 1, H, W]`` displacement along the proxy normal, mm.
+        position_mm: ``[B, 3, H, W]`` proxy positions in the model frame, mm.
+        normal: ``[B, 3, H, W]`` unit proxy normals (same frame).
+        albedo: ``[B, C, H, W]``; sh: ``[B, C, 9]`` radiance SH, same frame (see ``fds.render.shading``).
+
+    Returns ``[B, C, H, W]``. N_fine comes from central differences of P_fine (``normals_from_positions``).
+    """
+    for name, t, c in (
+        ("position_mm", position_mm, 3),
+        ("normal", normal, 3),
+        ("displacement_mm", displacement_mm, 1),
+    ):
+        if t.dim() != 4 or t.shape[1] != c:
+            raise ValueError(f"{name} must be [B, {c}, H, W], got {tuple(t.shape)}")
+    fine_pos = position_mm + displacement_mm * normal  # [B, 3, H, W]
+    fine_normal = normals_from_positions(fine_pos)  # [B, 3, H, W]
+    return albedo * sh_irradiance(fine_normal, sh)
+
+
+def appearance_loss(
+    displacement_mm: torch.Tensor,
+    position_mm: torch.Tensor,
+    normal: torch.Tensor,
+    albedo: torch.Tensor,
+    sh: torch.Tensor,
+    texture: torch.Tensor,
+    visibility: torch.Tensor,
+) -> torch.Tensor:
+    """L_recon = ‖I_input − I_recon‖₁ under the visibility mask (masked mean over texels and channels).
+
+    ``texture`` ``[B, C, H, W]`` in [0, 1] is the unwrapped input photo; ``visibility`` ``[B, 1, H, W]``.
+    Returns 0 with zero gradient when the visibility mask is empty.
+    """
+    recon = reconstruct_texture(displacement_mm, position_mm, normal, albedo, sh)
+    return masked_l1(recon, texture.to(recon.dtype), visibility)
