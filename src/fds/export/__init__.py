@@ -1,1 +1,1 @@
-"""export"""
+"""Meshes and maps out: OBJ/PLY writers, displacement baking, previews."""

@@ -1,0 +1,142 @@
+"""UV region masks (forehead, brows, eyes, nose, cheeks, mouth, chin) for any :class:`FaceModel`.
+
+Each covered texel of the UV map is classified by where its point lies on the mean face seen from the front
+(model x, y in mm), measured in a landmark frame: origin between the eye centres, unit = the distance
+between the eye centres, y up. Every covered texel gets exactly one label, so the regions are disjoint and
+together form the ``face`` mask. Texel (row r, col c) has its centre at u = (c + .5)/R, v = (r + .5)/R.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fds.facemodel.model import FaceModel
+
+REGIONS = ("forehead", "brows", "eyes", "nose", "cheeks", "mouth", "chin")
+
+
+def uv_attribute_map(fm: FaceModel, attr: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linearly interpolate per-vertex ``attr [V,C]`` over the UV chart (texel centres, no antialiasing).
+
+    Returns ``(values [R,R,C] float32, covered [R,R] bool)``; uncovered texels hold 0.
+    """
+    r = resolution
+    values = np.asarray(attr, np.float64)
+    out = np.zeros((r, r, values.shape[1]), np.float32)
+    covered = np.zeros((r, r), bool)
+    uv_px = fm.uv.astype(np.float64) * r - 0.5  # texel-centre coordinates: centre of texel c is at c
+    for t_uv, t_v in zip(fm.uv_triangles, fm.triangles, strict=True):
+        a, b, c = uv_px[t_uv]
+        lo = np.ceil(np.minimum(np.minimum(a, b), c)).astype(int).clip(0, r - 1)
+        hi = np.floor(np.maximum(np.maximum(a, b), c)).astype(int).clip(0, r - 1)
+        if (hi < lo).any():
+            continue
+        cols, rows = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1))
+        v0, v1 = b - a, c - a
+        den = v0[0] * v1[1] - v1[0] * v0[1]
+        if abs(den) < 1e-12:
+            continue
+        px, py = cols - a[0], rows - a[1]
+        w1 = (px * v1[1] - v1[0] * py) / den
+        w2 = (v0[0] * py - px * v0[1]) / den
+        inside = (w1 >= -1e-9) & (w2 >= -1e-9) & (w1 + w2 <= 1 + 1e-9)
+        if not inside.any():
+            continue
+        w1, w2 = w1[inside], w2[inside]
+        val = ((1 - w1 - w2)[:, None] * values[t_v[0]] + w1[:, None] * values[t_v[1]]
+               + w2[:, None] * values[t_v[2]])
+        out[rows[inside], cols[inside]] = val
+        covered[rows[inside], cols[inside]] = True
+    return out, covered
+
+
+def _mean_of(points: dict[int, np.ndarray], ids: range | list[int]) -> np.ndarray | None:
+    have = [points[i] for i in ids if i in points]
+    return np.mean(have, 0) if have else None
+
+
+def landmark_frame(fm: FaceModel) -> tuple[np.ndarray, np.ndarray, float, dict[int, np.ndarray]]:
+    """(origin [2], axes [2,2] rows = x̂, ŷ, unit in mm, iBUG point → 2D position in that frame)."""
+    pts3 = fm.landmark_positions()
+    right_eye, left_eye = _mean_of(pts3, range(37, 43)), _mean_of(pts3, range(43, 49))
+    if right_eye is None or left_eye is None:
+        raise ValueError(f"face model {fm.name!r} maps no eye landmarks (iBUG 37–48): cannot place regions")
+    origin = (right_eye[:2] + left_eye[:2]) / 2
+    x_axis = (left_eye[:2] - right_eye[:2]) / np.linalg.norm(left_eye[:2] - right_eye[:2])
+    axes = np.stack([x_axis, np.array([-x_axis[1], x_axis[0]])])
+    unit = float(np.linalg.norm(left_eye[:2] - right_eye[:2]))
+    pts2 = {k: axes @ (p[:2] - origin) / unit for k, p in pts3.items()}
+    return origin, axes, unit, pts2
+
+
+def classify(x: np.ndarray, y: np.ndarray, pts: dict[int, np.ndarray]) -> np.ndarray:
+    """Region label (1-based index into :data:`REGIONS`) of points (x, y) in the landmark frame."""
+    label = np.full(x.shape, REGIONS.index("cheeks") + 1, np.int8)
+
+    def put(mask: np.ndarray, name: str, free: np.ndarray) -> np.ndarray:
+        label[mask & free] = REGIONS.index(name) + 1
+        return free & ~mask
+
+    free = np.ones(x.shape, bool)
+    # eyes: an ellipse around each eye, half-width from its corners
+    for ids, outer, inner, side in ((range(37, 43), 37, 40, -0.5), (range(43, 49), 46, 43, 0.5)):
+        centre = _mean_of(pts, ids)
+        centre = np.array([side, 0.0]) if centre is None else centre
+        half = np.linalg.norm(pts[outer] - pts[inner]) / 2 if outer in pts and inner in pts else 0.22
+        free = put(((x - centre[0]) / (half + 0.1)) ** 2 + ((y - centre[1]) / 0.17) ** 2 <= 1, "eyes", free)
+    # brows: a band around the brow polyline (estimated above the eyes when the model maps no brows)
+    brow = [pts[i] for i in range(18, 28) if i in pts]
+    if len(brow) >= 2:
+        brow = np.array(sorted(brow, key=lambda p: p[0]))
+        bx, by = brow[:, 0], brow[:, 1]
+    else:
+        bx, by = np.array([-0.8, 0.8]), np.array([0.32, 0.32])
+    brow_y = np.interp(x, bx, by)
+    in_x = (x >= bx.min() - 0.08) & (x <= bx.max() + 0.08)
+    free = put((np.abs(y - brow_y) <= 0.12) & in_x, "brows", free)
+    free = put(y > brow_y + 0.12, "forehead", free)
+    # nose: a trapezoid from the bridge (eye line) down to just below the nostrils
+    tip = pts.get(31, np.array([0.0, -0.55]))
+    bottom_y = pts[34][1] if 34 in pts else tip[1] - 0.12
+    alar = abs(pts[36][0] - pts[32][0]) / 2 if 32 in pts and 36 in pts else 0.22
+    t = np.clip((0.05 - y) / max(0.05 - (bottom_y - 0.04), 1e-6), 0, 1)
+    half_width = 0.12 + t * (alar + 0.08 - 0.12)
+    free = put((y <= 0.05) & (y >= bottom_y - 0.04) & (np.abs(x - tip[0]) <= half_width), "nose", free)
+    # mouth: an ellipse around the lips; chin: below it
+    corners = [pts[i] for i in (49, 55) if i in pts]
+    mouth_c = _mean_of(pts, range(49, 69))
+    mouth_c = np.array([0.0, -1.05]) if mouth_c is None else mouth_c
+    half_w = np.linalg.norm(corners[1] - corners[0]) / 2 if len(corners) == 2 else 0.42
+    half_h = np.linalg.norm(pts[52] - pts[58]) / 2 if 52 in pts and 58 in pts else 0.12
+    a, b = half_w + 0.12, half_h + 0.12
+    free = put(((x - mouth_c[0]) / a) ** 2 + ((y - mouth_c[1]) / b) ** 2 <= 1, "mouth", free)
+    put((y < mouth_c[1]) & (np.abs(x - mouth_c[0]) <= a + 0.15), "chin", free)
+    return label
+
+
+def region_labels(fm: FaceModel, resolution: int) -> np.ndarray:
+    """``int8 [R,R]``: 0 outside the UV chart, else 1 + index into :data:`REGIONS`."""
+    return _region_labels_cached(fm, int(resolution)).copy()
+
+
+@lru_cache(maxsize=16)
+def _region_labels_cached(fm: FaceModel, resolution: int) -> np.ndarray:
+    if resolution < 8:
+        raise ValueError(f"region mask resolution must be ≥ 8 texels, got {resolution}")
+    origin, axes, unit, pts = landmark_frame(fm)
+    xy, covered = uv_attribute_map(fm, fm.mean_mm[:, :2], resolution)
+    local = (xy.reshape(-1, 2) - origin) @ axes.T / unit
+    labels = classify(local[:, 0], local[:, 1], pts).reshape(resolution, resolution)
+    return np.where(covered, labels, 0).astype(np.int8)
+
+
+def region_masks(fm: FaceModel, resolution: int) -> dict[str, np.ndarray]:
+    """Region name → ``bool [R,R]`` UV mask, plus ``face`` (the whole chart)."""
+    labels = region_labels(fm, resolution)
+    masks = {name: labels == i + 1 for i, name in enumerate(REGIONS)}
+    masks["face"] = labels > 0
+    return masks
