@@ -65,9 +65,7 @@ class DetailGenerator(nn.Module):
     def with_basis(self, basis: str | Path | torch.Tensor) -> DetailGenerator:
         """Replace the PCA basis (same K, patch size and scaling) in place; returns self."""
         old = self.basis
-        self.basis = PCABasis(basis, k=old.k, patch_size=old.patch_size, unit_rms=old.unit_rms).to(
-            old.basis.device
-        )
+        self.basis = PCABasis(basis, k=old.k, patch_size=old.patch_size, unit_rms=old.unit_rms).to(old.basis.device)
         return self
 
 
@@ -144,8 +142,14 @@ class RegionModels(nn.Module):
             raise KeyError(f"no model for region {region!r}; this model has regions {self.regions}")
         return self.models[region]
 
-    def forward(self, region: str | Sequence[str], *inputs: torch.Tensor) -> Any:
+    def forward(self, region: str | Sequence[str] | None, *inputs: torch.Tensor) -> Any:
+        """Run ``inputs`` (batch-first tensors) through each sample's region model; ``region`` is one name for
+        the whole batch, one name per sample, or None when a single model serves every region."""
         batch = inputs[0].shape[0]
+        if region is None:
+            if not self.shared and len(self.models) > 1:
+                raise ValueError(f"the batch has no 'region' but this model has one network per region {self.regions}")
+            return next(iter(self.models.values()))(*inputs)
         if isinstance(region, str):
             return self.model_for(region)(*inputs)
         region = list(region)

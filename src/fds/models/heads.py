@@ -43,9 +43,7 @@ class ConvPoolHead(nn.Module):
     """``lite`` head: ``len(channels)`` x [Conv 4x4 s2 -> BatchNorm -> LeakyReLU(0.2)]
     -> AdaptiveAvgPool(grid) -> Linear(channels[-1]*grid² -> K)."""
 
-    def __init__(
-        self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64, 64), grid: int = 4, k: int = 64
-    ):
+    def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64, 64), grid: int = 4, k: int = 64):
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_channels

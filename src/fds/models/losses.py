@@ -53,9 +53,7 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | Non
     ``pred``/``target`` ``[B, C, H, W]``, ``mask`` ``[B, 1, H, W]`` (broadcast over C) or None (all texels).
     """
     if pred.shape != target.shape:
-        raise ValueError(
-            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape"
-        )
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
     diff = (pred - target).abs()
     if mask is None:
         return diff.mean()

@@ -51,18 +51,14 @@ def _basis_from_array(
         side = math.isqrt(t.shape[0])
         h, w = size if size is not None else (side, side)
         if t.shape[0] != h * w:
-            raise ValueError(
-                f"PCA basis from {source}: 2-D array {tuple(t.shape)} must be [H*W, K] with H*W={h * w}"
-            )
+            raise ValueError(f"PCA basis from {source}: 2-D array {tuple(t.shape)} must be [H*W, K] with H*W={h * w}")
         t = t.T.reshape(-1, h, w)
     if t.ndim != 3:
         raise ValueError(f"PCA basis from {source} must be [K, H, W] or [H*W, K], got shape {tuple(t.shape)}")
     if t.shape[0] < k:
         raise ValueError(f"PCA basis from {source} has {t.shape[0]} components, the model needs k={k}")
     if size is not None and tuple(t.shape[1:]) != tuple(size):
-        raise ValueError(
-            f"PCA basis from {source} is {tuple(t.shape[1:])}, the model's patch size is {tuple(size)}"
-        )
+        raise ValueError(f"PCA basis from {source} is {tuple(t.shape[1:])}, the model's patch size is {tuple(size)}")
     return t[:k].contiguous()
 
 
@@ -70,9 +66,7 @@ def load_basis(path: str | Path, k: int, size: tuple[int, int] | None = None) ->
     """Read a basis artifact (see module doc) → float32 ``[K, H, W]``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"PCA basis file not found: {path} (build it with the data stage's PCA builder)"
-        )
+        raise FileNotFoundError(f"PCA basis file not found: {path} (build it with the data stage's PCA builder)")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         with np.load(path) as z:
@@ -103,21 +97,21 @@ class PCABasis(nn.Module):
 
     def __init__(
         self,
-        basis: str | Path | torch.Tensor | np.ndarray | None = None,
+        source: str | Path | torch.Tensor | np.ndarray | None = None,
         k: int = 64,
         patch_size: int | tuple[int, int] = 256,
         unit_rms: bool = False,
     ) -> None:
         super().__init__()
         size = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
-        if basis is None:
+        if source is None:
             self.register_buffer("basis", dct_basis(k, *size), persistent=False)
             self.source = "dct"
         else:
-            if isinstance(basis, str | Path):
-                tensor, self.source = load_basis(basis, k, size), str(basis)
+            if isinstance(source, str | Path):
+                tensor, self.source = load_basis(source, k, size), str(source)
             else:
-                tensor, self.source = _basis_from_array(basis, k, size, "tensor"), "tensor"
+                tensor, self.source = _basis_from_array(source, k, size, "tensor"), "tensor"
             self.register_buffer("basis", tensor)
         if unit_rms:  # rescale each component to RMS 1 per texel; orthogonality is kept
             rms = self.basis.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12)

@@ -1,0 +1,330 @@
+"""``DFDNModule``: wires the DFDN generator(s), discriminator(s), losses and optimizers; the math lives elsewhere.
+
+Units
+-----
+Networks work in *network units*: ``displacement_mm = d * disp_scale_mm`` with d in [-1, 1] (the refined
+output is a Tanh) and ``disp_scale_mm`` a hyper-parameter (default 2.0 mm: the deepest nasolabial folds reach
+about 2 mm). The paper never states its scale; change it together with the data module's.
+
+Batch contract
+--------------
+- geometry batch (scans), all float32:
+  ``input [B, Cin, H, W]`` (paper: HSV V channel, per-patch mean removed, x2; Cin = 1, or 3 with RGB),
+  ``displacement [B, 1, H, W]`` GT in network units (mm / disp_scale_mm, in [-1, 1]),
+  ``mask [B, 1, H, W]`` (1 = valid texel; optional), ``region`` list[str] or str (optional when one model
+  serves every region).
+- appearance batch (wild photos): ``input [B, Cin, H, W]``, ``texture [B, 3, H, W]`` in [0, 1],
+  ``visibility [B, 1, H, W]`` in [0, 1], ``position_mm [B, 3, H, W]`` proxy positions (mm, model frame),
+  ``normal [B, 3, H, W]`` unit proxy normals, ``albedo [B, 3, H, W]``, ``sh [B, 3, 9]`` radiance SH in the
+  model frame (``fds.render.shading`` conventions), ``region``.
+- a training batch is a geometry batch, an appearance batch, or ``{"geo": geometry, "app": appearance}``
+  (e.g. a ``CombinedLoader``). Validation batches are geometry batches (or such a dict; only ``geo`` is used).
+  Prediction batches need ``input`` (and ``region``); other keys are passed through to the output.
+
+Schedule (paper)
+----------------
+For the first ``warmup_epochs`` only supervised steps run: D update (GAN loss), then G update with
+``gan_weight * L_adv + lambda_geo * L_scans``, where L_scans is the L1 of both the PCA reconstruction and the
+refined output. Afterwards, when appearance data is present, batches alternate: even ``batch_idx`` supervised,
+odd ``batch_idx`` unsupervised (G only: ``lambda_geo * eta_app * L_recon`` plus, if ``adv_on_app``, the
+adversarial term on the wild patch). Both optimizers' learning rates stay constant until
+``lr_decay_start_epoch`` and then decay linearly to 0 at ``lr_decay_end_epoch`` (default: the trainer's
+``max_epochs``). A step whose loss or gradient norm is not finite is skipped and counted (``skipped_steps``
+buffer, logged as ``train/skipped_steps``). Mixed precision comes from the trainer
+(``precision="bf16-mixed"`` on GPU, 32 on CPU); the appearance loss always runs in float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from fds.metrics import displacement_mae_mm, displacement_normal_deg
+from fds.models.generator import GeneratorOutput, RegionModels
+from fds.models.losses import appearance_loss, gan_loss_d, gan_loss_g, geometry_loss
+from fds.models.panels import make_panel
+from fds.render.normals import normals_from_displacement
+
+#: Adam as in the release code (lr 2e-4, beta1 0.5); the paper trains with lr 1e-4.
+DEFAULT_OPTIMIZER = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
+APPEARANCE_KEYS = ("texture", "visibility", "position_mm", "normal", "albedo", "sh")
+
+
+class LinearDecay:
+    """LR factor: 1 before ``start`` epochs, then linear to 0 at ``end`` (picklable for scheduler state)."""
+
+    def __init__(self, start: int, end: int | None) -> None:
+        self.start, self.end = start, end
+
+    def __call__(self, epoch: int) -> float:
+        if self.end is None or self.end <= self.start or epoch < self.start:
+            return 1.0
+        return max(0.0, 1.0 - (epoch - self.start) / (self.end - self.start))
+
+
+def split_batch(batch: Any) -> tuple[Mapping | None, Mapping | None]:
+    """``(geometry_batch | None, appearance_batch | None)`` from any of the accepted training batch forms."""
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"DFDN batches are dicts (see fds.models.module), got {type(batch).__name__}")
+    if "geo" in batch or "app" in batch:
+        return batch.get("geo"), batch.get("app")
+    if "displacement" in batch:
+        return batch, None
+    if all(k in batch for k in APPEARANCE_KEYS):
+        return None, batch
+    raise KeyError(
+        "batch is neither a geometry batch (needs 'input', 'displacement') nor an appearance batch "
+        f"(needs 'input', {', '.join(APPEARANCE_KEYS)}); got keys {sorted(batch)}"
+    )
+
+
+def _as_region_models(model: nn.Module) -> RegionModels:
+    return model if isinstance(model, RegionModels) else RegionModels(model, regions=["all"], shared=True)
+
+
+class DFDNModule(pl.LightningModule):
+    """DFDN conditional GAN with geometry and appearance losses (manual optimisation of G and D).
+
+    Args:
+        generator: a :class:`~fds.models.generator.DetailGenerator`, or :class:`RegionModels` of them.
+        discriminator: a :class:`~fds.models.discriminator.PatchDiscriminator`, or :class:`RegionModels` of them.
+        optimizer: partial optimizer, called as ``optimizer(params=...)`` once for G and once for D
+            (paper: Adam, lr 1e-4, betas (0.5, 0.999)).
+        gan_mode: ``lsgan`` (paper), ``vanilla`` or ``hinge``.
+        lambda_geo: λ, weight of the L1 terms (paper: 100).
+        eta_app: η, weight of the appearance loss inside the L1 term (paper: 0.5).
+        gan_weight: weight of the adversarial term (0 turns the discriminator off).
+        adv_on_app: add the adversarial term on appearance steps too.
+        disp_scale_mm: mm per network unit of displacement.
+        texel_mm: texel size of the patches on the surface in mm, for the validation normal-angle metric.
+        warmup_epochs: supervised-only epochs before appearance steps start (paper: 15).
+        lr_decay_start_epoch / lr_decay_end_epoch: linear LR decay window (paper: 100 → 250).
+        ema_decay: keep an exponential moving average of G with this decay (None: off); validation and
+            prediction then use the average.
+        grad_clip_norm: clip each network's gradient norm (None: no clipping).
+        panel_rows: rows of the validation image panel (0: no panels).
+        inference_batch_stats: normalise with each prediction batch's own BatchNorm statistics, as the
+            release does (it never calls ``.eval()``); running statistics are left untouched.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer] = DEFAULT_OPTIMIZER,
+        gan_mode: str = "lsgan",
+        lambda_geo: float = 100.0,
+        eta_app: float = 0.5,
+        gan_weight: float = 1.0,
+        adv_on_app: bool = True,
+        disp_scale_mm: float = 2.0,
+        texel_mm: float = 0.1,
+        warmup_epochs: int = 15,
+        lr_decay_start_epoch: int = 100,
+        lr_decay_end_epoch: int | None = None,
+        ema_decay: float | None = None,
+        grad_clip_norm: float | None = None,
+        panel_rows: int = 4,
+        inference_batch_stats: bool = False,
+    ) -> None:
+        super().__init__()
+        if gan_mode not in ("lsgan", "vanilla", "hinge"):
+            raise ValueError(f"gan_mode must be 'lsgan', 'vanilla' or 'hinge', got {gan_mode!r}")
+        if disp_scale_mm <= 0 or texel_mm <= 0:
+            raise ValueError(f"disp_scale_mm and texel_mm must be positive mm, got {disp_scale_mm}, {texel_mm}")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay}")
+        self.save_hyperparameters(logger=False, ignore=["generator", "discriminator"])
+        self.automatic_optimization = False
+        self.generator = _as_region_models(generator)
+        self.discriminator = _as_region_models(discriminator)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema_decay else None
+        self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+
+    # ---------------------------------------------------------------- inference
+    @property
+    def inference_generator(self) -> RegionModels:
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def forward(self, x: torch.Tensor, region: str | list[str] | None = None) -> GeneratorOutput:
+        """Run the (EMA) generator on preprocessed patches ``x [B, Cin, H, W]``."""
+        return self.inference_generator(region, x)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """``{"displacement": [B,1,H,W] network units, "displacement_mm": [B,1,H,W] mm, **other batch keys}``."""
+        if not isinstance(batch, Mapping) or "input" not in batch:
+            raise KeyError("prediction batches are dicts with 'input' [B, Cin, H, W] (and 'region')")
+        gen = self.inference_generator
+        if self.hparams.inference_batch_stats:
+            with _batch_stats(gen):
+                out = gen(batch.get("region"), batch["input"])
+        else:
+            out = gen(batch.get("region"), batch["input"])
+        disp = out.refined.float()
+        extra = {k: v for k, v in batch.items() if k != "input"}
+        return {**extra, "displacement": disp, "displacement_mm": disp * self.hparams.disp_scale_mm}
+
+    # ---------------------------------------------------------------- training
+    def configure_optimizers(self):
+        opt_g = self.hparams.optimizer(params=self.generator.parameters())
+        opt_d = self.hparams.optimizer(params=self.discriminator.parameters())
+        end = self.hparams.lr_decay_end_epoch
+        if end is None and self._trainer is not None and (self.trainer.max_epochs or -1) > 0:
+            end = self.trainer.max_epochs
+        decay = LinearDecay(self.hparams.lr_decay_start_epoch, end)
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_g, opt_d)]
+        return [opt_g, opt_d], scheds
+
+    def on_train_epoch_end(self) -> None:
+        for sched in self.lr_schedulers():
+            sched.step()
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        geo, app = split_batch(batch)
+        warm = self.current_epoch < self.hparams.warmup_epochs
+        if geo is None:
+            if app is not None and not warm:
+                self._appearance_step(app)
+            return
+        if app is not None and not warm and batch_idx % 2 == 1:
+            self._appearance_step(app)
+        else:
+            self._geometry_step(geo)
+
+    def _geometry_step(self, geo: Mapping) -> None:
+        opt_g, opt_d = self.optimizers()
+        x, y, mask, region = geo["input"], geo["displacement"], geo.get("mask"), geo.get("region")
+        batch = x.shape[0]
+        out = self.generator(region, x)
+        use_gan = self.hparams.gan_weight > 0
+        if use_gan:
+            self.toggle_optimizer(opt_d)
+            real = self.discriminator(region, x, y).float()
+            fake = self.discriminator(region, x, out.refined.detach()).float()
+            loss_d = gan_loss_d(real, fake, self.hparams.gan_mode)
+            self._guarded_step(opt_d, loss_d, self.discriminator)
+            self.untoggle_optimizer(opt_d)
+            self.log_dict(
+                {"train/loss_d": loss_d.detach(), "train/d_real": real.mean(), "train/d_fake": fake.mean()},
+                batch_size=batch,
+            )
+        self.toggle_optimizer(opt_g)
+        loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y.float(), mask)
+        loss_g = self.hparams.lambda_geo * loss_geo
+        if use_gan:
+            loss_adv = gan_loss_g(self.discriminator(region, x, out.refined).float(), self.hparams.gan_mode)
+            loss_g = loss_g + self.hparams.gan_weight * loss_adv
+            self.log("train/loss_g_adv", loss_adv.detach(), batch_size=batch)
+        if self._guarded_step(opt_g, loss_g, self.generator):
+            self._update_ema()
+        self.untoggle_optimizer(opt_g)
+        self.log("train/loss_geo", loss_geo.detach(), batch_size=batch, prog_bar=True)
+        self.log("train/loss_g", loss_g.detach(), batch_size=batch, prog_bar=True)
+        self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=batch)
+
+    def _appearance_step(self, app: Mapping) -> None:
+        opt_g, _ = self.optimizers()
+        x, region = app["input"], app.get("region")
+        batch = x.shape[0]
+        self.toggle_optimizer(opt_g)
+        out = self.generator(region, x)
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            loss_app = appearance_loss(
+                out.refined.float() * self.hparams.disp_scale_mm,
+                app["position_mm"].float(),
+                app["normal"].float(),
+                app["albedo"].float(),
+                app["sh"].float(),
+                app["texture"].float(),
+                app["visibility"].float(),
+            )
+        loss_g = self.hparams.lambda_geo * self.hparams.eta_app * loss_app
+        if self.hparams.gan_weight > 0 and self.hparams.adv_on_app:
+            loss_adv = gan_loss_g(self.discriminator(region, x, out.refined).float(), self.hparams.gan_mode)
+            loss_g = loss_g + self.hparams.gan_weight * loss_adv
+        if self._guarded_step(opt_g, loss_g, self.generator):
+            self._update_ema()
+        self.untoggle_optimizer(opt_g)
+        self.log("train/loss_app", loss_app.detach(), batch_size=batch, prog_bar=True)
+        self.log("train/loss_g_app", loss_g.detach(), batch_size=batch)
+
+    def _guarded_step(self, opt: Any, loss: torch.Tensor, module: nn.Module) -> bool:
+        """Backward + step unless the loss or the gradient norm is not finite (then count and skip)."""
+        opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            self.skipped_steps += 1
+            return False
+        self.manual_backward(loss)
+        params = [p for p in module.parameters() if p.grad is not None]
+        max_norm = self.hparams.grad_clip_norm or math.inf
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
+        if not torch.isfinite(norm):
+            opt.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            return False
+        opt.step()
+        return True
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        decay = self.hparams.ema_decay
+        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1.0 - decay)
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    # ---------------------------------------------------------------- validation
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        geo, _ = split_batch(batch)
+        if geo is None:
+            return
+        x, y, mask, region = geo["input"], geo["displacement"].float(), geo.get("mask"), geo.get("region")
+        out = self.inference_generator(region, x)
+        pred = out.refined.float()
+        scale, batch_size = self.hparams.disp_scale_mm, x.shape[0]
+        self.log("val/loss_geo", geometry_loss(out.coarse.float(), pred, y, mask), batch_size=batch_size)
+        if mask is None or mask.sum() > 0:
+            pred_mm, gt_mm = pred * scale, y * scale
+            metrics = {
+                "val/disp_mae_mm": displacement_mae_mm(pred_mm, gt_mm, mask),
+                "val/normal_deg": displacement_normal_deg(pred_mm, gt_mm, self.hparams.texel_mm, mask),
+            }
+            self.log_dict(metrics, batch_size=batch_size, prog_bar=True, sync_dist=True)
+        if batch_idx == 0 and self.hparams.panel_rows > 0 and not self.trainer.sanity_checking:
+            normals = normals_from_displacement(pred * scale, self.hparams.texel_mm)
+            self._log_panel(make_panel(x, pred, y, normals, self.hparams.panel_rows))
+
+    def _log_panel(self, panel: Any) -> None:
+        """Send the panel to every logger that takes images (W&B ``log_image``, TensorBoard ``add_image``)."""
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="val/panel", images=[panel], step=self.global_step)
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):
+                logger.experiment.add_image("val/panel", panel, self.global_step, dataformats="HWC")
+
+
+class _batch_stats:
+    """Context: BatchNorm layers normalise with the current batch's statistics, running stats untouched."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def __enter__(self) -> None:
+        self.saved = [(m.training, m.momentum) for m in self.bns]
+        for m in self.bns:
+            m.train()
+            m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
+
+    def __exit__(self, *exc: object) -> None:
+        for m, (training, momentum) in zip(self.bns, self.saved, strict=True):
+            m.train(training)
+            m.momentum = momentum
