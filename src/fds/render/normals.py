@@ -52,15 +52,11 @@ def normals_from_displacement(
     import kornia
 
     if displacement_mm.dim() != 4 or displacement_mm.shape[1] != 1:
-        raise ValueError(
-            f"displacement_mm must be a [B, 1, H, W] map in mm, got {tuple(displacement_mm.shape)}"
-        )
+        raise ValueError(f"displacement_mm must be a [B, 1, H, W] map in mm, got {tuple(displacement_mm.shape)}")
     du, dv = (texel_mm, texel_mm) if isinstance(texel_mm, int | float) else texel_mm
     if du <= 0 or dv <= 0:
         raise ValueError(f"texel_mm must be positive (mm per texel), got {texel_mm}")
-    grad = kornia.filters.spatial_gradient(
-        displacement_mm, mode=mode, order=1, normalized=True
-    )  # [B,1,2,H,W]
+    grad = kornia.filters.spatial_gradient(displacement_mm, mode=mode, order=1, normalized=True)  # [B,1,2,H,W]
     dh_dx = grad[:, 0, 0] / du  # per mm along T
     dh_drow = grad[:, 0, 1] / dv  # per mm along −B
     n = torch.stack([-dh_dx, dh_drow, torch.ones_like(dh_dx)], dim=1)

@@ -37,9 +37,7 @@ def _check_image(name: str, t: torch.Tensor, channels: int | None = None) -> Non
         shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
         raise ValueError(f"{name} must be a [B, C, H, W] tensor, got {shape}")
     if channels is not None and t.shape[1] != channels:
-        raise ValueError(
-            f"{name} must have {channels} channels ([B, {channels}, H, W]), got {tuple(t.shape)}"
-        )
+        raise ValueError(f"{name} must have {channels} channels ([B, {channels}, H, W]), got {tuple(t.shape)}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
 

@@ -1,0 +1,207 @@
+"""Rasterisation primitives shaped after nvdiffrast, with two backends sharing its conventions.
+
+Conventions (both backends)
+---------------------------
+* ``pos_clip [B, V, 4]`` homogeneous clip coordinates; ``tri [T, 3]`` vertex indices shared by the batch.
+* Pixel (row r, column c) has its centre at x_ndc = (2c + 1)/W − 1, y_ndc = (2r + 1)/H − 1, so **row 0 is
+  y_ndc = −1** (nvdiffrast writes images bottom-up in OpenGL terms). fds's cameras (``fds.render.camera``)
+  emit clip coordinates with y_ndc = −1 at the *top* of the photo / UV map, so outputs read top-down
+  (row 0 = top) with no flip.
+* ``rast [B, H, W, 4]`` = (u, v, z/w, triangle id + 1); all zero where no triangle covers the pixel centre.
+  Barycentrics are perspective-correct: attribute = u·a0 + v·a1 + (1 − u − v)·a2.
+* Smallest z/w wins; pixels with z/w outside [−1, 1] or behind the eye are empty; no back-face culling.
+* Gradients flow only through u and v (z/w and ids are constants); without ``antialias`` there are no
+  silhouette gradients.
+
+Backends: ``"nvdiffrast"`` (CUDA only, package ``diffrp-nvdiffrast``, imported lazily), ``"torch"`` (pure
+PyTorch, CPU or CUDA, float32 or float64) and ``"auto"``: nvdiffrast for CUDA tensors when it builds, else
+torch; the choice is logged once per device.
+
+Torch-backend limitation: ``antialias`` is a pass-through (returns ``color`` unchanged, warns once), so
+silhouette gradients exist only with nvdiffrast. Ties at shared edges are resolved to the lower triangle id,
+nvdiffrast uses its own fill rule: ids can differ on pixel centres lying exactly on an edge.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+
+from fds.render import _raster_nvdiffrast as _nv
+from fds.render._raster_torch import rasterize_torch
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "nvdiffrast")
+_logged_choice: set[tuple[str, str]] = set()
+_warned_antialias = False
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """Concrete backend ("torch" or "nvdiffrast") for ``backend`` on ``device``; logs the ``auto`` choice."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    device = torch.device(device)
+    if backend == "nvdiffrast":
+        if device.type != "cuda":
+            raise ValueError(
+                f"backend='nvdiffrast' needs CUDA tensors, got pos_clip on {device}; use backend='torch' or 'auto'"
+            )
+        return "nvdiffrast"
+    if backend == "torch":
+        return "torch"
+    chosen = "nvdiffrast" if device.type == "cuda" and _nv.available(device) else "torch"
+    if (str(device), chosen) not in _logged_choice:
+        _logged_choice.add((str(device), chosen))
+        log.info("fds.render: backend auto → %s on %s", chosen, device)
+    return chosen
+
+
+def _check_pos_tri(pos_clip: torch.Tensor, tri: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(pos_clip, torch.Tensor) or pos_clip.dim() != 3 or pos_clip.shape[-1] != 4:
+        shape = tuple(pos_clip.shape) if isinstance(pos_clip, torch.Tensor) else type(pos_clip).__name__
+        raise ValueError(
+            f"pos_clip must be a [B, V, 4] tensor of clip coordinates, got {shape} (add a batch axis: pos[None])"
+        )
+    if not pos_clip.is_floating_point():
+        raise TypeError(f"pos_clip must be floating point (float32 or float64), got {pos_clip.dtype}")
+    if not isinstance(tri, torch.Tensor):
+        tri = torch.as_tensor(tri)
+    if tri.dim() != 2 or tri.shape[-1] != 3:
+        raise ValueError(f"tri must be a [T, 3] tensor of vertex indices, got {tuple(tri.shape)}")
+    if tri.is_floating_point() or tri.dtype == torch.bool or tri.is_complex():
+        raise TypeError(f"tri must hold integer vertex indices (int32 or int64), got {tri.dtype}")
+    if tri.device != pos_clip.device:
+        tri = tri.to(pos_clip.device)
+    if tri.numel() and (int(tri.min()) < 0 or int(tri.max()) >= pos_clip.shape[1]):
+        raise ValueError(
+            f"tri indices must lie in [0, {pos_clip.shape[1] - 1}] (V = pos_clip.shape[1]), "
+            f"got range [{int(tri.min())}, {int(tri.max())}]"
+        )
+    return pos_clip, tri
+
+
+def _check_resolution(resolution) -> tuple[int, int]:
+    try:
+        h, w = (int(r) for r in resolution)
+    except (TypeError, ValueError):
+        raise ValueError(f"resolution must be (H, W) positive integers, got {resolution!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"resolution must be (H, W) positive integers, got {resolution!r}")
+    return h, w
+
+
+def rasterize(
+    pos_clip: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int], backend: str = "auto"
+) -> torch.Tensor:
+    """Rasterise triangles: ``pos_clip [B, V, 4]``, ``tri [T, 3]`` → ``rast [B, H, W, 4]`` (see module doc).
+
+    ``tri`` on another device is moved to ``pos_clip``'s; the nvdiffrast backend works in float32 (float64
+    inputs are converted, gradients flow back). An empty mesh (V = 0 or T = 0) gives an all-zero image.
+    """
+    pos_clip, tri = _check_pos_tri(pos_clip, tri)
+    h, w = _check_resolution(resolution)
+    b = pos_clip.shape[0]
+    if tri.shape[0] == 0 or pos_clip.shape[1] == 0 or b == 0:
+        return pos_clip.new_zeros(b, h, w, 4) + 0 * pos_clip.sum()  # keeps the graph connected
+    chosen = resolve_backend(backend, pos_clip.device)
+    if chosen == "nvdiffrast":
+        return _nv.rasterize(pos_clip.float().contiguous(), tri.int().contiguous(), (h, w))
+    return rasterize_torch(pos_clip, tri.long(), (h, w))
+
+
+def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+    """Interpolate vertex attributes: ``attr [B, V, C]`` or ``[V, C]`` → ``[B, H, W, C]`` (0 where empty).
+
+    out = u·a0 + v·a1 + (1 − u − v)·a2 with (u, v) from ``rast``; differentiable in ``attr`` and in the
+    barycentric channels of ``rast``. Unlike nvdiffrast this returns only the image (no derivative output).
+    """
+    if rast.dim() != 4 or rast.shape[-1] != 4:
+        raise ValueError(f"rast must be [B, H, W, 4] from rasterize(), got {tuple(rast.shape)}")
+    if attr.dim() not in (2, 3):
+        raise ValueError(f"attr must be [B, V, C] or [V, C], got {tuple(attr.shape)}")
+    if not attr.is_floating_point():
+        raise TypeError(f"attr must be floating point, got {attr.dtype}")
+    if not isinstance(tri, torch.Tensor) or tri.dim() != 2 or tri.shape[-1] != 3:
+        raise ValueError(f"tri must be a [T, 3] tensor of vertex indices, got {getattr(tri, 'shape', tri)}")
+    if tri.is_floating_point():
+        raise TypeError(f"tri must hold integer vertex indices, got {tri.dtype}")
+    if attr.device != rast.device:
+        raise ValueError(f"attr is on {attr.device} but rast is on {rast.device}; move attr to rast's device")
+    tri = tri.to(rast.device)
+    b, h, w, _ = rast.shape
+    if attr.dim() == 3 and attr.shape[0] not in (1, b):
+        raise ValueError(f"attr batch {attr.shape[0]} must be 1 or match rast's batch {b}")
+    chosen = resolve_backend(backend, rast.device) if tri.shape[0] else "torch"
+    if chosen == "nvdiffrast":
+        a = attr.float().contiguous()
+        return _nv.interpolate(a, rast.float().contiguous(), tri.int().contiguous())
+    return _interpolate_torch(attr, rast, tri.long())
+
+
+def _interpolate_torch(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    b, h, w, _ = rast.shape
+    if attr.dim() == 2:
+        attr = attr.unsqueeze(0)
+    attr = attr.expand(b, -1, -1)
+    c = attr.shape[-1]
+    dtype = torch.promote_types(attr.dtype, rast.dtype)
+    tid = rast[..., 3].detach().round().long() - 1  # [B, H, W]
+    valid = tid >= 0
+    if tri.shape[0] == 0 or not bool(valid.any()):
+        return attr.new_zeros(b, h, w, c) + 0 * attr.sum() + 0 * rast[..., :2].sum()
+    idx = tri[tid.clamp_min(0)].reshape(b, h * w * 3)  # [B, HW*3]
+    corners = attr.gather(1, idx.unsqueeze(-1).expand(-1, -1, c)).view(b, h, w, 3, c).to(dtype)
+    u, v = rast[..., 0:1].to(dtype), rast[..., 1:2].to(dtype)
+    out = u * corners[..., 0, :] + v * corners[..., 1, :] + (1 - u - v) * corners[..., 2, :]
+    return torch.where(valid.unsqueeze(-1), out, out.new_zeros(()))
+
+
+def texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear lookup with clamped borders: ``tex [B|1, Ht, Wt, C]``, ``uv [B, H, W, 2]`` → ``[B, H, W, C]``.
+
+    uv = (0, 0) is the outer corner of texel row 0, column 0; u runs along columns, v along rows (v down in
+    image convention); texel (r, c) has its centre at ((c + 0.5)/Wt, (r + 0.5)/Ht). Equal to nvdiffrast's
+    ``texture(filter_mode='linear', boundary_mode='clamp')``. Differentiable in ``tex`` and ``uv``.
+    """
+    if tex.dim() != 4:
+        raise ValueError(f"tex must be [B, H, W, C] (channels last), got {tuple(tex.shape)}")
+    if uv.dim() != 4 or uv.shape[-1] != 2:
+        raise ValueError(f"uv must be [B, H, W, 2], got {tuple(uv.shape)}")
+    if not tex.is_floating_point():
+        raise TypeError(f"tex must be floating point (convert uint8 images with .float() / 255), got {tex.dtype}")
+    if uv.device != tex.device:
+        raise ValueError(f"uv is on {uv.device} but tex is on {tex.device}; put both on one device")
+    b = uv.shape[0]
+    if tex.shape[0] not in (1, b):
+        raise ValueError(f"tex batch {tex.shape[0]} must be 1 or match uv's batch {b}")
+    grid = (uv.to(tex.dtype) * 2 - 1).contiguous()
+    src = tex.permute(0, 3, 1, 2).expand(b, -1, -1, -1)
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.permute(0, 2, 3, 1)
+
+
+def antialias(
+    color: torch.Tensor, rast: torch.Tensor, pos_clip: torch.Tensor, tri: torch.Tensor, backend: str = "auto"
+) -> torch.Tensor:
+    """Silhouette antialiasing ``color [B, H, W, C]`` → ``[B, H, W, C]`` (nvdiffrast's, giving edge gradients).
+
+    With the torch backend this is a documented pass-through: it returns ``color`` unchanged (no
+    silhouette gradients) and logs a warning once.
+    """
+    global _warned_antialias
+    pos_clip, tri = _check_pos_tri(pos_clip, tri)
+    chosen = resolve_backend(backend, color.device) if tri.shape[0] else "torch"
+    if chosen == "nvdiffrast":
+        return _nv.antialias(
+            color.float().contiguous(),
+            rast.float().contiguous(),
+            pos_clip.float().contiguous(),
+            tri.int().contiguous(),
+        )
+    if not _warned_antialias:
+        _warned_antialias = True
+        log.warning("fds.render.antialias: torch backend has no antialiasing; returning color unchanged")
+    return color
