@@ -68,15 +68,21 @@ class FaceModel:
     def num_expression(self) -> int:
         return int(self.expr_basis.shape[0])
 
-    def vertices(self, id_coeffs: np.ndarray | None = None, expr_coeffs: np.ndarray | None = None) -> np.ndarray:
-        """Vertex positions [V,3] in mm. ``id_coeffs`` are in eos units (multiples of the basis vectors,
-        not of standard deviations); ``expr_coeffs`` are blendshape weights or expression PCA coefficients."""
+    def vertices(self, id_coeffs=None, expr_coeffs=None) -> np.ndarray:
+        """Vertex positions [V,3] in mm.
+
+        ``id_coeffs`` are in standard deviations (eos's convention, what ``fit_shape_and_pose`` returns):
+        ``mean + Σ a_k √var_k · id_basis[k]``; ``expr_coeffs`` are blendshape weights, or for PCA expression
+        models, standard deviations too.
+        """
         v = self.mean_mm.astype(np.float32, copy=True)
         if id_coeffs is not None and len(id_coeffs):
             a = np.asarray(id_coeffs, np.float32)
-            v += np.tensordot(a, self.id_basis[: len(a)], axes=1)
+            v += np.tensordot(a * np.sqrt(self.id_variance[: len(a)]), self.id_basis[: len(a)], axes=1)
         if expr_coeffs is not None and len(expr_coeffs):
             e = np.asarray(expr_coeffs, np.float32)
+            if self.expr_kind == "pca" and self.expr_variance is not None:
+                e = e * np.sqrt(self.expr_variance[: len(e)])
             v += np.tensordot(e, self.expr_basis[: len(e)], axes=1)
         return v
 

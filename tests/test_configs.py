@@ -1,0 +1,83 @@
+"""Every config composes (Hydra's own errors for bad keys) and every ``_target_`` instantiates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from fds.assets import AssetError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# groups selected by train.yaml whose options are each composed and instantiated
+GROUPS = ["facemodel", "render", "data", "model", "trainer", "logger", "callbacks"]
+# options that need files users bring themselves (a clear AssetError is the expected behaviour here)
+NEEDS_USER_FILES = {("facemodel", "bfm2017")}
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def _compose(name: str, overrides: list[str], tmp_path: Path) -> DictConfig:
+    with initialize(version_base="1.3", config_path="../configs"):
+        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.paths.log_dir = str(tmp_path / "logs")
+        cfg.paths.data_dir = str(tmp_path / "data")
+    return cfg
+
+
+def _targets(node: DictConfig) -> list[DictConfig]:
+    if "_target_" in node:
+        return [node]
+    return [v for v in node.values() if isinstance(v, DictConfig) and "_target_" in v]
+
+
+@pytest.mark.parametrize("name", ["train", "infer", "eval"])
+def test_top_level_configs_compose(name, tmp_path):
+    cfg = _compose(name, ["input=photo.jpg"] if name == "infer" else [], tmp_path)
+    assert cfg.task_name == name
+    assert cfg.paths.assets_dir is None or isinstance(cfg.paths.assets_dir, str)
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_instantiates(group, option, tmp_path):
+    cfg = _compose("train", [f"{group}={option}"], tmp_path)
+    nodes = _targets(cfg[group])
+    assert nodes, f"{group}/{option} has nothing to instantiate"
+    for node in nodes:
+        if (group, option) in NEEDS_USER_FILES:
+            with pytest.raises(AssetError, match="model2017-1_bfm_nomouth.h5"):
+                instantiate(node)
+            continue
+        obj = instantiate(node)
+        assert obj is not None
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_compose(experiment, tmp_path):
+    text = (CONFIGS / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_")
+    cfg = _compose("train", [f"experiment={experiment}"], tmp_path)
+    instantiate(cfg.trainer)
+
+
+def test_wrong_key_gives_hydras_error(tmp_path):
+    with pytest.raises(ConfigCompositionException):
+        _compose("train", ["trainer=tpu"], tmp_path)
+    with pytest.raises(ConfigCompositionException):
+        _compose("train", ["model.no_such_key=1"], tmp_path)
+
+
+def test_wandb_is_offline_inside_the_run_folder(tmp_path):
+    cfg = _compose("train", [], tmp_path)
+    assert cfg.logger.wandb.offline is True
+    assert cfg.logger.wandb.save_dir == str(tmp_path / "run")
