@@ -20,38 +20,23 @@ REGIONS = ("forehead", "brows", "eyes", "nose", "cheeks", "mouth", "chin")
 
 
 def uv_attribute_map(fm: FaceModel, attr: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    """Linearly interpolate per-vertex ``attr [V,C]`` over the UV chart (texel centres, no antialiasing).
+    """Linearly interpolate per-vertex ``attr [V,C]`` over the UV chart with :mod:`fds.render`'s rasteriser.
 
-    Returns ``(values [R,R,C] float32, covered [R,R] bool)``; uncovered texels hold 0.
+    Returns ``(values [R,R,C] float32, covered [R,R] bool)`` at texel centres; uncovered texels hold 0.
     """
-    r = resolution
-    values = np.asarray(attr, np.float64)
-    out = np.zeros((r, r, values.shape[1]), np.float32)
-    covered = np.zeros((r, r), bool)
-    uv_px = fm.uv.astype(np.float64) * r - 0.5  # texel-centre coordinates: centre of texel c is at c
-    for t_uv, t_v in zip(fm.uv_triangles, fm.triangles, strict=True):
-        a, b, c = uv_px[t_uv]
-        lo = np.ceil(np.minimum(np.minimum(a, b), c)).astype(int).clip(0, r - 1)
-        hi = np.floor(np.maximum(np.maximum(a, b), c)).astype(int).clip(0, r - 1)
-        if (hi < lo).any():
-            continue
-        cols, rows = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1))
-        v0, v1 = b - a, c - a
-        den = v0[0] * v1[1] - v1[0] * v0[1]
-        if abs(den) < 1e-12:
-            continue
-        px, py = cols - a[0], rows - a[1]
-        w1 = (px * v1[1] - v1[0] * py) / den
-        w2 = (v0[0] * py - px * v0[1]) / den
-        inside = (w1 >= -1e-9) & (w2 >= -1e-9) & (w1 + w2 <= 1 + 1e-9)
-        if not inside.any():
-            continue
-        w1, w2 = w1[inside], w2[inside]
-        val = ((1 - w1 - w2)[:, None] * values[t_v[0]] + w1[:, None] * values[t_v[1]]
-               + w2[:, None] * values[t_v[2]])
-        out[rows[inside], cols[inside]] = val
-        covered[rows[inside], cols[inside]] = True
-    return out, covered
+    import torch
+
+    from fds.render import interpolate, rasterize_uv
+
+    uv = torch.from_numpy(fm.uv.astype(np.float32))
+    uv_tri = torch.from_numpy(fm.uv_triangles.astype(np.int32))
+    per_uv = torch.from_numpy(np.asarray(attr, np.float32)[np.clip(fm.uv_vertex_index(), 0, None)])
+    with torch.no_grad():
+        rast = rasterize_uv(uv, uv_tri, (resolution, resolution), backend="torch")
+        values = interpolate(per_uv, rast, uv_tri)
+    covered = rast[0, ..., 3] > 0
+    values = torch.where(covered[..., None], values[0], torch.zeros(()))
+    return values.numpy().astype(np.float32), covered.numpy()
 
 
 def _mean_of(points: dict[int, np.ndarray], ids: range | list[int]) -> np.ndarray | None:
