@@ -147,9 +147,7 @@ def dlib_model_path(filename: str) -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / filename
     if not path.is_file():
-        raise FileNotFoundError(
-            f"dlib model {filename!r} missing at {path}; reinstall face-recognition-models"
-        )
+        raise FileNotFoundError(f"dlib model {filename!r} missing at {path}; reinstall face-recognition-models")
     return path
 
 
@@ -253,24 +251,27 @@ class FaceDetector:
         shape = self.predictor(image, dlib.rectangle(x0, y0, x1 - 1, y1 - 1))
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
 
+    def select(self, boxes: list[tuple[np.ndarray, float, str]], all_faces: bool = False) -> list:
+        """Drop faces under ``min_face_px``, sort largest first, keep the largest unless ``all_faces``.
+
+        Raises ``NoFaceError`` when nothing is left (with "no face detected" or "face too small").
+        """
+        if not boxes:
+            raise NoFaceError(f"no face detected (detector {self.method})")
+        big = [b for b in boxes if b[0][2] - b[0][0] >= self.min_face_px]
+        if not big:
+            widest = max(b[0][2] - b[0][0] for b in boxes)
+            raise NoFaceError(f"face too small: widest box {widest:.0f} px < min_face_px {self.min_face_px:.0f}")
+        big.sort(key=lambda b: -float((b[0][2] - b[0][0]) * (b[0][3] - b[0][1])))
+        return big if all_faces else big[:1]
+
     def __call__(self, image: np.ndarray, all_faces: bool = False) -> list[DetectedFace]:
         """Detect faces and their landmarks, largest first; only the largest unless ``all_faces``.
 
         Raises ``NoFaceError`` when nothing is found or every face is smaller than ``min_face_px``.
         """
         image = _check_image(image)
-        boxes = self.detect_boxes(image)
-        if not boxes:
-            raise NoFaceError(f"no face detected (detector {self.method})")
-        big = [b for b in boxes if b[0][2] - b[0][0] >= self.min_face_px]
-        if not big:
-            widest = max(b[0][2] - b[0][0] for b in boxes)
-            raise NoFaceError(
-                f"face too small: widest box {widest:.0f} px < min_face_px {self.min_face_px:.0f}"
-            )
-        big.sort(key=lambda b: -float((b[0][2] - b[0][0]) * (b[0][3] - b[0][1])))
-        if not all_faces:
-            big = big[:1]
+        big = self.select(self.detect_boxes(image), all_faces)
         return [DetectedFace(box, self.landmarks(image, box), score, det) for box, score, det in big]
 
 

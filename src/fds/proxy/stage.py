@@ -1,0 +1,397 @@
+"""``ProxyStage``: photo → landmarks → expression prior → eos fit → UV texture, cached per image.
+
+Cache layout: ``<cache_dir>/<image sha1[:16]>-<config hash[:12]>/`` holding, per face ``k`` (0 = largest),
+``face<k>.npz`` (arrays), ``face<k>.json`` (scalars, names, timings) and ``face<k>_uv_texture.png`` /
+``face<k>_confidence.png``, plus ``done.json``. A folder is written under a temporary name and renamed into
+place, so a cache entry is complete or absent. Failed images are not cached (they are retried).
+
+``run_folder`` processes a folder with a torch DataLoader (each worker builds dlib/eos/torch objects lazily),
+shows a tqdm bar and returns a :class:`RunSummary` (successes, failures with reasons, mean stage times).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fds.proxy.fit import FitConfig, fit_proxy
+from fds.proxy.landmarks import FaceDetector, ImageReadError, NoFaceError, load_image
+from fds.proxy.unwrap import UnwrapConfig, unwrap_texture
+
+__all__ = ["ProxyConfig", "ProxyResult", "ProxyStage", "RunSummary", "run_folder", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything that changes a proxy; its hash keys the cache (see ``configs/proxy/default.yaml``)."""
+
+    face_model: str = "sfm"
+    all_faces: bool = False
+    detector: dict = field(
+        default_factory=lambda: {"method": "hog+cnn", "detect_max_side": 1024, "cnn_max_side": 512, "min_face_px": 40.0}
+    )
+    expression: dict = field(default_factory=lambda: {"mode": "init", "source": "emotion", "strength": 1.0})
+    fit: FitConfig = FitConfig()
+    unwrap: UnwrapConfig = UnwrapConfig()
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> ProxyConfig:
+        d = dict(d or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown proxy config keys {sorted(unknown)}; known: {sorted(known)}")
+        base = cls()
+        fit = dict(d.pop("fit", {}) or {})
+        if "expression_bounds" in fit:
+            fit["expression_bounds"] = tuple(fit["expression_bounds"])
+        return cls(
+            face_model=d.get("face_model", base.face_model),
+            all_faces=bool(d.get("all_faces", base.all_faces)),
+            detector={**base.detector, **dict(d.get("detector", {}) or {})},
+            expression={**base.expression, **dict(d.get("expression", {}) or {})},
+            fit=FitConfig(**fit),
+            unwrap=UnwrapConfig(**dict(d.get("unwrap", {}) or {})),
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class ProxyResult:
+    """One face of one photo through the proxy stage. Pixels are 0-based, x = column, y = row DOWN."""
+
+    image_path: str
+    image_sha1: str
+    face_index: int  # 0 = largest face
+    image_size: tuple[int, int]  # (H, W) px
+    box_px: np.ndarray  # float32 [4] detector box (x0, y0, x1, y1)
+    detector: str  # "hog0" | "hog1" | "cnn"
+    landmarks_px: np.ndarray  # float32 [68, 2] iBUG-68
+    emotion_probs: dict[str, float] | None  # FER2013 class → probability (None without the classifier)
+    expression_mode: str  # "none" | "init" | "fix"
+    prior_expr: np.ndarray  # float32 [E] prior expression coefficients (zeros in mode "none")
+    face_model: str  # "sfm" | "ict" | ...
+    vertices_mm: np.ndarray  # float32 [V, 3] proxy mesh, model frame (x right, y up, z to viewer), mm
+    id_coeffs: np.ndarray  # float32 [K] identity, standard deviations (fm.vertices convention)
+    expr_coeffs: np.ndarray  # float32 [E] blendshape weights / expression PCA coefficients
+    rotation: np.ndarray  # float32 [3, 3] model → camera
+    translation_mm: np.ndarray  # float32 [3] camera frame (t_z = 0)
+    scale_px_per_mm: float  # x_px = s·(Rv + t)_x, y_px = H − s·(Rv + t)_y
+    yaw_pitch_roll_deg: tuple[float, float, float]
+    modelview: np.ndarray  # float32 [4, 4] eos modelview
+    projection: np.ndarray  # float32 [4, 4] eos orthographic projection
+    landmark_error_px: np.ndarray  # float32 [68] per-point reprojection error, NaN where unmapped
+    reprojection_error_px: float  # mean over the fixed mapped landmarks
+    uv_texture: np.ndarray  # uint8 [R, R, 3] RGB, row 0 = v 0 (forehead side); 0 where not visible
+    visibility: np.ndarray  # bool [R, R]
+    confidence: np.ndarray  # float32 [R, R] in [0, 1] (cached as 8-bit: steps of 1/255)
+    timings_s: dict[str, float] = field(default_factory=dict)  # detect, landmarks, emotion, fit, unwrap
+
+    _ARRAYS = (
+        "box_px",
+        "landmarks_px",
+        "prior_expr",
+        "vertices_mm",
+        "id_coeffs",
+        "expr_coeffs",
+        "rotation",
+        "translation_mm",
+        "modelview",
+        "projection",
+        "landmark_error_px",
+        "visibility",
+    )
+
+    def save(self, folder: Path) -> None:
+        """Write ``face<k>.npz/.json/_uv_texture.png/_confidence.png`` into ``folder``."""
+        stem = folder / f"face{self.face_index}"
+        np.savez_compressed(f"{stem}.npz", **{k: getattr(self, k) for k in self._ARRAYS})
+        meta = {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in self._ARRAYS and k not in ("uv_texture", "confidence")
+        }
+        Path(f"{stem}.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
+        Image.fromarray(self.uv_texture).save(f"{stem}_uv_texture.png")
+        Image.fromarray(np.round(self.confidence * 255).astype(np.uint8)).save(f"{stem}_confidence.png")
+
+    @classmethod
+    def load(cls, folder: Path, face_index: int = 0) -> ProxyResult:
+        stem = Path(folder) / f"face{face_index}"
+        meta = json.loads(Path(f"{stem}.json").read_text())
+        meta["image_size"] = tuple(meta["image_size"])
+        meta["yaw_pitch_roll_deg"] = tuple(meta["yaw_pitch_roll_deg"])
+        with np.load(f"{stem}.npz") as z:
+            arrays = {k: z[k] for k in cls._ARRAYS}
+        tex = np.asarray(Image.open(f"{stem}_uv_texture.png").convert("RGB"))
+        conf = np.asarray(Image.open(f"{stem}_confidence.png"), np.float32) / 255.0
+        return cls(**meta, **arrays, uv_texture=tex, confidence=conf)
+
+
+def _jsonable(o: Any):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ProxyStage:
+    """Photo → ``list[ProxyResult]`` (largest face only unless ``config.all_faces``); picklable, lazy."""
+
+    def __init__(
+        self,
+        config: ProxyConfig | dict | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        device: str = "cpu",
+        assets_dir: str | os.PathLike | None = None,
+    ):
+        self.config = config if isinstance(config, ProxyConfig) else ProxyConfig.from_dict(config)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.device = device
+        self.assets_dir = assets_dir
+        self.detector = FaceDetector(**self.config.detector)
+        self._fm = None
+        self._classifier = None
+
+    @property
+    def face_model(self):
+        if self._fm is None:
+            from fds.facemodel import load_face_model
+
+            self._fm = load_face_model(self.config.face_model, self.assets_dir)
+        return self._fm
+
+    @property
+    def classifier(self):
+        if self._classifier is None:
+            from fds.proxy.emotion import EmotionClassifier
+
+            self._classifier = EmotionClassifier(device=self.device)
+        return self._classifier
+
+    def cache_key(self, image_sha1: str) -> str:
+        model_part = f"{self.config.face_model}:{self.face_model.fingerprint()}:{CACHE_VERSION}"
+        cfg = hashlib.sha1((self.config.digest() + model_part).encode()).hexdigest()
+        return f"{image_sha1[:16]}-{cfg[:12]}"
+
+    # ---------------------------------------------------------------------------------------------------
+    def __call__(self, image_path: str | os.PathLike) -> list[ProxyResult]:
+        """Results for one photo, from the cache when present. Raises ImageReadError / NoFaceError."""
+        path = Path(image_path)
+        if not path.is_file():
+            raise ImageReadError(f"{path}: file not found")
+        sha = file_sha1(path)
+        folder = self.cache_dir / self.cache_key(sha) if self.cache_dir is not None else None
+        if folder is not None and (folder / "done.json").is_file():
+            n = json.loads((folder / "done.json").read_text())["num_faces"]
+            return [ProxyResult.load(folder, k) for k in range(n)]
+        results = self.process(load_image(path), str(path), sha)
+        if folder is not None:
+            _write_atomically(folder, results)
+        return results
+
+    def process(self, image: np.ndarray, image_path: str = "", image_sha1: str = "") -> list[ProxyResult]:
+        """Run every step on an RGB ``uint8 [H, W, 3]`` image (no caching)."""
+        from fds.proxy.expression_prior import expression_prior
+
+        fm, cfg = self.face_model, self.config
+        t0 = time.perf_counter()
+        boxes = self.detector.detect_boxes(image)
+        t_detect = time.perf_counter() - t0
+        faces = self.detector.select(boxes, all_faces=cfg.all_faces)
+        out = []
+        for k, (box, score, det) in enumerate(faces):
+            del score
+            t = {"detect": t_detect if k == 0 else 0.0}
+            t0 = time.perf_counter()
+            lm = self.detector.landmarks(image, box)
+            t["landmarks"] = time.perf_counter() - t0
+            mode, source = cfg.expression["mode"], cfg.expression["source"]
+            probs = None
+            t0 = time.perf_counter()
+            if mode != "none" and source in ("emotion", "both"):
+                probs = self.classifier(image, lm)
+            t["emotion"] = time.perf_counter() - t0
+            prior = np.zeros(fm.num_expression, np.float32)
+            if mode != "none":
+                prior = expression_prior(fm, source, probs, lm, float(cfg.expression.get("strength", 1.0)))
+            t0 = time.perf_counter()
+            fit = fit_proxy(fm, lm, image.shape[:2], mode, prior, cfg.fit)
+            t["fit"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            uv = unwrap_texture(image, fm, fit, cfg.unwrap, device=self.device)
+            t["unwrap"] = time.perf_counter() - t0
+            out.append(
+                ProxyResult(
+                    image_path=image_path,
+                    image_sha1=image_sha1,
+                    face_index=k,
+                    image_size=fit.image_size,
+                    box_px=np.asarray(box, np.float32),
+                    detector=det,
+                    landmarks_px=lm,
+                    emotion_probs=probs,
+                    expression_mode=mode,
+                    prior_expr=prior,
+                    face_model=cfg.face_model,
+                    vertices_mm=fit.vertices_mm,
+                    id_coeffs=fit.id_coeffs,
+                    expr_coeffs=fit.expr_coeffs,
+                    rotation=fit.rotation,
+                    translation_mm=fit.translation_mm,
+                    scale_px_per_mm=fit.scale_px_per_mm,
+                    yaw_pitch_roll_deg=fit.yaw_pitch_roll_deg,
+                    modelview=fit.modelview,
+                    projection=fit.projection,
+                    landmark_error_px=fit.landmark_error_px,
+                    reprojection_error_px=fit.reprojection_error_px,
+                    uv_texture=uv.texture,
+                    visibility=uv.visibility,
+                    confidence=uv.confidence,
+                    timings_s=t,
+                )
+            )
+        return out
+
+
+def _write_atomically(folder: Path, results: list[ProxyResult]) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for r in results:
+            r.save(tmp)
+        (tmp / "done.json").write_text(json.dumps({"num_faces": len(results), "version": CACHE_VERSION}))
+        try:
+            os.replace(tmp, folder)  # atomic on POSIX; fails if another process finished first
+        except OSError:
+            if not (folder / "done.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- folder runner
+@dataclass
+class RunSummary:
+    """Outcome of ``run_folder``: what worked, what failed and why, and mean stage times (s)."""
+
+    num_images: int
+    succeeded: list[tuple[str, str]]  # (image path, cache folder)
+    failed: list[tuple[str, str]]  # (image path, reason)
+    mean_timings_s: dict[str, float]
+    wall_s: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def format(self) -> str:
+        lines = [
+            f"{len(self.succeeded)}/{self.num_images} images processed in {self.wall_s:.1f} s "
+            f"({self.num_images / max(self.wall_s, 1e-9):.2f} images/s); {len(self.failed)} failed"
+        ]
+        lines += [f"  FAILED {p}: {r}" for p, r in self.failed]
+        return "\n".join(lines)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Every file under ``folder`` (recursively) that is not an obvious non-image sidecar, sorted."""
+    skip = {".pts", ".txt", ".md", ".json", ".csv", ".npz", ".obj", ".mat"}
+    return sorted(
+        p
+        for p in Path(folder).rglob("*")
+        if p.is_file() and p.suffix.lower() not in skip and not p.name.startswith(".")
+    )
+
+
+class _ImageDataset:
+    """torch Dataset over image paths; item → a small record (the arrays stay in the cache)."""
+
+    def __init__(self, paths: list[Path], stage: ProxyStage):
+        self.paths, self.stage = paths, stage
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        path = self.paths[i]
+        try:
+            results = self.stage(path)
+            sha = results[0].image_sha1
+            timings = {k: sum(r.timings_s.get(k, 0.0) for r in results) for k in results[0].timings_s}
+            return {
+                "path": str(path),
+                "ok": True,
+                "cache": str(self.stage.cache_dir / self.stage.cache_key(sha)),
+                "timings": timings,
+            }
+        except (ImageReadError, NoFaceError) as e:
+            return {"path": str(path), "ok": False, "reason": f"{type(e).__name__}: {e}"}
+        except Exception as e:  # a failure in one image must not stop the run; keep the cause
+            return {"path": str(path), "ok": False, "reason": f"{type(e).__name__}: {e}"}
+
+
+def run_folder(
+    input_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    config: ProxyConfig | dict | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    paths: list[Path] | None = None,
+) -> RunSummary:
+    """Proxy for every photo in ``input_dir`` (or ``paths``) into ``cache_dir``; never stops on bad input."""
+    import torch
+    from tqdm import tqdm
+
+    stage = ProxyStage(config, cache_dir=cache_dir)
+    stage.face_model  # noqa: B018  load once in the parent (pickled to workers, eos objects rebuilt lazily)
+    paths = list_images(input_dir) if paths is None else list(paths)
+    loader = torch.utils.data.DataLoader(
+        _ImageDataset(paths, stage), batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=lambda x: x
+    )
+    ok, bad, sums = [], [], {}
+    t0 = time.perf_counter()
+    for rec in tqdm(loader, total=len(paths), disable=not progress, desc="proxy", unit="img"):
+        if rec["ok"]:
+            ok.append((rec["path"], rec["cache"]))
+            for k, v in rec["timings"].items():
+                sums[k] = sums.get(k, 0.0) + v
+        else:
+            bad.append((rec["path"], rec["reason"]))
+    wall = time.perf_counter() - t0
+    summary = RunSummary(len(paths), ok, bad, {k: v / max(len(ok), 1) for k, v in sums.items()}, wall)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    (Path(cache_dir) / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1))
+    return summary
