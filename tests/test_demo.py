@@ -1,0 +1,22 @@
+import json
+
+import numpy as np
+import trimesh
+from PIL import Image
+
+from fds.demo import main
+
+
+def test_demo_writes_mean_mesh_and_region_masks(tmp_path):
+    assert main(["--output", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())["face_model"]
+    assert summary["vertices"] == 3448 and summary["triangles"] == 6736
+    mesh = trimesh.load(tmp_path / "sfm_mean.obj", process=False, force="mesh")
+    assert mesh.visual.uv is not None and len(mesh.faces) == 6736
+    masks = {p.stem: np.asarray(Image.open(p)) > 0 for p in (tmp_path / "regions").glob("*.png")}
+    assert set(masks) == {"forehead", "brows", "eyes", "nose", "cheeks", "mouth", "chin"}
+    assert sum(m.astype(int) for m in masks.values()).max() == 1  # disjoint
+    assert abs(masks["forehead"].mean() - summary["uv_coverage"]["forehead"]) < 1e-6
+    # idempotent: a second run overwrites in place
+    assert main(["--output", str(tmp_path)]) == 0
+    assert not list(tmp_path.rglob("*.part"))
