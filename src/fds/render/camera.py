@@ -10,6 +10,7 @@ backend culls back faces.) Depth: smaller z/w is nearer, as both backends keep t
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from fds.render.raster import rasterize
@@ -88,7 +89,7 @@ def eos_pose_to_clip(vertices: torch.Tensor, pose, width: int, height: int, **kw
     ``vertices [V, 3]`` or ``[1, V, 3]``; returns ``[1, V, 4]``.
     """
     v = _batch(vertices, "vertices", 3)
-    rot = torch.as_tensor(pose.R, dtype=v.dtype, device=v.device)
+    rot = torch.as_tensor(np.array(pose.R), dtype=v.dtype, device=v.device)
     s = float(pose.s)
     return scaled_ortho_to_clip(v, rot, s * float(pose.tx), s * float(pose.ty), s, width, height, **kw)
 
