@@ -1,0 +1,164 @@
+"""The on-disk scan-sample format (one folder per sample), shared by procedural scans and real scans.
+
+::
+
+    <root>/<sample_id>/
+        texture.png      uint8 RGB [R,R,3]  input UV texture (degraded unwrap), row 0 = v 0 = top of the chart
+        maps.npz         displacement_mm float32 [R,R]  GT displacement along the proxy normal, mm, + = outward
+                         mask            uint8   [R,R]  1 = valid GT texel
+                         visibility      float16 [R,R]  [0, 1] visibility of the texel in the source photo
+                         position_mm     float32 [R,R,3] proxy surface position, mm, model frame
+                         normal          float16 [R,R,3] unit proxy normal, model frame
+        albedo.png       uint8 RGB [R,R,3]  (optional) GT albedo used to render texture.png
+        sample.json      {"format": "fds-scan-sample", "version": 1, "resolution": R, "face_model": "sfm", ...}
+
+``sample.json`` may carry anything else (seed, age, expression, SH lighting ``sh`` [3][9], wrinkles, …); the
+reader needs only ``format``, ``version`` and ``resolution``. Files are written to a temporary folder and
+renamed into place, so a crashed writer never leaves a half-written sample under its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+FORMAT = "fds-scan-sample"
+VERSION = 1
+MAP_KEYS = {"displacement_mm": 2, "mask": 2, "visibility": 2, "position_mm": 3, "normal": 3}
+
+
+class SampleFormatError(ValueError):
+    """A sample folder does not follow the format; the message names the file and what is wrong."""
+
+
+@dataclass
+class ScanSample:
+    """One scan sample in memory (arrays in the on-disk layout, see the module doc)."""
+
+    texture: np.ndarray  # uint8 [R,R,3]
+    displacement_mm: np.ndarray  # float32 [R,R]
+    mask: np.ndarray  # bool [R,R]
+    visibility: np.ndarray  # float32 [R,R]
+    position_mm: np.ndarray  # float32 [R,R,3]
+    normal: np.ndarray  # float32 [R,R,3]
+    meta: dict[str, Any] = field(default_factory=dict)
+    albedo: np.ndarray | None = None  # uint8 [R,R,3]
+
+    @property
+    def resolution(self) -> int:
+        return int(self.texture.shape[0])
+
+
+def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed`` through a temp file renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = False) -> Path:
+    """Write ``s`` as ``folder`` atomically (temp sibling folder + rename). Returns the folder."""
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"sample folder {folder} exists (pass overwrite=True to replace it)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        Image.fromarray(s.texture).save(tmp / "texture.png", compress_level=1)
+        if s.albedo is not None:
+            Image.fromarray(s.albedo).save(tmp / "albedo.png", compress_level=1)
+        np.savez_compressed(
+            tmp / "maps.npz", displacement_mm=s.displacement_mm.astype(np.float32), mask=s.mask.astype(np.uint8),
+            visibility=s.visibility.astype(np.float16), position_mm=s.position_mm.astype(np.float32),
+            normal=s.normal.astype(np.float16))
+        meta = {"format": FORMAT, "version": VERSION, "resolution": s.resolution, **s.meta}
+        (tmp / "sample.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _read_png(path: Path, r: int | None) -> np.ndarray:
+    if not path.is_file():
+        raise SampleFormatError(f"{path}: missing (a sample folder needs texture.png, maps.npz, sample.json)")
+    try:
+        arr = np.asarray(Image.open(path).convert("RGB"))
+    except Exception as exc:
+        raise SampleFormatError(f"{path}: not a readable image ({exc})") from exc
+    if r is not None and arr.shape[:2] != (r, r):
+        raise SampleFormatError(f"{path}: image is {arr.shape[1]}x{arr.shape[0]}, sample.json says {r}x{r}")
+    return arr
+
+
+def read_meta(folder: str | os.PathLike) -> dict[str, Any]:
+    """Parse and check ``sample.json`` of a sample folder."""
+    path = Path(folder) / "sample.json"
+    if not path.is_file():
+        raise SampleFormatError(f"{path}: missing (not a sample folder?)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SampleFormatError(f"{path}: invalid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise SampleFormatError(f"{path}: 'format' must be {FORMAT!r}")
+    if meta.get("version") != VERSION:
+        raise SampleFormatError(f"{path}: unsupported version {meta.get('version')!r} (this reader: {VERSION})")
+    if not isinstance(meta.get("resolution"), int) or meta["resolution"] < 8:
+        raise SampleFormatError(f"{path}: 'resolution' must be an integer ≥ 8, got {meta.get('resolution')!r}")
+    return meta
+
+
+def read_sample(folder: str | os.PathLike, with_albedo: bool = False) -> ScanSample:
+    """Load and validate a sample folder; any problem raises :class:`SampleFormatError` naming the file."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    r = meta["resolution"]
+    texture = _read_png(folder / "texture.png", r)
+    path = folder / "maps.npz"
+    if not path.is_file():
+        raise SampleFormatError(f"{path}: missing")
+    try:
+        with np.load(path) as z:
+            maps = {k: z[k] for k in MAP_KEYS if k in z}
+    except Exception as exc:
+        raise SampleFormatError(f"{path}: not a readable .npz ({exc})") from exc
+    for key, ndim in MAP_KEYS.items():
+        if key not in maps:
+            raise SampleFormatError(f"{path}: array {key!r} is missing (has {sorted(maps)})")
+        want = (r, r) if ndim == 2 else (r, r, 3)
+        if maps[key].shape != want:
+            raise SampleFormatError(f"{path}: {key!r} has shape {maps[key].shape}, expected {want}")
+    if not np.isfinite(maps["displacement_mm"]).all():
+        raise SampleFormatError(f"{path}: 'displacement_mm' holds NaN or inf")
+    albedo = _read_png(folder / "albedo.png", r) if with_albedo and (folder / "albedo.png").is_file() else None
+    return ScanSample(texture=texture, displacement_mm=maps["displacement_mm"].astype(np.float32),
+                      mask=maps["mask"] > 0, visibility=maps["visibility"].astype(np.float32),
+                      position_mm=maps["position_mm"].astype(np.float32), normal=maps["normal"].astype(np.float32),
+                      meta=meta, albedo=albedo)
+
+
+def list_samples(root: str | os.PathLike) -> list[Path]:
+    """Sample folders (those holding ``sample.json``) directly under ``root``, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and
+                  (p / "sample.json").is_file())
