@@ -89,11 +89,12 @@ def degrade_texture(rng: np.random.Generator, clean: torch.Tensor, visibility: t
     info["blur_sigma_px"] = float(sigma)
     x = gaussian_blur(x, sigma)
     # grazing texels come from fewer photo pixels: blend towards a blurrier copy where visibility is low
-    x = vis * x + (1 - vis) * gaussian_blur(x, 2.0 * r / 1024 * s + 0.3)
+    if s > 0:
+        x = vis * x + (1 - vis) * gaussian_blur(x, 2.0 * r / 1024 * s + 0.3)
     noise = s * rng.uniform(0.0, 0.025)
     info["noise_sigma"] = float(noise)
     x = x + torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32)) * noise
-    quality = int(round(95 - s * rng.uniform(0, 55)))
+    quality = int(round(95 - s * rng.uniform(0, 55))) if s > 0 else 100
     info["jpeg_quality"] = quality
     x = jpeg(x, quality) if quality < 96 else x.clamp(0, 1)
     missing = vis < 0.02

@@ -79,7 +79,7 @@ class ProceduralScanGenerator:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for k in ("fm", "chart", "bank", "_static"):
+        for k in ("chart", "_static"):  # rebuilt per process; the face model and albedo bank travel along
             state.pop(k, None)
         return state
 
@@ -126,6 +126,11 @@ class ProceduralScanGenerator:
 
     def generate(self, seed: int) -> ScanSample:
         """The sample of ``seed`` (same seed → identical arrays)."""
+        return self.generate_with_internals(seed)[0]
+
+    def generate_with_internals(self, seed: int) -> tuple[ScanSample, dict[str, torch.Tensor]]:
+        """:meth:`generate` plus intermediate maps ``[1,C,R,R]``: ``normal_detail`` (model frame),
+        ``shading``, ``clean`` (texture before degradation), ``albedo``."""
         fm, chart, r = self.fm, self.chart, self.resolution
         rng_geo, rng_app, rng_deg = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
         id_coeffs = rng_geo.standard_normal(fm.num_identity) * self.id_scale  # in standard deviations
@@ -187,7 +192,8 @@ class ProceduralScanGenerator:
         return ScanSample(
             texture=_to_uint8(texture), displacement_mm=disp.astype(np.float32), mask=covered.copy(),
             visibility=vis[0, 0].numpy().astype(np.float32), position_mm=position.astype(np.float32),
-            normal=n_map[0].permute(1, 2, 0).numpy().astype(np.float32), meta=meta, albedo=_to_uint8(albedo))
+            normal=n_map[0].permute(1, 2, 0).numpy().astype(np.float32), meta=meta, albedo=_to_uint8(albedo)), {
+            "normal_detail": n_detail, "shading": shading, "clean": clean, "albedo": albedo}
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -200,3 +206,32 @@ def default_albedo_dirs(shared_data_dir: str | os.PathLike | None) -> list[str]:
         return []
     d = Path(shared_data_dir) / "faces" / "labelled"
     return [str(d)] if d.is_dir() else []
+
+
+def _write_one(args: tuple[ProceduralScanGenerator, Path, int]) -> str:
+    from fds.data.sample_io import write_sample
+
+    gen, root, seed = args
+    folder = root / f"proc_{seed:06d}"
+    if not (folder / "sample.json").is_file():
+        write_sample(folder, gen.generate(seed), overwrite=True)
+    return folder.name
+
+
+def write_procedural_samples(root: str | os.PathLike, num: int, generator: ProceduralScanGenerator,
+                             start_seed: int = 0, workers: int = 0) -> list[Path]:
+    """Write samples ``proc_<seed>`` for seeds ``start_seed … start_seed+num−1`` under ``root`` (each folder
+    atomically; existing complete samples are kept, so an interrupted run resumes). ``workers`` > 0 uses a
+    process pool. Returns the sample folders."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = [(generator, root, s) for s in range(int(start_seed), int(start_seed) + int(num))]
+    if workers and workers > 0:
+        import multiprocessing as mp
+
+        generator.bank  # build (or load) the albedo bank once, before the workers fork  # noqa: B018
+        with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(int(workers)) as pool:
+            names = pool.map(_write_one, jobs, chunksize=1)
+    else:
+        names = [_write_one(j) for j in jobs]
+    return [root / n for n in names]

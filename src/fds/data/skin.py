@@ -62,7 +62,7 @@ def project_unwrap(chart: UVChart, image: np.ndarray, vertices_mm: np.ndarray, m
     px = np.stack([(clip[:, 0] + 1) / 2 * w, h - (clip[:, 1] + 1) / 2 * h], -1)
     uv_px = chart.interpolate(px)  # [R,R,2]
     grid = torch.from_numpy(np.stack([uv_px[..., 0] / w * 2 - 1, uv_px[..., 1] / h * 2 - 1], -1)).float()[None]
-    img = torch.from_numpy(np.ascontiguousarray(image)).float().permute(2, 0, 1)[None] / 255
+    img = torch.from_numpy(np.array(image)).float().permute(2, 0, 1)[None] / 255
     tex = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0].permute(1, 2, 0)
     rot = modelview[:3, :3].astype(np.float64)
     n = vertex_normals(torch.from_numpy(vertices_mm).float(), torch.from_numpy(chart.fm.triangles)).numpy()

@@ -1,0 +1,209 @@
+"""Lightning DataModules: ``ScansDataModule`` (geometry), ``WildDataModule`` (appearance), ``GeoAppDataModule``.
+
+- Scans: sample folders under ``data_dir``; when it holds none and ``generate_if_empty``, ``num_generate``
+  procedural samples are written there first (so a fresh clone trains offline). The sorted samples are
+  split by ``split_seed`` into train/val (``val_fraction``). Train: random patches; val: the full-map grid
+  (``val_stride``), at most ``val_max_patches`` of them.
+- Wild: photos from ``photo_dirs`` (+ the libraries' photos) → proxy + appearance maps cached under
+  ``cache_dir`` (persistent across runs); rejected photos are skipped and listed (``skipped``).
+- GeoApp: train yields ``{"geo": geometry batch, "app": appearance batch}`` (Lightning ``CombinedLoader``,
+  ``max_size_cycle``); val yields geometry batches with GT.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from fds.data.patches import Channels
+from fds.data.procedural import ProceduralScanGenerator, default_albedo_dirs, write_procedural_samples
+from fds.data.sample_io import list_samples
+from fds.data.scans import GeometryGridPatches, GeometryPatches, ProceduralSource, ScanFolder
+
+log = logging.getLogger(__name__)
+
+
+def _loader(ds, batch_size: int, shuffle: bool, num_workers: int, persistent: bool, pin: bool) -> DataLoader:
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, pin_memory=pin,
+                      persistent_workers=persistent and num_workers > 0, drop_last=False)
+
+
+class ScansDataModule(pl.LightningDataModule):
+    """Geometry patches from scan samples (see module doc).
+
+    Args:
+        data_dir: folder of sample folders (``fds.data.sample_io`` format).
+        generate_if_empty / num_generate / generation_workers: procedural samples written when empty.
+        generator: keyword arguments of :class:`~fds.data.procedural.ProceduralScanGenerator`.
+        shared_data_dir: the shared data kit; its labelled photos feed the albedo bank unless
+            ``generator.albedo_dirs`` is given.
+        on_the_fly: train on ``num_on_the_fly`` freshly generated samples (seeds after the written ones)
+            instead of the folder's train split; generation then happens inside the workers.
+        regions, patch_size, rgb, disp_scale_mm, min_valid, hflip: patch contract (``fds.data.scans``).
+        train_patches_per_epoch, val_stride, val_max_patches: epoch sizes.
+        val_fraction, split_seed: the train/val split of the sample folders.
+        batch_size, num_workers, persistent_workers, pin_memory, cache_size: loader settings.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, generate_if_empty: bool = True, num_generate: int = 16,
+                 generation_workers: int = 0, generator: dict | None = None,
+                 shared_data_dir: str | os.PathLike | None = None, on_the_fly: bool = False,
+                 num_on_the_fly: int = 64, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
+                 rgb: bool = False, disp_scale_mm: float = 2.0, min_valid: float = 0.5, hflip: bool = True,
+                 train_patches_per_epoch: int = 512, val_stride: int | None = None, val_max_patches: int | None = 64,
+                 val_fraction: float = 0.1, split_seed: int = 0, batch_size: int = 8, num_workers: int = 0,
+                 persistent_workers: bool = True, pin_memory: bool = False, cache_size: int = 64,
+                 assets_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.data_dir = Path(data_dir)
+        self.regions = list(regions)
+        self.channels: Channels = "rgb" if rgb else "v"
+        self.train_set = self.val_set = None
+        self.train_folders: list[Path] = []
+        self.val_folders: list[Path] = []
+
+    def make_generator(self) -> ProceduralScanGenerator:
+        kw = dict(self.hparams.generator or {})
+        kw.setdefault("albedo_dirs", default_albedo_dirs(self.hparams.shared_data_dir))
+        kw.setdefault("cache_dir", str(self.data_dir.parent / "cache"))
+        kw.setdefault("assets_dir", self.hparams.assets_dir)
+        return ProceduralScanGenerator(**kw)
+
+    def prepare_data(self) -> None:
+        if not list_samples(self.data_dir):
+            if not self.hparams.generate_if_empty:
+                raise FileNotFoundError(
+                    f"no scan samples under {self.data_dir}: run datasets/generate_scans.py or set "
+                    "data.generate_if_empty=true")
+            log.info("generating %d procedural scan samples into %s", self.hparams.num_generate, self.data_dir)
+            write_procedural_samples(self.data_dir, self.hparams.num_generate, self.make_generator(),
+                                     workers=self.hparams.generation_workers)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        folders = list_samples(self.data_dir)
+        if not folders:
+            self.prepare_data()
+            folders = list_samples(self.data_dir)
+        order = np.random.default_rng(self.hparams.split_seed).permutation(len(folders))
+        n_val = min(max(math.ceil(self.hparams.val_fraction * len(folders)), 1), len(folders) - 1)
+        n_val = max(n_val, 0)
+        self.val_folders = sorted(folders[i] for i in order[:n_val])
+        self.train_folders = sorted(folders[i] for i in order[n_val:])
+        hp = self.hparams
+        common = dict(regions=self.regions, patch_size=hp.patch_size, channels=self.channels,
+                      disp_scale_mm=hp.disp_scale_mm, assets_dir=hp.assets_dir)
+        if hp.on_the_fly:
+            start = 1 + max((int(f.name.split("_")[-1]) for f in folders if f.name.split("_")[-1].isdigit()),
+                            default=-1)
+            source = ProceduralSource(self.make_generator(), range(start + 10_000, start + 10_000 + hp.num_on_the_fly))
+        else:
+            source = ScanFolder(folders=self.train_folders)
+        self.train_set = GeometryPatches(source, num_patches=hp.train_patches_per_epoch, min_valid=hp.min_valid,
+                                         hflip=hp.hflip, cache_size=hp.cache_size, **common)
+        val_source = ScanFolder(folders=self.val_folders or self.train_folders[:1])
+        self.val_set = GeometryGridPatches(val_source, stride=hp.val_stride, max_patches=hp.val_max_patches, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        return _loader(self.train_set, hp.batch_size, False, hp.num_workers, hp.persistent_workers, hp.pin_memory)
+
+    def val_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        return _loader(self.val_set, hp.batch_size, False, min(hp.num_workers, 1), hp.persistent_workers,
+                       hp.pin_memory)
+
+
+class WildDataModule(pl.LightningDataModule):
+    """Appearance patches from in-the-wild photos (see module doc and ``fds.data.wild``).
+
+    Args:
+        photo_dirs: folders of photos (recursive); ``include_library_photos`` adds matplotlib's and
+            scikit-image's sample faces; ``max_photos`` keeps an evenly spread subset (``None``: all).
+        cache_dir: persistent cache of proxies and appearance maps.
+        resolution: UV map size of the appearance maps; ``proxy``: ``fds.proxy.ProxyConfig`` overrides.
+        regions, patch_size, rgb, min_visible: patch contract; train_patches_per_epoch: epoch size.
+    """
+
+    def __init__(self, photo_dirs: Sequence[str | os.PathLike] = (), cache_dir: str | os.PathLike = "data/cache",
+                 include_library_photos: bool = True, max_photos: int | None = None, resolution: int = 1024,
+                 proxy: dict | None = None, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
+                 rgb: bool = False, min_visible: float = 0.5, train_patches_per_epoch: int = 512,
+                 batch_size: int = 8, num_workers: int = 0, persistent_workers: bool = True,
+                 pin_memory: bool = False, cache_size: int = 32, assets_dir: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.train_set = None
+        self.skipped: list[tuple[str, str]] = []
+        self.sources: list[str] = []
+
+    def _prepare(self):
+        from fds.data.wild import find_wild_photos, prepare_wild
+
+        hp = self.hparams
+        photos = find_wild_photos([d for d in hp.photo_dirs if d], hp.include_library_photos, hp.max_photos)
+        if not photos:
+            raise FileNotFoundError(f"no photos found in {list(hp.photo_dirs)} (set data.photo_dirs)")
+        proxy = dict(hp.proxy or {})
+        proxy.setdefault("unwrap", {})
+        proxy["unwrap"] = {"resolution": hp.resolution, **dict(proxy["unwrap"])}
+        return prepare_wild(photos, hp.cache_dir, hp.resolution, proxy, hp.assets_dir)
+
+    def prepare_data(self) -> None:
+        self._prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        from fds.data.wild import WildPatches
+
+        hp = self.hparams
+        prepared = self._prepare()  # cached: only reads what prepare_data wrote
+        self.skipped, self.sources = prepared.skipped, prepared.sources
+        if self.skipped:
+            log.warning("wild photos: %d skipped (listed in %s/appearance_R%d/skipped.json)", len(self.skipped),
+                        hp.cache_dir, hp.resolution)
+        face_model = (hp.proxy or {}).get("face_model", "sfm")
+        self.train_set = WildPatches(prepared.files, face_model, hp.regions, hp.patch_size,
+                                     hp.train_patches_per_epoch, "rgb" if hp.rgb else "v", hp.min_visible,
+                                     hp.cache_size, hp.assets_dir)
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        return _loader(self.train_set, hp.batch_size, False, hp.num_workers, hp.persistent_workers, hp.pin_memory)
+
+
+class GeoAppDataModule(pl.LightningDataModule):
+    """Both streams for semi-supervised training: ``scans`` and ``wild`` are DataModules or their kwargs."""
+
+    def __init__(self, scans: ScansDataModule | dict, wild: WildDataModule | dict, mode: str = "max_size_cycle"):
+        super().__init__()
+        self.scans = scans if isinstance(scans, ScansDataModule) else ScansDataModule(**dict(scans))
+        self.wild = wild if isinstance(wild, WildDataModule) else WildDataModule(**dict(wild))
+        self.mode = mode
+
+    def prepare_data(self) -> None:
+        self.scans.prepare_data()
+        self.wild.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.scans.setup(stage)
+        self.wild.setup(stage)
+
+    def train_dataloader(self):
+        from pytorch_lightning.utilities import CombinedLoader
+
+        return CombinedLoader({"geo": self.scans.train_dataloader(), "app": self.wild.train_dataloader()},
+                              mode=self.mode)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.scans.val_dataloader()

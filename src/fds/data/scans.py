@@ -1,0 +1,196 @@
+"""Scan samples as PyTorch datasets: sample sources (a folder, or procedural generation) and patch datasets.
+
+A *source* maps an index to a :class:`~fds.data.sample_io.ScanSample`:
+
+- :class:`ScanFolder`: sample folders on disk (procedural or real scans, ``fds.data.sample_io`` format);
+- :class:`ProceduralSource`: generates the sample of ``seeds[i]`` on demand (inside DataLoader workers).
+
+:class:`GeometryPatches` draws random patches (training); :class:`GeometryGridPatches` walks the full-map
+grid of every sample (validation / inference order). Both yield the geometry batch contract::
+
+    input         float32 [Cin,P,P]  preprocessed texture patch (fds.data.patches.preprocess)
+    displacement  float32 [1,P,P]    GT in network units, clip(mm / disp_scale_mm, −1, 1)
+    mask          float32 [1,P,P]    1 = valid GT texel
+    region        str                zone the patch was drawn for (forehead, mouth, face, …)
+
+and the grid dataset adds ``sample_index`` (int64) and ``top_left`` (int64 [2], texel row/col).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fds.data.patches import Channels, candidate_origins, crop, patch_grid, preprocess, random_origin, to_network_units
+from fds.data.procedural import ProceduralScanGenerator
+from fds.data.sample_io import ScanSample, list_samples, read_meta, read_sample
+from fds.data.uvchart import uv_chart
+from fds.facemodel import load_face_model
+
+
+class ScanFolder:
+    """Sample folders under ``root`` (or the given ``folders``), validated when read."""
+
+    def __init__(self, root: str | os.PathLike | None = None, folders: Sequence[str | os.PathLike] | None = None):
+        if folders is None:
+            if root is None:
+                raise ValueError("ScanFolder needs root (a folder of sample folders) or an explicit folders list")
+            folders = list_samples(root)
+        self.folders = [Path(f) for f in folders]
+
+    def __len__(self) -> int:
+        return len(self.folders)
+
+    def __getitem__(self, i: int) -> ScanSample:
+        return read_sample(self.folders[i])
+
+    def chart_key(self, i: int) -> tuple[str, int]:
+        meta = read_meta(self.folders[i])
+        return str(meta.get("face_model", "sfm")), int(meta["resolution"])
+
+
+class ProceduralSource:
+    """The procedural samples of ``seeds`` generated on demand (picklable, for DataLoader workers)."""
+
+    def __init__(self, generator: ProceduralScanGenerator, seeds: Sequence[int]) -> None:
+        self.generator, self.seeds = generator, [int(s) for s in seeds]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, i: int) -> ScanSample:
+        return self.generator.generate(self.seeds[i])
+
+    def chart_key(self, i: int) -> tuple[str, int]:
+        return self.generator.face_model_name, self.generator.resolution
+
+
+class _Maps:
+    """Per-process LRU cache of the arrays a patch needs: texture [3,R,R] in [0,1], displacement (mm) and
+    mask [1,R,R] as torch tensors."""
+
+    def __init__(self, source, size: int) -> None:
+        self.source, self.size = source, max(int(size), 1)
+        self._cache: OrderedDict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        return {"source": self.source, "size": self.size, "_cache": OrderedDict()}
+
+    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        s = self.source[i]
+        item = (torch.from_numpy(np.array(s.texture)).permute(2, 0, 1).float().div_(255),
+                torch.from_numpy(s.displacement_mm)[None].float(), torch.from_numpy(s.mask)[None].float())
+        self._cache[i] = item
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return item
+
+
+def _zone(face_model: str, resolution: int, region: str, assets_dir=None) -> np.ndarray:
+    return uv_chart(_face_model(face_model, assets_dir), resolution).zone_mask(region)
+
+
+_FM_CACHE: dict[tuple[str, str | None], object] = {}
+
+
+def _face_model(name: str, assets_dir=None):
+    key = (name, None if assets_dir is None else str(assets_dir))
+    if key not in _FM_CACHE:
+        _FM_CACHE[key] = load_face_model(name, assets_dir)
+    return _FM_CACHE[key]
+
+
+def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip) -> dict:
+    t, d, m = (crop(a, top, left, p) for a in (tex, disp_mm, mask))
+    if flip:
+        t, d, m = (torch.flip(a, dims=[-1]) for a in (t, d, m))
+    return {"input": preprocess(t[None], channels)[0].contiguous(),
+            "displacement": (to_network_units(d, scale) * m).contiguous(), "mask": m.contiguous()}
+
+
+class GeometryPatches(Dataset):
+    """Random GT patches from a source (see module doc). ``num_patches`` items per epoch; item ``i`` is drawn
+    for region ``regions[i % len(regions)]`` from a random sample, at a random place whose centre lies in the
+    region's zone and whose patch is at least ``min_valid`` valid. Randomness comes from torch's RNG (seeded
+    per worker by the DataLoader), so epochs differ and runs repeat under a fixed seed.
+
+    ``cache_size`` samples are kept in memory per worker; with a :class:`ProceduralSource` this is also how
+    many generated samples are alive at once (each is generated once while it stays cached).
+    """
+
+    def __init__(self, source, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
+                 num_patches: int = 1000, channels: Channels = "v", disp_scale_mm: float = 2.0,
+                 min_valid: float = 0.5, hflip: bool = True, cache_size: int = 64, assets_dir=None) -> None:
+        if len(source) == 0:
+            raise ValueError("GeometryPatches: the sample source is empty")
+        if not regions:
+            raise ValueError("regions must name at least one zone, e.g. ['forehead', 'mouth']")
+        self.source, self.regions = source, list(regions)
+        self.patch_size, self.num_patches, self.channels = int(patch_size), int(num_patches), channels
+        self.disp_scale_mm, self.min_valid, self.hflip = float(disp_scale_mm), float(min_valid), hflip
+        self.assets_dir = assets_dir
+        self._maps = _Maps(source, cache_size)
+        self._cands: dict = {}
+
+    def __len__(self) -> int:
+        return self.num_patches
+
+    def _candidates(self, k: int, region: str, mask: torch.Tensor) -> np.ndarray:
+        fm_name, r = self.source.chart_key(k)
+        m = mask[0].numpy() > 0.5
+        key = (fm_name, r, region, hash(m.tobytes()))
+        if key not in self._cands:
+            zone = _zone(fm_name, r, region, self.assets_dir) & m
+            self._cands[key] = candidate_origins(zone, m, self.patch_size, self.min_valid)
+        return self._cands[key]
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        region = self.regions[index % len(self.regions)]
+        k = int(rng.integers(len(self.source)))
+        tex, disp, mask = self._maps.get(k)
+        top, left = random_origin(rng, self._candidates(k, region, mask), tex.shape[-1], self.patch_size)
+        flip = self.hflip and bool(rng.random() < 0.5)
+        item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, flip)
+        item["region"] = region
+        return item
+
+
+class GeometryGridPatches(Dataset):
+    """Every full-map grid patch (``fds.data.patches.patch_grid``) of every sample and region, in order.
+    ``max_patches`` keeps an evenly spread subset (for cheap validation)."""
+
+    def __init__(self, source, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
+                 stride: int | None = None, channels: Channels = "v", disp_scale_mm: float = 2.0,
+                 max_patches: int | None = None, cache_size: int = 8, assets_dir=None) -> None:
+        self.source, self.regions, self.patch_size = source, list(regions), int(patch_size)
+        self.channels, self.disp_scale_mm = channels, float(disp_scale_mm)
+        self._maps = _Maps(source, cache_size)
+        index = []
+        for k in range(len(source)):
+            fm_name, r = source.chart_key(k)
+            for region in self.regions:
+                for top, left in patch_grid(_zone(fm_name, r, region, assets_dir), self.patch_size, stride):
+                    index.append((k, region, int(top), int(left)))
+        if max_patches is not None and len(index) > max_patches:
+            index = [index[i] for i in np.linspace(0, len(index) - 1, int(max_patches)).astype(int)]
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, region, top, left = self.index[i]
+        tex, disp, mask = self._maps.get(k)
+        item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, False)
+        item.update(region=region, sample_index=torch.tensor(k), top_left=torch.tensor([top, left]))
+        return item

@@ -1,0 +1,106 @@
+"""Procedural scans: placement, age/expression dependence, depth statistics, determinism, SH recovery."""
+
+import numpy as np
+import pytest
+import torch
+
+from fds.data.procedural import ProceduralScanGenerator
+from fds.data.uvchart import uv_chart
+from fds.data.wrinkles import ACTIVATIONS, DEPTH_MM, Wrinkle, micro_relief, render_wrinkles, wrinkle_layout
+from fds.render import estimate_sh
+
+R = 256
+
+
+def _forehead_disp(fm, seed: int, age: float, brow_raise: float = 0.0) -> tuple[np.ndarray, list[Wrinkle]]:
+    chart = uv_chart(fm, R)
+    act = dict.fromkeys(ACTIVATIONS, 0.0)
+    act["brow_raise"] = brow_raise
+    top = float(np.nanpercentile(chart.frame_xy[..., 1][fm.region_masks(R)["forehead"]], 98))
+    wr = [w for w in wrinkle_layout(np.random.default_rng(seed), age, act, chart.landmarks_frame, top)
+          if w.kind == "forehead"]
+    pos = chart.interpolate(fm.mean_mm)
+    return render_wrinkles(wr, chart.frame_xy, pos, chart.covered, chart.frame_unit_mm), wr
+
+
+def test_forehead_lines_fall_inside_the_forehead_mask(fm):
+    disp, wr = _forehead_disp(fm, seed=3, age=0.9)
+    assert len(wr) >= 3
+    grooves = disp < -0.05
+    assert grooves.sum() > 50
+    forehead = fm.region_masks(R)["forehead"]
+    assert (grooves & forehead).sum() / grooves.sum() > 0.9
+
+
+def test_forehead_lines_deepen_with_age_and_raised_brows(fm):
+    young = [_forehead_disp(fm, s, age=0.15)[0] for s in range(4)]
+    old = [_forehead_disp(fm, s, age=0.95)[0] for s in range(4)]
+    raised = [_forehead_disp(fm, s, age=0.15, brow_raise=1.0)[0] for s in range(4)]
+    depth = [np.mean([-d.min() for d in group]) for group in (young, old, raised)]
+    assert depth[1] > 1.5 * depth[0] + 0.05
+    assert depth[2] > 1.5 * depth[0] + 0.05
+    # the deepest furrow stays inside the documented furrow range
+    lo, hi = DEPTH_MM["forehead"]
+    assert max(-d.min() for d in old) <= hi * 1.15
+
+
+def test_crows_feet_deepen_with_smiling(fm):
+    chart = uv_chart(fm, R)
+    rest, smile = dict.fromkeys(ACTIVATIONS, 0.0), dict.fromkeys(ACTIVATIONS, 0.0)
+    smile["smile"] = 1.0
+
+    def depth(act):
+        out = []
+        for s in range(4):
+            wr = wrinkle_layout(np.random.default_rng(s), 0.3, act, chart.landmarks_frame, 1.0)
+            out += [w.depth_mm for w in wr if w.kind == "crows_feet"]
+        return np.mean(out) if out else 0.0
+
+    assert depth(smile) > 1.5 * depth(rest)
+
+
+def test_micro_relief_statistics():
+    rng = np.random.default_rng(0)
+    valid = np.ones((128, 128), bool)
+    d = micro_relief(rng, valid, np.full((128, 128), 0.5, np.float32), texel_mm=0.1, age=0.5)
+    assert 0.004 < d.std() < 0.05  # tens of micrometres
+    assert -0.2 < d.min() and d.max() < 0.1
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return ProceduralScanGenerator(resolution=R, age_range=(0.5, 1.0))
+
+
+def test_same_seed_same_sample(gen):
+    a, b, c = gen.generate(11), gen.generate(11), gen.generate(12)
+    assert np.array_equal(a.texture, b.texture)
+    assert np.array_equal(a.displacement_mm, b.displacement_mm)
+    assert a.meta == b.meta
+    assert not np.array_equal(a.displacement_mm, c.displacement_mm)
+
+
+def test_sample_contents(gen):
+    s = gen.generate(5)
+    assert s.texture.shape == (R, R, 3) and s.texture.dtype == np.uint8
+    assert s.displacement_mm.dtype == np.float32
+    assert (s.displacement_mm[~s.mask] == 0).all()
+    assert -2.3 < s.displacement_mm.min() < -0.1  # wrinkles present, none deeper than the documented folds
+    assert s.displacement_mm.max() < 1.5
+    n = np.linalg.norm(s.normal[s.mask], axis=-1)
+    assert np.allclose(n, 1, atol=1e-3)
+    assert s.normal[..., 2][s.mask].mean() > 0.5  # outward, towards the viewer
+    assert 0.1 < s.visibility[s.mask].mean() <= 1
+
+
+def test_sh_reestimated_from_rendered_texture_recovers_lighting():
+    g = ProceduralScanGenerator(resolution=R, degrade_strength=0.0)
+    s, internals = g.generate_with_internals(7)
+    sh_true = torch.tensor(s.meta["sh"])
+    tex = torch.from_numpy(s.texture).permute(2, 0, 1)[None].float() / 255
+    albedo = torch.from_numpy(s.albedo).permute(2, 0, 1)[None].float() / 255
+    mask = torch.from_numpy((s.visibility > 0.5) & s.mask)[None, None].float()
+    mask = mask * (internals["shading"].min(1, keepdim=True).values > 0) * (tex.max(1, keepdim=True).values < 0.99)
+    est = estimate_sh(tex, internals["normal_detail"], mask, albedo)[0]
+    rel = (est - sh_true).norm() / sh_true.norm()
+    assert rel < 0.05, (est, sh_true)
