@@ -1,0 +1,51 @@
+"""Patch preprocessing, placement and the full-map grid."""
+
+import numpy as np
+import pytest
+import torch
+
+from fds.data.patches import candidate_origins, patch_grid, preprocess, random_origin, to_network_units
+from fds.data.uvchart import uv_chart
+
+
+def test_preprocess_value_channel_mean_removed_times_two():
+    rgb = torch.rand(2, 3, 8, 8)
+    x = preprocess(rgb)
+    v = rgb.max(1, keepdim=True).values
+    assert x.shape == (2, 1, 8, 8)
+    assert torch.allclose(x, (v - v.mean(dim=(2, 3), keepdim=True)) * 2, atol=1e-5)
+    assert torch.allclose(x.mean(dim=(2, 3)), torch.zeros(2, 1), atol=1e-5)
+    y = preprocess(rgb, "rgb")
+    assert y.shape == (2, 3, 8, 8) and torch.allclose(y.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5)
+    with pytest.raises(ValueError, match="channels"):
+        preprocess(rgb, "hsv")
+
+
+def test_network_units_clip():
+    d = to_network_units(np.array([-5.0, -1.0, 0.5, 3.0]), 2.0)
+    assert torch.allclose(d, torch.tensor([-1.0, -0.5, 0.25, 1.0]))
+
+
+def test_zones_and_patch_placement(fm):
+    chart = uv_chart(fm, 128)
+    fore, mouth = chart.zone_mask("forehead"), chart.zone_mask("mouth")
+    rows = np.arange(128)[:, None].repeat(128, 1)
+    assert rows[fore].mean() < rows[mouth].mean()  # forehead zone above the mouth zone (row 0 = top)
+    assert (fore & mouth).any() and chart.covered[fore].all()
+    cands = candidate_origins(fore, chart.covered, 32, min_valid=0.6)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        t, l = random_origin(rng, cands, 128, 32)
+        assert 0 <= t <= 96 and 0 <= l <= 96
+        assert chart.covered[t:t + 32, l:l + 32].mean() >= 0.5
+
+
+def test_grid_covers_the_zone(fm):
+    chart = uv_chart(fm, 128)
+    zone = chart.zone_mask("face")
+    grid = patch_grid(zone, 32)
+    assert (np.diff(np.unique(grid[:, 0])) <= 8).all()  # stride P/4
+    hit = np.zeros_like(zone)
+    for t, l in grid:
+        hit[t:t + 32, l:l + 32] = True
+    assert hit[zone].all()
