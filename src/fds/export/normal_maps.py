@@ -1,0 +1,151 @@
+"""Normal maps of a displacement map over the proxy's UV chart: tangent space and object space.
+
+Conventions are :mod:`fds.render.normals`'s: maps ``[R, R, 3]`` (row 0 = v 0), tangent frame T = +u, B = up
+the map, N = outward; object space is the face model's frame (mm; x right, y up, z to the viewer).
+
+Slopes are metric: the displacement (mm) is differentiated per texel and divided by each texel's size on the
+proxy surface (mm), taken from the UV → 3D Jacobian of every proxy triangle, averaged to the vertices and
+interpolated (so it varies smoothly across triangle edges). Per-texel attributes (frames, texel sizes) are
+rasterised at ≤ ``work_resolution`` and upsampled bilinearly with coverage normalisation, which keeps the
+4096² case cheap on CPU; they are smooth vertex interpolants, so nothing visible is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fds.render import (
+    interpolate,
+    normals_from_displacement,
+    rasterize_uv,
+    tangent_frames,
+    tangent_to_object,
+    texture,
+)
+
+
+@dataclass
+class NormalMaps:
+    """Normal maps of one displacement map (float32, unit vectors inside ``coverage``)."""
+
+    tangent: np.ndarray  # [R, R, 3] tangent space; (0, 0, 1) outside coverage
+    object: np.ndarray  # [R, R, 3] model frame; 0 outside coverage
+    texel_mm: np.ndarray  # [R, R, 2] mm per texel along columns (u) and rows (v); 0 outside the chart
+    coverage: np.ndarray  # [R, R] bool
+
+
+def uv_vertex_index(triangles: np.ndarray, uv_triangles: np.ndarray, num_uv: int) -> np.ndarray:
+    """``int64 [U]``: the vertex each UV belongs to (−1 for unused UVs)."""
+    out = np.full(num_uv, -1, np.int64)
+    out[np.asarray(uv_triangles).reshape(-1)] = np.asarray(triangles).reshape(-1)
+    return out
+
+
+def vertex_texel_scale(vertices: np.ndarray, triangles: np.ndarray, uv: np.ndarray, uv_triangles: np.ndarray):
+    """mm per UV unit along u and along v at each vertex, ``float64 [V, 2]`` (area-weighted triangle means).
+
+    For a triangle the map uv → 3D is affine, P = P0 + J·(uv − uv0); |J[:, 0]| and |J[:, 1]| are the lengths
+    of ∂P/∂u and ∂P/∂v. Triangles with a degenerate UV footprint are skipped.
+    """
+    v = np.asarray(vertices, np.float64)
+    t = np.asarray(triangles, np.int64)
+    tc = np.asarray(uv, np.float64)[np.asarray(uv_triangles, np.int64)]  # [T, 3, 2]
+    p = v[t]  # [T, 3, 3]
+    e = np.stack([p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]], axis=2)  # [T, 3, 2]
+    d = np.stack([tc[:, 1] - tc[:, 0], tc[:, 2] - tc[:, 0]], axis=2)  # [T, 2, 2] columns = uv edges
+    det = d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0]
+    ok = np.abs(det) > 1e-12
+    inv = np.zeros_like(d)
+    inv[ok] = np.linalg.inv(d[ok])
+    jac = e @ inv  # [T, 3, 2]: ∂P/∂u, ∂P/∂v
+    scale = np.linalg.norm(jac, axis=1)  # [T, 2]
+    area = 0.5 * np.linalg.norm(np.cross(e[:, :, 0], e[:, :, 1]), axis=1) * ok
+    acc = np.zeros((len(v), 2))
+    wsum = np.zeros(len(v))
+    for k in range(3):
+        np.add.at(acc, t[:, k], scale * area[:, None])
+        np.add.at(wsum, t[:, k], area)
+    return acc / np.maximum(wsum, 1e-30)[:, None]
+
+
+def chart_attributes(
+    attr_per_uv: torch.Tensor, uv: torch.Tensor, uv_tri: torch.Tensor, work_resolution: int
+) -> torch.Tensor:
+    """Per-UV attributes ``[U, C]`` over the chart at ``work_resolution`` W → ``[1, W, W, C + 1]``: the
+    attributes premultiplied by coverage, then the coverage (1 inside the chart) as the last channel."""
+    w = int(work_resolution)
+    rast = rasterize_uv(uv, uv_tri, (w, w), backend="torch")
+    cov = (rast[..., 3:4] > 0).to(attr_per_uv.dtype)  # [1, w, w, 1]
+    return torch.cat([interpolate(attr_per_uv, rast, uv_tri) * cov, cov], dim=-1)
+
+
+def sample_band(low: torch.Tensor, rows: slice, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear upsampling of :func:`chart_attributes` to texel centres of ``rows`` of an R×R map, normalised
+    by the upsampled coverage (rim texels are not darkened by the empty outside) → (``[1, C, h, R]``, covered
+    ``bool [h, R]`` where the coverage is ≥ ½)."""
+    r_ = int(resolution)
+    u = (torch.arange(r_, dtype=low.dtype) + 0.5) / r_
+    v = (torch.arange(rows.start, rows.stop, dtype=low.dtype) + 0.5) / r_
+    grid = torch.stack(torch.meshgrid(u, v, indexing="xy"), dim=-1)[None]  # [1, h, R, 2] (u, v)
+    band = texture(low, grid)[0].permute(2, 0, 1)[None]  # [1, C + 1, h, R]
+    cov = band[:, -1:]
+    return band[:, :-1] / cov.clamp_min(1e-6), cov[0, 0] >= 0.5
+
+
+def normal_maps(
+    displacement_mm: np.ndarray,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    uv: np.ndarray,
+    uv_triangles: np.ndarray,
+    coverage: np.ndarray | None = None,
+    work_resolution: int = 1024,
+    band_rows: int = 512,
+) -> NormalMaps:
+    """Tangent- and object-space normal maps of ``displacement_mm [R, R]`` (mm) on the proxy mesh.
+
+    ``vertices [V, 3]`` mm (the fitted proxy, model frame), ``triangles [T, 3]``, ``uv [U, 2]`` image convention,
+    ``uv_triangles [T, 3]``; ``coverage`` (``bool [R, R]``, default the chart) limits where normals are written.
+    """
+    d = np.asarray(displacement_mm, np.float32)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"displacement_mm must be a square [R, R] map in mm, got shape {d.shape}")
+    r_ = d.shape[0]
+    verts = torch.from_numpy(np.asarray(vertices, np.float32))
+    tri = torch.from_numpy(np.asarray(triangles, np.int64))
+    uv_t = torch.from_numpy(np.asarray(uv, np.float32))
+    uv_tri = torch.from_numpy(np.asarray(uv_triangles, np.int64))
+    owner = uv_vertex_index(triangles, uv_triangles, len(uv)).clip(0)
+    user_cov = None if coverage is None else torch.from_numpy(np.asarray(coverage, bool))
+    if user_cov is not None and tuple(user_cov.shape) != (r_, r_):
+        raise ValueError(f"coverage must be bool [{r_}, {r_}] like the map, got {tuple(user_cov.shape)}")
+    tangent = np.zeros((r_, r_, 3), np.float32)
+    obj = np.zeros((r_, r_, 3), np.float32)
+    texel = np.zeros((r_, r_, 2), np.float32)
+    covered = np.zeros((r_, r_), bool)
+    with torch.no_grad():
+        t_vec, b_vec, n_vec = tangent_frames(verts, uv_t, tri, uv_tri)  # [V, 3] each
+        scale = torch.from_numpy(vertex_texel_scale(vertices, triangles, uv, uv_triangles)).float() / r_  # mm/texel
+        per_uv = torch.cat([t_vec, b_vec, n_vec, scale], dim=1)[torch.from_numpy(owner)]  # [U, 11]
+        low = chart_attributes(per_uv, uv_t, uv_tri.int(), min(r_, int(work_resolution)))
+        n1 = normals_from_displacement(torch.from_numpy(d)[None, None], 1.0)  # [1, 3, R, R], slopes per texel
+        flat = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1)
+        for r0 in range(0, r_, band_rows):
+            rows = slice(r0, min(r_, r0 + band_rows))
+            attrs, chart = sample_band(low, rows, r_)  # [1, 11, h, R], [h, R]
+            cov = chart if user_cov is None else chart & user_cov[rows]
+            du, dv = attrs[:, 9:10].clamp_min(1e-6), attrs[:, 10:11].clamp_min(1e-6)  # mm per texel
+            nb = n1[:, :, rows]
+            ts = F.normalize(torch.cat([nb[:, :1] / du, nb[:, 1:2] / dv, nb[:, 2:]], dim=1), dim=1)
+            ts = torch.where(cov[None, None], ts, flat)
+            frames = [F.normalize(attrs[:, k : k + 3], dim=1) for k in (0, 3, 6)]
+            os_ = torch.where(cov[None, None], tangent_to_object(ts, *frames, dim=1), torch.zeros(()))
+            tangent[rows] = ts[0].permute(1, 2, 0).numpy()
+            obj[rows] = os_[0].permute(1, 2, 0).numpy()
+            texel[rows] = torch.where(chart[None, None], attrs[:, 9:11], torch.zeros(()))[0].permute(1, 2, 0).numpy()
+            covered[rows] = cov.numpy()
+    return NormalMaps(tangent=tangent, object=obj, texel_mm=texel, coverage=covered)
