@@ -136,7 +136,8 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, backe
         raise ValueError(f"attr batch {attr.shape[0]} must be 1 or match rast's batch {b}")
     chosen = resolve_backend(backend, rast.device) if tri.shape[0] else "torch"
     if chosen == "nvdiffrast":
-        a = attr.float().contiguous()
+        a = attr[0] if attr.dim() == 3 and attr.shape[0] == 1 and b > 1 else attr  # nvdiffrast broadcasts 2-D only
+        a = a.float().contiguous()
         return _nv.interpolate(a, rast.float().contiguous(), tri.int().contiguous())
     return _interpolate_torch(attr, rast, tri.long())
 
