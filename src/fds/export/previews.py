@@ -1,0 +1,144 @@
+"""Shaded previews of the proxy and the detailed mesh, and the strip input | proxy | detailed | normal map.
+
+Rendering goes through :mod:`fds.render` (torch backend on CPU). Views are eos-style scaled-orthographic
+cameras: a frontal one fitted to the mesh (:func:`frontal_view`) or the photo's fitted pose
+(:func:`pose_view`). Images are ``uint8 [H, W, 3]``, row 0 = top. Lighting is fixed, in the camera frame
+(x right, y up, z towards the viewer): one white directional light from the upper left front
+(:data:`LIGHT_DIR`), Lambert plus ambient, plus a faint Blinn-Phong highlight; grey albedo.
+
+The detailed mesh is shaded with its smooth proxy normals plus the change of its geometric normals caused by
+the displacement, n = normalise(n_phong + n_geo(displaced) − n_geo(undisplaced)): where the displacement is
+zero it renders exactly as the proxy (no faceting of the subdivision), where it is not, the relief shows.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from fds.export.bake import BakedMesh
+from fds.export.maps import write_png
+from fds.export.mesh_io import MeshData
+from fds.render import blinn_phong_specular, interpolate, rasterize, scaled_ortho_to_clip, vertex_normals
+
+#: direction from the surface towards the light, camera frame (x right, y up, z to the viewer).
+LIGHT_DIR = (-0.4, 0.5, 1.0)
+AMBIENT, DIFFUSE, SPECULAR, SHININESS, ALBEDO = 0.22, 0.78, 0.12, 24.0, 0.8
+
+
+@dataclass(frozen=True)
+class View:
+    """Scaled-orthographic camera: x_img = s·(R X)_x + tx_px, y_img = H − (s·(R X)_y + ty_px) (y down)."""
+
+    rotation: np.ndarray  # [3, 3] model → camera
+    scale: float  # pixels per mm
+    tx_px: float
+    ty_px: float
+    width: int
+    height: int
+
+
+def frontal_view(vertices: np.ndarray, size: int = 512, margin: float = 0.06) -> View:
+    """A frontal view (identity rotation) framing ``vertices [V, 3]`` (mm) in a ``size``² image."""
+    v = np.asarray(vertices, np.float64)
+    lo, hi = v[:, :2].min(0), v[:, :2].max(0)
+    s = (1 - 2 * margin) * size / max(float((hi - lo).max()), 1e-6)
+    centre = (lo + hi) / 2
+    return View(np.eye(3), s, size / 2 - s * centre[0], size / 2 - s * centre[1], size, size)
+
+
+def pose_view(pose, width: int, height: int) -> View:
+    """The photo's view from an eos ``ScaledOrthoProjectionParameters`` (R, s, tx, ty; tx, ty in model units)."""
+    s = float(pose.s)
+    return View(np.asarray(pose.R, np.float64), s, s * float(pose.tx), s * float(pose.ty), int(width), int(height))
+
+
+def render_shaded(
+    vertices: np.ndarray, triangles: np.ndarray, normals: np.ndarray, view: View, background: float = 1.0
+) -> np.ndarray:
+    """Render ``vertices [V, 3]`` mm, ``triangles [T, 3]``, shading ``normals [V, 3]`` (model frame) → uint8 RGB."""
+    v = torch.from_numpy(np.asarray(vertices, np.float32))
+    tri = torch.from_numpy(np.asarray(triangles, np.int64))
+    rot = torch.from_numpy(np.asarray(view.rotation, np.float32))
+    with torch.no_grad():
+        clip = scaled_ortho_to_clip(v, rot, view.tx_px, view.ty_px, view.scale, view.width, view.height)
+        rast = rasterize(clip, tri, (view.height, view.width), backend="torch")
+        n_cam = torch.from_numpy(np.asarray(normals, np.float32)) @ rot.T  # [V, 3] camera frame
+        n = F.normalize(interpolate(n_cam, rast, tri), dim=-1).permute(0, 3, 1, 2)  # [1, 3, H, W]
+        light = F.normalize(torch.tensor([LIGHT_DIR], dtype=n.dtype), dim=1)  # [1, 3]
+        diffuse = (n * light[:, :, None, None]).sum(1, keepdim=True).clamp_min(0)
+        spec = blinn_phong_specular(n, light, torch.tensor([[0.0, 0.0, 1.0]]), SHININESS, SPECULAR)
+        color = ALBEDO * (AMBIENT + DIFFUSE * diffuse) + spec  # [1, 1, H, W]
+        covered = rast[..., 3:4].permute(0, 3, 1, 2) > 0
+        color = torch.where(covered, color, torch.full_like(color, background)).clamp(0, 1)
+    grey = (color[0, 0].numpy() * 255 + 0.5).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def proxy_normals(mesh: MeshData) -> np.ndarray:
+    """Area-weighted unit vertex normals ``[V, 3]`` of a mesh (model frame)."""
+    v = torch.from_numpy(np.asarray(mesh.vertices, np.float32))
+    return vertex_normals(v, torch.from_numpy(np.asarray(mesh.triangles, np.int64))).numpy()
+
+
+def detailed_normals(baked: BakedMesh) -> np.ndarray:
+    """Shading normals of the baked mesh: n_phong + n_geo(displaced) − n_geo(undisplaced), normalised."""
+    tri = torch.from_numpy(np.asarray(baked.mesh.triangles, np.int64))
+    geo = vertex_normals(torch.from_numpy(baked.mesh.vertices), tri)
+    flat = vertex_normals(torch.from_numpy(baked.base_vertices), tri)
+    return F.normalize(torch.from_numpy(baked.normals) + geo - flat, dim=-1).numpy()
+
+
+def render_proxy(proxy: MeshData, view: View) -> np.ndarray:
+    """The proxy with its smooth vertex normals."""
+    return render_shaded(proxy.vertices, proxy.triangles, proxy_normals(proxy), view)
+
+
+def render_detailed(baked: BakedMesh, view: View) -> np.ndarray:
+    """The baked detailed mesh (see the module doc for its shading normals)."""
+    return render_shaded(baked.mesh.vertices, baked.mesh.triangles, detailed_normals(baked), view)
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    im = np.asarray(image)
+    if im.dtype != np.uint8:
+        raise TypeError(f"preview panels are uint8 images, got {im.dtype}")
+    if im.ndim == 2:
+        im = np.repeat(im[..., None], 3, axis=2)
+    if im.ndim != 3 or im.shape[2] not in (3, 4):
+        raise ValueError(f"preview panels are [H, W, 3] images, got shape {im.shape}")
+    im = im[..., :3]
+    width = max(1, round(im.shape[1] * height / im.shape[0]))
+    if im.shape[:2] == (height, width):
+        return im
+    return np.asarray(Image.fromarray(im).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def preview_strip(panels: list[np.ndarray], height: int = 512, gap: int = 4) -> np.ndarray:
+    """Panels side by side at a common ``height`` (aspect kept), white ``gap`` pixels between → uint8 RGB."""
+    if not panels:
+        raise ValueError("preview_strip needs at least one panel")
+    fitted = [_fit_height(p, height) for p in panels]
+    spacer = np.full((height, gap, 3), 255, np.uint8)
+    parts = [fitted[0]]
+    for p in fitted[1:]:
+        parts += [spacer, p]
+    return np.concatenate(parts, axis=1)
+
+
+def write_preview(
+    path: str | os.PathLike,
+    photo: np.ndarray,
+    proxy_render: np.ndarray,
+    detailed_render: np.ndarray,
+    normal_map_rgb: np.ndarray,
+    height: int = 512,
+) -> Path:
+    """Write the strip input | proxy shaded | detailed shaded | normal map (uint8 images) as PNG, atomically."""
+    return write_png(path, preview_strip([photo, proxy_render, detailed_render, normal_map_rgb], height))
