@@ -90,3 +90,34 @@ def test_preview_strip(scene, tmp_path):
     assert (strip[:, 85:89] == 255).all()
     with pytest.raises(ValueError, match="at least one"):
         preview_strip([])
+
+
+def test_object_normal_map_agrees_with_the_baked_geometry(sfm):
+    """Cross-check of conventions (tangent frame, bitangent sign, metric slopes): the object-space normal map
+    sampled at the baked vertices equals the normals of the displaced geometry."""
+    from fds.export.bake import sample_map
+    from fds.export.normal_maps import normal_maps
+    from fds.export.previews import detailed_normals
+
+    proxy = MeshData(sfm.mean_mm, sfm.triangles, sfm.uv, sfm.uv_triangles)
+    r = 256
+    rows, cols = np.mgrid[0:r, 0:r] + 0.5
+    d = (1.5 * np.sin(2 * np.pi * 3 * cols / r) + 1.0 * np.cos(2 * np.pi * 2 * rows / r)).astype(np.float32)
+    maps = normal_maps(d, proxy.vertices, proxy.triangles, proxy.uv, proxy.uv_triangles)
+    baked = bake_displacement(proxy, d, levels=2)
+    geo = detailed_normals(baked)
+    uv = np.zeros((len(geo), 2), np.float32)
+    uv[baked.mesh.triangles.reshape(-1)] = baked.mesh.uv[baked.mesh.uv_triangles.reshape(-1)]
+    sampled = np.stack([sample_map(maps.object[..., k], uv) for k in range(3)], 1)
+    inner = (uv.min(1) > 0.1) & (uv.max(1) < 0.9)
+    # keep vertices whose 5×5 texel neighbourhood lies inside the chart
+    ok = np.ones_like(maps.coverage)
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            ok &= np.roll(maps.coverage, (dy, dx), axis=(0, 1))
+    inner &= sample_map(ok.astype(np.float32), uv) > 0.999
+    sampled /= np.linalg.norm(sampled, axis=1, keepdims=True)
+    angle = np.degrees(np.arccos(np.clip((sampled[inner] * geo[inner]).sum(1), -1, 1)))
+    tilt = np.degrees(np.arccos(np.clip((baked.normals[inner] * geo[inner]).sum(1), -1, 1)))
+    assert np.median(tilt) > 4  # the displacement really tilts the normals
+    assert np.median(angle) < 1.5 and np.percentile(angle, 95) < 4
