@@ -105,7 +105,9 @@ class ScansDataModule(pl.LightningDataModule):
         if hp.on_the_fly:
             start = 1 + max((int(f.name.split("_")[-1]) for f in folders if f.name.split("_")[-1].isdigit()),
                             default=-1)
-            source = ProceduralSource(self.make_generator(), range(start + 10_000, start + 10_000 + hp.num_on_the_fly))
+            gen = self.make_generator()
+            gen.bank  # noqa: B018  build the albedo bank once here; it travels to the workers with the generator
+            source = ProceduralSource(gen, range(start + 10_000, start + 10_000 + hp.num_on_the_fly))
         else:
             source = ScanFolder(folders=self.train_folders)
         self.train_set = GeometryPatches(source, num_patches=hp.train_patches_per_epoch, min_valid=hp.min_valid,
