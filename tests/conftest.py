@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,3 +45,25 @@ def ict():
     from fds.facemodel import load_face_model
 
     return load_face_model("ict")
+
+
+@pytest.fixture(scope="session")
+def tiny_bfm_h5(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A BFM2017-layout HDF5 (statismo): a bumpy ellipsoid cap in mm, 3 orthonormal identity components,
+    2 expression components, 53,149 vertices so the shared iBUG mapping applies. Returns (path, mean [N,3])."""
+    import h5py
+
+    n_v, rng = 53149, np.random.default_rng(0)
+    theta, phi = rng.uniform(-1.2, 1.2, n_v), rng.uniform(-1.0, 1.0, n_v)
+    mean = np.stack([70 * np.sin(theta), 90 * np.sin(phi), 80 * np.cos(theta) * np.cos(phi)], 1)
+    q, _ = np.linalg.qr(rng.normal(size=(3 * n_v, 3)))
+    path = tmp_path_factory.mktemp("bfm") / "model2017-1_bfm_nomouth.h5"
+    with h5py.File(path, "w") as f:
+        f["shape/model/mean"] = mean.reshape(-1).astype(np.float32)
+        f["shape/model/pcaBasis"] = q.astype(np.float32)
+        f["shape/model/pcaVariance"] = np.array([400.0, 100.0, 25.0], np.float32)
+        f["shape/representer/cells"] = rng.integers(0, n_v, size=(3, 1000)).astype(np.int32)
+        f["expression/model/mean"] = np.zeros(3 * n_v, np.float32)
+        f["expression/model/pcaBasis"] = q[:, :2].astype(np.float32)
+        f["expression/model/pcaVariance"] = np.array([9.0, 4.0], np.float32)
+    return path, mean

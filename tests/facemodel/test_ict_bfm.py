@@ -1,7 +1,6 @@
 import json
 import shutil
 
-import h5py
 import numpy as np
 import pytest
 
@@ -83,28 +82,9 @@ def test_ict_converter_names_missing_files(tmp_path):
         convert_facexmodel(tmp_path, tmp_path / "out.npz")
 
 
-def _write_tiny_bfm(path, n_v=53149, k=3, seed=0):
-    """A BFM2017-layout HDF5: a bumpy ellipsoid cap in mm, K random orthonormal components."""
-    rng = np.random.default_rng(seed)
-    theta = rng.uniform(-1.2, 1.2, n_v)
-    phi = rng.uniform(-1.0, 1.0, n_v)
-    mean = np.stack([70 * np.sin(theta), 90 * np.sin(phi), 80 * np.cos(theta) * np.cos(phi)], 1)
-    q, _ = np.linalg.qr(rng.normal(size=(3 * n_v, k)))
-    tri = rng.integers(0, n_v, size=(3, 1000))
-    with h5py.File(path, "w") as f:
-        f["shape/model/mean"] = mean.reshape(-1).astype(np.float32)
-        f["shape/model/pcaBasis"] = q.astype(np.float32)
-        f["shape/model/pcaVariance"] = np.array([400.0, 100.0, 25.0][:k], np.float32)
-        f["shape/representer/cells"] = tri.astype(np.int32)
-        f["expression/model/mean"] = np.zeros(3 * n_v, np.float32)
-        f["expression/model/pcaBasis"] = q[:, :2].astype(np.float32)
-        f["expression/model/pcaVariance"] = np.array([9.0, 4.0], np.float32)
-    return mean, q
-
-
-def test_bfm2017_converter_reads_the_statismo_layout(tmp_path):
-    mean, q = _write_tiny_bfm(tmp_path / "tiny.h5")
-    fm = load_bfm2017(tmp_path / "tiny.h5")
+def test_bfm2017_converter_reads_the_statismo_layout(tiny_bfm_h5):
+    path, mean = tiny_bfm_h5
+    fm = load_bfm2017(path)
     assert fm.num_vertices == 53149 and fm.num_identity == 3 and fm.expr_kind == "pca"
     np.testing.assert_allclose(fm.mean_mm, mean, atol=1e-3)
     np.testing.assert_allclose(fm.id_variance, [400, 100, 25])
@@ -114,7 +94,7 @@ def test_bfm2017_converter_reads_the_statismo_layout(tmp_path):
     mm = fm.eos_model()  # lazily converts to eos
     np.testing.assert_allclose(np.asarray(mm.get_shape_model().get_mean()).reshape(-1, 3), fm.mean_mm, atol=1e-3)
     assert mm.get_expression_model().get_num_principal_components() == 2
-    via_config = load_face_model("bfm2017", h5_path=tmp_path / "tiny.h5")
+    via_config = load_face_model("bfm2017", h5_path=path)
     np.testing.assert_array_equal(via_config.triangles, fm.triangles)
 
 
