@@ -34,6 +34,10 @@ class PatchDiscriminator(nn.Module):
             ]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, padding))
         self.net = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Paper init: conv weights N(0, 0.02), biases 0, BatchNorm gamma N(1, 0.02), beta 0."""
         init_weights(self)
 
     def forward(self, condition: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from fds.models.init import init_weights
 from fds.models.pca import PCABasis
 
 
@@ -70,10 +69,11 @@ class DetailGenerator(nn.Module):
 
 
 def _reinit(module: nn.Module) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d | nn.BatchNorm2d):
+    """Fresh weights: every submodule's ``reset_parameters``, leaves first so that a parent's own init
+    (e.g. the paper's N(0, 0.02) of UNet, PatchDiscriminator) has the last word."""
+    for m in reversed(list(module.modules())):
+        if hasattr(m, "reset_parameters"):
             m.reset_parameters()
-    init_weights(module)
 
 
 def _merge(parts: list[tuple[torch.Tensor, Any]], batch: int) -> Any:

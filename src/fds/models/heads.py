@@ -41,9 +41,16 @@ class FCHead(nn.Module):
 
 class ConvPoolHead(nn.Module):
     """``lite`` head: ``len(channels)`` x [Conv 4x4 s2 -> BatchNorm -> LeakyReLU(0.2)]
-    -> AdaptiveAvgPool(grid) -> Linear(channels[-1]*grid² -> K)."""
+    -> AdaptiveAvgPool(grid) -> Linear(channels[-1]*grid² -> K), the Linear zero-initialised by default."""
 
-    def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32, 64, 64), grid: int = 4, k: int = 64):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channels: Sequence[int] = (16, 32, 64, 64),
+        grid: int = 4,
+        k: int = 64,
+        zero_init_last: bool = True,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_channels
@@ -53,7 +60,16 @@ class ConvPoolHead(nn.Module):
         layers.append(nn.AdaptiveAvgPool2d(grid))
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(prev * grid * grid, k)
+        self.zero_init_last = zero_init_last
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Paper init for convs/BN; the last Linear zero (a flat coarse map at start) unless disabled."""
+        self.fc.reset_parameters()
         init_weights(self)
+        if self.zero_init_last:  # gradients still reach fc through its inputs
+            nn.init.zeros_(self.fc.weight)
+            nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, H, W] -> [B, K]
         return self.fc(self.features(x).flatten(1))

@@ -29,7 +29,8 @@ refined output. Afterwards, when appearance data is present, batches alternate: 
 odd ``batch_idx`` unsupervised (G only: ``lambda_geo * eta_app * L_recon`` plus, if ``adv_on_app``, the
 adversarial term on the wild patch). Both optimizers' learning rates stay constant until
 ``lr_decay_start_epoch`` and then decay linearly to 0 at ``lr_decay_end_epoch`` (default: the trainer's
-``max_epochs``). A step whose loss or gradient norm is not finite is skipped and counted (``skipped_steps``
+``max_epochs``); they are set from the epoch number at each epoch start, so resuming needs no scheduler
+state. A step whose loss or gradient norm is not finite is skipped and counted (``skipped_steps``
 buffer, logged as ``train/skipped_steps``). Mixed precision comes from the trainer
 (``precision="bf16-mixed"`` on GPU, 32 on CPU); the appearance loss always runs in float32.
 """
@@ -58,7 +59,7 @@ APPEARANCE_KEYS = ("texture", "visibility", "position_mm", "normal", "albedo", "
 
 
 class LinearDecay:
-    """LR factor: 1 before ``start`` epochs, then linear to 0 at ``end`` (picklable for scheduler state)."""
+    """LR factor: 1 before epoch ``start``, then linear to 0 at epoch ``end`` (None: constant)."""
 
     def __init__(self, start: int, end: int | None) -> None:
         self.start, self.end = start, end
@@ -175,16 +176,25 @@ class DFDNModule(pl.LightningModule):
     def configure_optimizers(self):
         opt_g = self.hparams.optimizer(params=self.generator.parameters())
         opt_d = self.hparams.optimizer(params=self.discriminator.parameters())
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        return [opt_g, opt_d]
+
+    def lr_factor(self, epoch: int) -> float:
+        """Multiplier of the initial learning rates during ``epoch`` (0-based)."""
         end = self.hparams.lr_decay_end_epoch
         if end is None and self._trainer is not None and (self.trainer.max_epochs or -1) > 0:
             end = self.trainer.max_epochs
-        decay = LinearDecay(self.hparams.lr_decay_start_epoch, end)
-        scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_g, opt_d)]
-        return [opt_g, opt_d], scheds
+        return LinearDecay(self.hparams.lr_decay_start_epoch, end)(epoch)
 
-    def on_train_epoch_end(self) -> None:
-        for sched in self.lr_schedulers():
-            sched.step()
+    def on_train_epoch_start(self) -> None:
+        # Set from the epoch number rather than stepped, so a resumed run gets the same rates.
+        factor = self.lr_factor(self.current_epoch)
+        for opt in self.optimizers():
+            for group in opt.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
+        self.log("train/lr_factor", factor, on_step=False, on_epoch=True)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         geo, app = split_batch(batch)

@@ -87,6 +87,10 @@ class UNet(nn.Module):
                 if dropout > 0 and num_downs - 5 < j < num_downs - 1:
                     layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Paper init: conv weights N(0, 0.02), biases 0, BatchNorm gamma N(1, 0.02), beta 0."""
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,69 @@
+"""Shared fixtures for the model tests: real image patches, furrow-like target displacements, configs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from skimage.color import rgb2hsv
+from skimage.data import astronaut
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "model"
+PATCH = 128
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a small, shared CPU, two threads contending with other jobs run ~5x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def furrows(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """``[n, size, size]`` furrow fields in network units: parallel Gaussian grooves (depth 0.5, width ~2 px)
+    with random spacing, phase and a sinusoidal bend, like forehead lines."""
+    rows = torch.arange(size, dtype=torch.float32)[:, None]
+    cols = torch.arange(size, dtype=torch.float32)[None]
+    out = []
+    for _ in range(n):
+        period, phase, amp, tilt = torch.rand(4, generator=generator).tolist()
+        period = 10 + 20 * period
+        bend = (2 + 8 * amp) * torch.sin(2 * math.pi * cols / size + 6 * tilt)
+        dist = torch.remainder(rows + bend + phase * period, period) - period / 2
+        out.append(-0.5 * torch.exp(-(dist**2) / 4.0))
+    return torch.stack(out)
+
+
+@pytest.fixture(scope="session")
+def geo_batch() -> dict:
+    """4 geometry samples: V-channel crops of skimage's astronaut (paper preprocessing) + furrow targets."""
+    v = rgb2hsv(astronaut())[..., 2]
+    crops = [v[r : r + PATCH, c : c + PATCH] for r, c in [(0, 0), (100, 200), (250, 50), (300, 300)]]
+    x = torch.tensor(np.stack([(c - c.mean()) * 2 for c in crops]), dtype=torch.float32)[:, None]
+    y = furrows(4, PATCH, torch.Generator().manual_seed(0))[:, None]
+    return {"input": x, "displacement": y, "mask": torch.ones_like(y), "region": ["forehead", "mouth"] * 2}
+
+
+@pytest.fixture(scope="session")
+def furrow_basis(geo_batch) -> torch.Tensor:
+    """A 64-component PCA basis of furrow patches whose span holds the 4 targets (as a basis built from the
+    training set would)."""
+    extra = furrows(60, PATCH, torch.Generator().manual_seed(1))
+    patches = torch.cat([geo_batch["displacement"][:, 0], extra]).flatten(1)  # [64, H*W]
+    _, _, vh = torch.linalg.svd(patches, full_matrices=False)
+    return vh[:64].reshape(64, PATCH, PATCH)
+
+
+def compose_model(name: str, overrides: list[str] | None = None):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides or [])
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
