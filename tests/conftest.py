@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+from fds.assets import shared_data_dir
+
+SHARED_DATA = shared_data_dir()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,6 +32,22 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def labelled_dir(shared_data: Path) -> Path:
     return shared_data / "faces" / "labelled"
+
+
+@pytest.fixture(scope="session")
+def grace_hopper_path() -> Path:
+    """A real face photo that ships with matplotlib (public domain)."""
+    import matplotlib.cbook
+
+    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut (Eileen Collins, public domain), uint8 [512,512,3]."""
+    import skimage.data
+
+    return skimage.data.astronaut()
 
 
 @pytest.fixture(scope="session")

@@ -94,9 +94,14 @@ def user_cache_dir() -> Path:
     return Path(base) / "fds"
 
 
+def shared_data_dir() -> Path:
+    """The developers' read-only data kit, ``../shared/data`` beside the checkout (absent for most users)."""
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
 def shared_assets_dir() -> Path:
     """``../shared/data/assets`` beside the checkout (may not exist for users)."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "assets"
+    return shared_data_dir() / "assets"
 
 
 def search_path(assets_dir: str | os.PathLike | None = None) -> list[Path]:
