@@ -67,3 +67,24 @@ def compose_model(name: str, overrides: list[str] | None = None):
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def cylinder_proxy(batch: int, size: int, texel_mm: float = 0.1, radius_mm: float = 80.0):
+    """Proxy position map ``[B, 3, H, W]`` (mm) of a vertical cylinder seen from +z, top at row 0, and its
+    analytic outward unit normals."""
+    rows = torch.arange(size, dtype=torch.float32)[:, None].expand(size, size)
+    cols = torch.arange(size, dtype=torch.float32)[None].expand(size, size)
+    theta = (cols - size / 2) * texel_mm / radius_mm
+    pos = torch.stack([radius_mm * theta.sin(), -rows * texel_mm, radius_mm * theta.cos()])
+    normal = torch.stack([theta.sin(), torch.zeros_like(theta), theta.cos()])
+    return pos.expand(batch, -1, -1, -1).clone(), normal.expand(batch, -1, -1, -1).clone()
+
+
+def studio_sh(batch: int) -> torch.Tensor:
+    """``[B, 3, 9]`` radiance SH: ambient plus a key light from the upper right front."""
+    sh = torch.zeros(batch, 3, 9)
+    sh[:, :, 0] = 2 * math.sqrt(math.pi) * 0.5  # uniform radiance 0.5
+    sh[:, :, 3] = 0.6  # Y11 ~ x
+    sh[:, :, 1] = 0.3  # Y1-1 ~ y
+    sh[:, :, 2] = 0.8  # Y10 ~ z
+    return sh

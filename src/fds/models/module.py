@@ -31,8 +31,9 @@ adversarial term on the wild patch). Both optimizers' learning rates stay consta
 ``lr_decay_start_epoch`` and then decay linearly to 0 at ``lr_decay_end_epoch`` (default: the trainer's
 ``max_epochs``); they are set from the epoch number at each epoch start, so resuming needs no scheduler
 state. A step whose loss or gradient norm is not finite is skipped and counted (``skipped_steps``
-buffer, logged as ``train/skipped_steps``). Mixed precision comes from the trainer
-(``precision="bf16-mixed"`` on GPU, 32 on CPU); the appearance loss always runs in float32.
+buffer, logged as ``train/skipped_steps``), and the BatchNorm statistics of that batch's forward are
+undone. Mixed precision comes from the trainer (``precision="bf16-mixed"`` on GPU, 32 on CPU); the
+appearance loss always runs in float32.
 """
 
 from __future__ import annotations
@@ -142,7 +143,10 @@ class DFDNModule(pl.LightningModule):
             raise ValueError(f"disp_scale_mm and texel_mm must be positive mm, got {disp_scale_mm}, {texel_mm}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay}")
-        self.save_hyperparameters(logger=False, ignore=["generator", "discriminator"])
+        # Networks and the optimizer factory stay out of the checkpoint's hyper-parameters: only plain values
+        # there, so checkpoints load with torch.load(weights_only=True) (Lightning's default).
+        self.save_hyperparameters(logger=False, ignore=["generator", "discriminator", "optimizer"])
+        self.optimizer_factory = optimizer
         self.automatic_optimization = False
         self.generator = _as_region_models(generator)
         self.discriminator = _as_region_models(discriminator)
@@ -174,8 +178,8 @@ class DFDNModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- training
     def configure_optimizers(self):
-        opt_g = self.hparams.optimizer(params=self.generator.parameters())
-        opt_d = self.hparams.optimizer(params=self.discriminator.parameters())
+        opt_g = self.optimizer_factory(params=self.generator.parameters())
+        opt_d = self.optimizer_factory(params=self.discriminator.parameters())
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group.setdefault("initial_lr", group["lr"])
@@ -199,14 +203,17 @@ class DFDNModule(pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> None:
         geo, app = split_batch(batch)
         warm = self.current_epoch < self.hparams.warmup_epochs
+        skipped_before = int(self.skipped_steps)
+        bn_state = _bn_snapshot(self.generator, self.discriminator)
         if geo is None:
             if app is not None and not warm:
                 self._appearance_step(app)
-            return
-        if app is not None and not warm and batch_idx % 2 == 1:
+        elif app is not None and not warm and batch_idx % 2 == 1:
             self._appearance_step(app)
         else:
             self._geometry_step(geo)
+        if int(self.skipped_steps) != skipped_before:  # non-finite forward: undo its BatchNorm statistics
+            _bn_restore(bn_state)
 
     def _geometry_step(self, geo: Mapping) -> None:
         opt_g, opt_d = self.optimizers()
@@ -320,6 +327,23 @@ class DFDNModule(pl.LightningModule):
                 logger.log_image(key="val/panel", images=[panel], step=self.global_step)
             elif hasattr(getattr(logger, "experiment", None), "add_image"):
                 logger.experiment.add_image("val/panel", panel, self.global_step, dataformats="HWC")
+
+
+def _bn_snapshot(*modules: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copies of every BatchNorm running statistic (small: one value per channel)."""
+    return [
+        (buf, buf.detach().clone())
+        for module in modules
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for buf in m.buffers()
+    ]
+
+
+def _bn_restore(snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for buf, saved in snapshot:
+            buf.copy_(saved)
 
 
 class _batch_stats:

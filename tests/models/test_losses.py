@@ -1,0 +1,129 @@
+"""GAN, geometry and appearance losses: values, masking, and gradients into the generator."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from fds.models.losses import (
+    appearance_loss,
+    gan_loss_d,
+    gan_loss_g,
+    geometry_loss,
+    masked_l1,
+    reconstruct_texture,
+)
+
+from .conftest import PATCH, compose_model, cylinder_proxy, furrows, studio_sh
+
+
+def test_gan_losses_at_known_points():
+    ones, zeros = torch.ones(2, 1, 5, 5), torch.zeros(2, 1, 5, 5)
+    assert gan_loss_d(ones, zeros, "lsgan").item() == 0.0  # perfect D
+    assert gan_loss_d(zeros, ones, "lsgan").item() == pytest.approx(1.0)  # ½(1 + 1)
+    assert gan_loss_g(ones, "lsgan").item() == 0.0 and gan_loss_g(zeros, "lsgan").item() == pytest.approx(1.0)
+    assert gan_loss_d(zeros, zeros, "vanilla").item() == pytest.approx(math.log(2))
+    assert gan_loss_g(zeros, "vanilla").item() == pytest.approx(math.log(2))
+    assert gan_loss_d(ones, -ones, "hinge").item() == 0.0
+    assert gan_loss_d(zeros, zeros, "hinge").item() == pytest.approx(2.0)
+    assert gan_loss_g(3 * ones, "hinge").item() == pytest.approx(-3.0)
+    with pytest.raises(ValueError, match="gan mode"):
+        gan_loss_g(ones, "wgan")
+
+
+def test_masked_l1_averages_valid_texels_only():
+    pred = torch.zeros(1, 1, 4, 4)
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., :2] = 2.0
+    target[..., 2:] = float("nan")  # invalid texels may hold garbage
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2] = 1.0
+    assert masked_l1(pred, target, mask).item() == pytest.approx(2.0)
+    pred.requires_grad_(True)
+    empty = masked_l1(pred, target, torch.zeros_like(mask))
+    (grad,) = torch.autograd.grad(empty, pred)
+    assert empty.item() == 0.0 and torch.count_nonzero(grad) == 0
+
+
+def test_geometry_loss_supervises_coarse_and_refined():
+    y = torch.rand(2, 1, 8, 8)
+    assert geometry_loss(y, y, y).item() == 0.0
+    assert geometry_loss(y + 0.5, y, y).item() == pytest.approx(0.5)
+    assert geometry_loss(y + 0.5, y - 0.25, y).item() == pytest.approx(0.75)
+
+
+def _rendered_scene(size: int = 64, batch: int = 2):
+    """A cylinder proxy with true furrows (mm) rendered into an input texture under studio light."""
+    pos, normal = cylinder_proxy(batch, size)
+    true_mm = 0.4 * furrows(batch, size, torch.Generator().manual_seed(3))[:, None] / 0.5  # 0.4 mm deep
+    albedo = torch.tensor([0.8, 0.6, 0.5])[None, :, None, None].expand(batch, 3, size, size).clone()
+    sh = studio_sh(batch)
+    texture = reconstruct_texture(true_mm, pos, normal, albedo, sh)
+    return true_mm, pos, normal, albedo, sh, texture
+
+
+def test_appearance_loss_prefers_the_true_displacement():
+    true_mm, pos, normal, albedo, sh, texture = _rendered_scene()
+    vis = torch.ones_like(true_mm)
+    vis[..., :, :4] = 0  # hidden strip
+
+    def loss(d):
+        return appearance_loss(d, pos, normal, albedo, sh, texture, vis)
+
+    assert loss(true_mm).item() < 1e-6
+    flat, half = loss(torch.zeros_like(true_mm)).item(), loss(0.5 * true_mm).item()
+    assert flat > half > 1e-4
+    # one gradient step from a flat map moves towards the true furrows
+    d = torch.zeros_like(true_mm, requires_grad=True)
+    (grad,) = torch.autograd.grad(loss(d), d)
+    assert loss(-1e2 * grad).item() < flat
+
+
+def _appearance_batch(size: int) -> dict:
+    true_mm, pos, normal, albedo, sh, texture = _rendered_scene(size)
+    x = texture.mean(1, keepdim=True)
+    x = (x - x.mean((2, 3), keepdim=True)) * 2
+    return {
+        "input": x,
+        "texture": texture,
+        "visibility": torch.ones_like(true_mm),
+        "position_mm": pos,
+        "normal": normal,
+        "albedo": albedo,
+        "sh": sh,
+    }
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_appearance_loss_gradient_into_generator(empty):
+    torch.manual_seed(0)
+    model = instantiate(compose_model("lite", [f"generator.model.basis.patch_size={PATCH}"]))
+    batch = _appearance_batch(PATCH)
+    if empty:
+        batch["visibility"] = torch.zeros_like(batch["visibility"])
+    out = model.generator("forehead", batch["input"])
+    loss = appearance_loss(
+        out.refined * model.hparams.disp_scale_mm,
+        batch["position_mm"],
+        batch["normal"],
+        batch["albedo"],
+        batch["sh"],
+        batch["texture"],
+        batch["visibility"],
+    )
+    loss.backward()
+    gen = model.generator.models["shared"]
+    grads = {
+        name: sum(p.grad.abs().sum().item() for p in part.parameters() if p.grad is not None)
+        for name, part in [("head", gen.head), ("pdrm", gen.pdrm), ("all", gen)]
+    }
+    if empty:
+        assert loss.item() == 0.0
+        assert grads == {"head": 0.0, "pdrm": 0.0, "all": 0.0}
+    else:
+        assert loss.item() > 0
+        # (PDIM's share starts once the zero-initialised last Linear of the lite head has moved)
+        assert grads["head"] > 0 and grads["pdrm"] > 0

@@ -1,0 +1,153 @@
+"""DFDNModule through a real Lightning Trainer: resume, schedule, NaN guard, validation, prediction."""
+
+from __future__ import annotations
+
+import copy
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import Logger
+
+from .conftest import PATCH, compose_model
+from .test_losses import _appearance_batch
+
+
+class _Repeat(torch.utils.data.Dataset):
+    def __init__(self, batch: dict, n: int) -> None:
+        self.batch, self.n = batch, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return self.batch
+
+
+def _loader(batch: dict, n: int = 2):
+    return torch.utils.data.DataLoader(_Repeat(batch, n), batch_size=None)
+
+
+def _model(seed: int, *overrides: str):
+    torch.manual_seed(seed)
+    cfg = compose_model("lite", [f"generator.model.basis.patch_size={PATCH}", *overrides])
+    return instantiate(cfg)
+
+
+def _trainer(tmp_path, epochs: int, **kwargs) -> pl.Trainer:
+    defaults = dict(logger=False, enable_checkpointing=False)
+    defaults.update(kwargs)
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **defaults,
+    )
+
+
+SCHEDULE = ["warmup_epochs=1", "lr_decay_start_epoch=0", "lr_decay_end_epoch=2", "ema_decay=0.9"]
+
+
+def test_resume_continues_with_identical_weights_and_optimizer_state(tmp_path, geo_batch):
+    batch = {"geo": geo_batch, "app": _appearance_batch(PATCH)}
+    # A: two epochs straight, keeping the end-of-epoch-0 checkpoint
+    model_a = _model(0, *SCHEDULE)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    trainer_a = _trainer(tmp_path, 2, enable_checkpointing=True, callbacks=[ckpt])
+    trainer_a.fit(model_a, _loader(batch))
+    first = sorted((tmp_path / "ckpt").glob("epoch=0*.ckpt"))
+    assert len(first) == 1
+    assert "train/loss_app" in trainer_a.callback_metrics  # epoch 1 alternated geo / app batches
+    # B: a differently initialised model resumed from A's epoch-0 checkpoint
+    model_b = _model(123, *SCHEDULE)
+    assert not torch.equal(
+        model_b.generator.models["shared"].pdim.down[0][0].weight,
+        model_a.generator.models["shared"].pdim.down[0][0].weight,
+    )
+    trainer_b = _trainer(tmp_path, 2)
+    trainer_b.fit(model_b, _loader(batch), ckpt_path=first[0])
+    state_a, state_b = model_a.state_dict(), model_b.state_dict()
+    assert state_a.keys() == state_b.keys() and any("generator_ema" in k for k in state_a)
+    for key in state_a:
+        torch.testing.assert_close(state_b[key], state_a[key], rtol=0, atol=0, msg=key)
+    for opt_a, opt_b in zip(trainer_a.optimizers, trainer_b.optimizers, strict=True):
+        sa, sb = opt_a.state_dict(), opt_b.state_dict()
+        assert [g["lr"] for g in sa["param_groups"]] == [g["lr"] for g in sb["param_groups"]]
+        assert sa["param_groups"][0]["lr"] == 0.5 * sa["param_groups"][0]["initial_lr"]  # epoch 1 of the 0 -> 2 decay
+        for idx, st in sa["state"].items():
+            for name, value in st.items():
+                torch.testing.assert_close(sb["state"][idx][name], value, rtol=0, atol=0)
+
+
+def test_warmup_runs_geometry_only(tmp_path, geo_batch):
+    model = _model(0, "warmup_epochs=1")
+    trainer = _trainer(tmp_path, 1)
+    trainer.fit(model, _loader({"geo": geo_batch, "app": _appearance_batch(PATCH)}))
+    metrics = trainer.callback_metrics
+    assert "train/loss_geo" in metrics and "train/loss_d" in metrics and "train/loss_app" not in metrics
+
+
+def test_nonfinite_step_is_skipped_counted_and_leaves_weights(tmp_path, geo_batch):
+    model = _model(0)
+    before = copy.deepcopy(model.state_dict())
+    bad = dict(geo_batch, input=geo_batch["input"].clone())
+    bad["input"][0, 0, 5, 5] = float("nan")
+    trainer = _trainer(tmp_path, 1)
+    trainer.fit(model, _loader(bad, 1))
+    assert int(model.skipped_steps) == 2  # the D step and the G step
+    after = model.state_dict()
+    for key, value in before.items():
+        if key != "skipped_steps":
+            torch.testing.assert_close(after[key], value, rtol=0, atol=0, equal_nan=False, msg=key)
+
+
+class _ImageLogger(Logger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list = []
+
+    name = "images"
+    version = 0
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_image(self, key, images, step=None, **kwargs) -> None:
+        self.images.append((key, images))
+
+
+def test_validation_metrics_and_panel(tmp_path, geo_batch):
+    model = _model(0)
+    logger = _ImageLogger()
+    trainer = _trainer(tmp_path, 1, logger=logger)
+    (metrics,) = trainer.validate(model, _loader(geo_batch, 1))
+    assert metrics["val/disp_mae_mm"] > 0 and 0 < metrics["val/normal_deg"] < 90
+    # the untrained output is near zero: its MAE is about the mean |GT| in mm
+    gt_mm = geo_batch["displacement"].abs().mean().item() * model.hparams.disp_scale_mm
+    assert abs(metrics["val/disp_mae_mm"] - gt_mm) < 0.5 * gt_mm
+    ((key, (panel,)),) = logger.images
+    assert key == "val/panel" and panel.shape == (4 * PATCH, 4 * PATCH, 3) and panel.dtype.name == "uint8"
+
+
+def test_predict_returns_displacement_patches(tmp_path, geo_batch):
+    model = _model(0)
+    batch = {"input": geo_batch["input"], "region": geo_batch["region"], "origin": torch.arange(4)}
+    trainer = _trainer(tmp_path, 1)
+    (out,) = trainer.predict(model, _loader(batch, 1))
+    assert out["displacement"].shape == (4, 1, PATCH, PATCH) and out["displacement"].abs().max() <= 1
+    torch.testing.assert_close(out["displacement_mm"], out["displacement"] * model.hparams.disp_scale_mm)
+    assert torch.equal(out["origin"], torch.arange(4))
+    # the release's per-batch BatchNorm statistics: different output, running statistics untouched
+    model_bs = _model(0, "inference_batch_stats=true")
+    running = copy.deepcopy(model_bs.state_dict())
+    (out_bs,) = trainer.predict(model_bs, _loader(batch, 1))
+    assert not torch.allclose(out_bs["displacement"], out["displacement"])
+    for key, value in running.items():
+        if "running" in key:
+            torch.testing.assert_close(model_bs.state_dict()[key], value, rtol=0, atol=0)
