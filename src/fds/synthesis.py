@@ -241,16 +241,19 @@ def synthesize_displacement(
         den = torch.zeros(r_, r_, device=dev)
         prep = preprocess or paper_patch_input
         grids: dict[str, np.ndarray] = {}
+        offsets = (torch.arange(p, device=dev)[:, None] * r_ + torch.arange(p, device=dev)[None, :]).reshape(-1)
+        flat_rgb, flat_num, flat_den = rgb.reshape(3, -1), num.view(-1), den.view(-1)
         for name, m in region_masks.items():
             grid = patch_grid(m, p, step, min_fraction)
             grids[name or "face"] = grid
             for s in range(0, len(grid), batch_size):
-                corners = grid[s : s + batch_size]
-                crops = torch.stack([rgb[0, :, r : r + p, c : c + p] for r, c in corners])  # [b, 3, P, P]
-                out = _as_displacement(call(prep(crops), name), (len(corners), 1, p, p), "predict")
-                for (r, c), patch in zip(corners, out[:, 0], strict=True):
-                    num[r : r + p, c : c + p] += weight * patch
-                    den[r : r + p, c : c + p] += weight
+                corners = torch.from_numpy(grid[s : s + batch_size]).to(dev)
+                b = corners.shape[0]
+                idx = (corners[:, 0:1] * r_ + corners[:, 1:2] + offsets[None]).reshape(-1)  # [b·P·P] texels
+                crops = flat_rgb[:, idx].view(3, b, p, p).transpose(0, 1)  # [b, 3, P, P]
+                out = _as_displacement(call(prep(crops), name), (b, 1, p, p), "predict")
+                flat_num.index_add_(0, idx, (out[:, 0] * weight).reshape(-1))
+                flat_den.index_add_(0, idx, weight.expand(b, p, p).reshape(-1))
     coverage = union & (den > 0).cpu().numpy()
     disp = torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros((), device=dev))
     disp = disp.cpu().numpy() * np.float32(disp_scale_mm)

@@ -70,7 +70,9 @@ def render_shaded(
         clip = scaled_ortho_to_clip(v, rot, view.tx_px, view.ty_px, view.scale, view.width, view.height)
         rast = rasterize(clip, tri, (view.height, view.width), backend="torch")
         n_cam = torch.from_numpy(np.asarray(normals, np.float32)) @ rot.T  # [V, 3] camera frame
-        n = F.normalize(interpolate(n_cam, rast, tri), dim=-1).permute(0, 3, 1, 2)  # [1, 3, H, W]
+        # degenerate (folded) triangles of a displaced mesh can give non-finite barycentrics: shade them flat
+        n = F.normalize(torch.nan_to_num(interpolate(n_cam, rast, tri), 0.0, 0.0, 0.0), dim=-1)
+        n = n.permute(0, 3, 1, 2)  # [1, 3, H, W]
         light = F.normalize(torch.tensor([LIGHT_DIR], dtype=n.dtype), dim=1)  # [1, 3]
         diffuse = (n * light[:, :, None, None]).sum(1, keepdim=True).clamp_min(0)
         spec = blinn_phong_specular(n, light, torch.tensor([[0.0, 0.0, 1.0]]), SHININESS, SPECULAR)
