@@ -14,6 +14,7 @@ from fds.synthesis import (
     patch_grid,
     synthesize_displacement,
     texture_to_tensor,
+    upsample_mask,
 )
 
 R, P = 256, 64
@@ -227,3 +228,10 @@ def test_texture_resampling_and_bad_input():
                                 mask=np.ones((10, 10), bool), patch_size=P)
     with pytest.raises(ValueError, match="mode"):
         synthesize_displacement(smooth_texture(), centred_identity, resolution=R, disp_scale_mm=1.0, mode="tiles")
+
+
+def test_upsample_mask_is_nearest_at_texel_centres(sfm):
+    low = sfm.region_masks(64)["face"]
+    up = upsample_mask(low, 256)
+    assert up.shape == (256, 256) and np.array_equal(up[1::4, 1::4], low)
+    assert abs(up.mean() - sfm.region_masks(256)["face"].mean()) < 0.01

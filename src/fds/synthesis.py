@@ -98,6 +98,19 @@ def patch_grid(mask: np.ndarray, patch_size: int, stride: int, min_fraction: flo
     return np.stack([r[keep], c[keep]], axis=1).astype(np.int64)
 
 
+def upsample_mask(mask: np.ndarray, resolution: int) -> np.ndarray:
+    """Nearest-neighbour resampling of a square UV mask to ``resolution``² (texel centres, image convention).
+
+    Region masks are cheap at 1024² and costly to rasterise at 4096²: compute them at 1024 and upsample.
+    """
+    m = np.asarray(mask, bool)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be a [H, W] boolean UV mask, got shape {m.shape}")
+    rows = ((np.arange(resolution) + 0.5) * m.shape[0] / resolution).astype(np.int64)
+    cols = ((np.arange(resolution) + 0.5) * m.shape[1] / resolution).astype(np.int64)
+    return m[rows[:, None], cols[None, :]]
+
+
 # ---------------------------------------------------------------------------------------------- network input
 def texture_to_tensor(uv_texture: np.ndarray | torch.Tensor, resolution: int) -> torch.Tensor:
     """A UV texture (``uint8``/float ``[H, W, 3]`` or ``[H, W]``, or float ``[1|3, H, W]`` in [0, 1]) →
