@@ -12,7 +12,8 @@ Batch contract
   ``input [B, Cin, H, W]`` (paper: HSV V channel, per-patch mean removed, x2; Cin = 1, or 3 with RGB),
   ``displacement [B, 1, H, W]`` GT in network units (mm / disp_scale_mm, in [-1, 1]),
   ``mask [B, 1, H, W]`` (1 = valid texel; optional), ``region`` list[str] or str (optional when one model
-  serves every region).
+  serves every region), ``texel_mm`` (optional, [B] or [B, 2] mm per texel; their mean replaces the
+  ``texel_mm`` hyper-parameter in the validation normal metric).
 - appearance batch (wild photos): ``input [B, Cin, H, W]``, ``texture [B, 3, H, W]`` in [0, 1],
   ``visibility [B, 1, H, W]`` in [0, 1], ``position_mm [B, 3, H, W]`` proxy positions (mm, model frame),
   ``normal [B, 3, H, W]`` unit proxy normals, ``albedo [B, 3, H, W]``, ``sh [B, 3, 9]`` radiance SH in the
@@ -308,16 +309,18 @@ class DFDNModule(pl.LightningModule):
         out = self.inference_generator(region, x)
         pred = out.refined.float()
         scale, batch_size = self.hparams.disp_scale_mm, x.shape[0]
+        texel_mm = float(torch.as_tensor(geo["texel_mm"]).float().mean()) if "texel_mm" in geo else None
+        texel_mm = texel_mm or self.hparams.texel_mm
         self.log("val/loss_geo", geometry_loss(out.coarse.float(), pred, y, mask), batch_size=batch_size)
         if mask is None or mask.sum() > 0:
             pred_mm, gt_mm = pred * scale, y * scale
             metrics = {
                 "val/disp_mae_mm": displacement_mae_mm(pred_mm, gt_mm, mask),
-                "val/normal_deg": displacement_normal_deg(pred_mm, gt_mm, self.hparams.texel_mm, mask),
+                "val/normal_deg": displacement_normal_deg(pred_mm, gt_mm, texel_mm, mask),
             }
             self.log_dict(metrics, batch_size=batch_size, prog_bar=True, sync_dist=True)
         if batch_idx == 0 and self.hparams.panel_rows > 0 and not self.trainer.sanity_checking:
-            normals = normals_from_displacement(pred * scale, self.hparams.texel_mm)
+            normals = normals_from_displacement(pred * scale, texel_mm)
             self._log_panel(make_panel(x, pred, y, normals, self.hparams.panel_rows))
 
     def _log_panel(self, panel: Any) -> None:
