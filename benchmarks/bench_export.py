@@ -121,8 +121,8 @@ def main() -> None:
         "`max_triangles` to `bake_displacement` for lighter meshes (3 splits: 431k triangles, ~30 MB OBJ).",
         "- Writing the OBJ (text, `fds.export.mesh_io`) dominates the mesh output; the binary PLY holds the "
         "same mesh and UVs at a third of the size and a tenth of the time.",
-        "- Normal maps rasterise the chart at ≤ 1024² and upsample the frames; most of the 4096² time is the "
-        "Sobel slopes and per-texel frame rotation over 16.8M texels.",
+        "- Normal maps rasterise the chart at ≤ 1024² and upsample the frames, so the 4096² time is per-texel "
+        "work (Sobel slopes, frame sampling and rotation over 16.8M texels; not profiled further).",
         "- The machine was shared with other jobs (load average 2–9 on 2 cores): repeated runs differ by up "
         "to 2×.",
     ]
