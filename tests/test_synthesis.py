@@ -7,11 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fds.data.patches import patch_grid
 from fds.synthesis import (
     gaussian_weight,
     paper_map_input,
-    paper_patch_input,
-    patch_grid,
     synthesize_displacement,
     texture_to_tensor,
     upsample_mask,
@@ -67,7 +66,7 @@ def test_patch_grid_covers_mask_and_reaches_edges():
     assert (grid % (P // 4) == 0).all() or (grid == R - P).any()
     full = patch_grid(np.ones((100, 100), bool), 64, 16)
     assert full[:, 0].max() == 100 - 64 and full[:, 1].max() == 100 - 64  # flush last window
-    with pytest.raises(ValueError, match="patch_size"):
+    with pytest.raises(ValueError, match="patch size"):
         patch_grid(np.ones((32, 32), bool), 64, 16)
 
 
@@ -202,14 +201,6 @@ def test_full_mode_and_predict_step_mapping():
     expected = paper_map_input(texture_to_tensor(tex, R), P)[0, 0].numpy() / 2 * 3.0
     np.testing.assert_allclose(res.displacement_mm, expected, atol=1e-6)
     assert res.mode == "full" and res.coverage.all()
-
-
-def test_paper_patch_input_is_centred_v_times_two():
-    rgb = torch.rand(3, 3, 16, 16)
-    x = paper_patch_input(rgb)
-    v = rgb.max(dim=1, keepdim=True).values
-    assert x.shape == (3, 1, 16, 16)
-    torch.testing.assert_close(x, 2 * (v - v.mean(dim=(2, 3), keepdim=True)))
 
 
 def test_texture_resampling_and_bad_input():

@@ -12,7 +12,7 @@ D = Σ(w·patch) / Σw. Texels outside the coverage (mask ∩ some patch) are 0.
 Full mode: the network runs once on the whole map (for fully-convolutional models); the per-patch mean
 removal of the paper's input becomes removal of the local P×P mean.
 
-Network input (paper preprocessing, :func:`paper_patch_input`): the HSV V channel (max of R, G, B in [0, 1]),
+Network input (paper preprocessing, :func:`fds.data.patches.preprocess`): the HSV V channel (max of R, G, B in [0, 1]),
 minus its per-patch mean, ×2; ``[B, 1, P, P]``. The network returns displacement in network units
 d ∈ [−1, 1]; displacement_mm = d · ``disp_scale_mm``.
 """
@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from kornia.color import rgb_to_hsv
+
+from fds.data.patches import patch_grid
+from fds.data.patches import preprocess as paper_patch_input
 
 #: σ of the paper's Gaussian weight for 256-texel patches (``areas.mat``: fspecial('gaussian', 256, 50)).
 PAPER_SIGMA_256 = 50.0
@@ -65,39 +69,6 @@ def gaussian_weight(patch_size: int = 256, sigma: float | None = None) -> np.nda
     return g / g.sum()
 
 
-def _starts(size: int, patch_size: int, stride: int) -> list[int]:
-    starts = list(range(0, size - patch_size + 1, stride))
-    if starts[-1] != size - patch_size:
-        starts.append(size - patch_size)  # the last window touches the map's far edge
-    return starts
-
-
-def patch_grid(mask: np.ndarray, patch_size: int, stride: int, min_fraction: float = 0.0) -> np.ndarray:
-    """Top-left corners ``int64 [N, 2]`` (row, col) of the P×P windows on a stride grid that cover ``mask``.
-
-    The grid runs 0, stride, 2·stride, … plus a last window flush with the far edge, so every texel of the map
-    lies in some window. A window is kept when the fraction of mask texels in it is > ``min_fraction``
-    (default: it touches the mask at all).
-    """
-    mask = np.asarray(mask, bool)
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be a [H, W] boolean UV mask, got shape {mask.shape}")
-    h, w = mask.shape
-    if patch_size > min(h, w):
-        raise ValueError(f"patch_size {patch_size} exceeds the map size {h}×{w}; lower patch_size")
-    if stride < 1:
-        raise ValueError(f"stride must be ≥ 1 texel, got {stride}")
-    sat = np.zeros((h + 1, w + 1), np.int64)  # summed-area table of the mask
-    sat[1:, 1:] = mask.cumsum(0).cumsum(1)
-    rows = np.asarray(_starts(h, patch_size, stride))
-    cols = np.asarray(_starts(w, patch_size, stride))
-    r, c = np.meshgrid(rows, cols, indexing="ij")
-    p = patch_size
-    count = sat[r + p, c + p] - sat[r, c + p] - sat[r + p, c] + sat[r, c]
-    keep = count > min_fraction * p * p
-    return np.stack([r[keep], c[keep]], axis=1).astype(np.int64)
-
-
 def upsample_mask(mask: np.ndarray, resolution: int) -> np.ndarray:
     """Nearest-neighbour resampling of a square UV mask to ``resolution``² (texel centres, image convention).
 
@@ -136,20 +107,9 @@ def texture_to_tensor(uv_texture: np.ndarray | torch.Tensor, resolution: int) ->
     return t.clamp(0.0, 1.0).contiguous()
 
 
-def value_channel(rgb: torch.Tensor) -> torch.Tensor:
-    """HSV V channel = max(R, G, B): ``[B, 3, H, W]`` in [0, 1] → ``[B, 1, H, W]``."""
-    return rgb.amax(dim=1, keepdim=True)
-
-
-def paper_patch_input(rgb_patches: torch.Tensor) -> torch.Tensor:
-    """The paper's network input: V channel minus its per-patch mean, ×2: ``[B, 3, P, P]`` → ``[B, 1, P, P]``."""
-    v = value_channel(rgb_patches)
-    return (v - v.mean(dim=(2, 3), keepdim=True)) * 2.0
-
-
 def paper_map_input(rgb: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Full-map version of :func:`paper_patch_input`: V minus its local P×P mean, ×2 (``[1, 1, R, R]``)."""
-    v = value_channel(rgb)
+    """Full-map version of :func:`fds.data.patches.preprocess`: V minus its local P×P mean, ×2 (``[1, 1, R, R]``)."""
+    v = rgb_to_hsv(rgb)[:, 2:3]  # HSV V channel, as in fds.data.patches.preprocess
     k = int(patch_size) | 1  # odd window centred on each texel
     pad = k // 2
     local = F.avg_pool2d(F.pad(v, (pad, pad, pad, pad), mode="replicate"), k, stride=1)

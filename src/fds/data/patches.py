@@ -77,28 +77,36 @@ def random_origin(rng: np.random.Generator, candidates: np.ndarray, r: int, patc
     return int(min(top, r - patch)), int(min(left, r - patch))
 
 
-def patch_grid(zone: np.ndarray, patch: int, stride: int | None = None) -> np.ndarray:
-    """Full-map iteration: top-left corners ``int64 [N,2]`` of a regular grid (default stride P/4, the
-    paper's 75 % overlap) over the zone's bounding box, keeping patches that contain a zone texel. The last
-    row/column is snapped to the map border so the whole zone is covered."""
-    r = zone.shape[0]
+def _starts(size: int, patch: int, stride: int) -> list[int]:
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)  # the last window touches the map's far edge
+    return starts
+
+
+def patch_grid(mask: np.ndarray, patch: int, stride: int | None = None, min_fraction: float = 0.0) -> np.ndarray:
+    """Full-map iteration: top-left corners ``int64 [N,2]`` (row, col) of the P×P windows on a stride grid
+    (default P/4, the paper's 75 % overlap) that cover ``mask``.
+
+    The grid runs 0, stride, 2·stride, … plus a last window flush with the far edge, so every texel of the map
+    lies in some window. A window is kept when the fraction of mask texels in it is > ``min_fraction``
+    (default: it touches the mask at all). Used by validation and by inference (``fds.synthesis``).
+    """
+    mask = np.asarray(mask, bool)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be a [H, W] boolean UV mask, got shape {mask.shape}")
+    h, w = mask.shape
     stride = stride or max(patch // 4, 1)
-    if not zone.any():
-        return np.zeros((0, 2), np.int64)
-    rows, cols = np.nonzero(zone.any(1))[0], np.nonzero(zone.any(0))[0]
-
-    def axis(lo: int, hi: int) -> np.ndarray:
-        start = max(min(lo, r - patch), 0)
-        stop = min(hi - patch + 1, r - patch)
-        pos = list(range(start, max(stop, start) + 1, stride))
-        if pos[-1] < stop:
-            pos.append(stop)
-        return np.array(pos)
-
-    tt, ll = np.meshgrid(axis(rows[0], rows[-1]), axis(cols[0], cols[-1]), indexing="ij")
-    counts = _window_sum(zone, patch)[tt, ll]
-    keep = counts > 0
-    return np.stack([tt[keep], ll[keep]], -1).astype(np.int64)
+    if patch > min(h, w):
+        raise ValueError(f"patch size {patch} exceeds the map size {h}×{w}; lower the patch size")
+    if stride < 1:
+        raise ValueError(f"stride must be ≥ 1 texel, got {stride}")
+    sat = np.zeros((h + 1, w + 1), np.int64)  # summed-area table of the mask
+    sat[1:, 1:] = mask.cumsum(0).cumsum(1)
+    r, c = np.meshgrid(np.asarray(_starts(h, patch, stride)), np.asarray(_starts(w, patch, stride)), indexing="ij")
+    count = sat[r + patch, c + patch] - sat[r, c + patch] - sat[r + patch, c] + sat[r, c]
+    keep = count > min_fraction * patch * patch
+    return np.stack([r[keep], c[keep]], axis=1).astype(np.int64)
 
 
 def crop(a: np.ndarray | torch.Tensor, top: int, left: int, patch: int):
