@@ -23,6 +23,8 @@ def _check_geo(b: dict, cin: int = 1, p: int = 64) -> None:
     assert b["displacement"].shape[1:] == (1, p, p) and b["displacement"].dtype == torch.float32
     assert b["mask"].shape == b["displacement"].shape and b["mask"].dtype == torch.float32
     assert b["displacement"].abs().max() <= 1
+    # texel size on the surface (mm along u, v) for the metric normal-angle error: ~0.25 mm at 1024², ~2 mm at 128²
+    assert b["texel_mm"].shape == (b["mask"].shape[0], 2) and ((b["texel_mm"] > 0.05) & (b["texel_mm"] < 5)).all()
     assert isinstance(b["region"], list) and set(b["region"]) <= {"forehead", "mouth"}
     assert b["mask"].mean() >= 0.3
 

@@ -77,22 +77,34 @@ class _Maps:
 
     def __init__(self, source, size: int) -> None:
         self.source, self.size = source, max(int(size), 1)
-        self._cache: OrderedDict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[torch.Tensor, ...]] = OrderedDict()
 
     def __getstate__(self) -> dict:
         return {"source": self.source, "size": self.size, "_cache": OrderedDict()}
 
-    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
         s = self.source[i]
         item = (torch.from_numpy(np.array(s.texture)).permute(2, 0, 1).float().div_(255),
-                torch.from_numpy(s.displacement_mm)[None].float(), torch.from_numpy(s.mask)[None].float())
+                torch.from_numpy(s.displacement_mm)[None].float(), torch.from_numpy(s.mask)[None].float(),
+                torch.tensor(sample_texel_mm(s), dtype=torch.float32))
         self._cache[i] = item
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
         return item
+
+
+def sample_texel_mm(sample) -> list[float]:
+    """Surface size (mm) of one texel along u and v: ``sample.json``'s ``texel_mm``, else the median spacing
+    of the position map over valid texels (real scans written without it)."""
+    if "texel_mm" in sample.meta:
+        return [float(x) for x in sample.meta["texel_mm"]]
+    p, m = sample.position_mm, sample.mask.astype(bool)
+    du = np.linalg.norm(np.diff(p, axis=1), axis=-1)[m[:, 1:] & m[:, :-1]]
+    dv = np.linalg.norm(np.diff(p, axis=0), axis=-1)[m[1:] & m[:-1]]
+    return [float(np.median(du)), float(np.median(dv))]
 
 
 def _zone(face_model: str, resolution: int, region: str, assets_dir=None) -> np.ndarray:
@@ -157,11 +169,11 @@ class GeometryPatches(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         region = self.regions[index % len(self.regions)]
         k = int(rng.integers(len(self.source)))
-        tex, disp, mask = self._maps.get(k)
+        tex, disp, mask, texel_mm = self._maps.get(k)
         top, left = random_origin(rng, self._candidates(k, region, mask), tex.shape[-1], self.patch_size)
         flip = self.hflip and bool(rng.random() < 0.5)
         item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, flip)
-        item["region"] = region
+        item.update(region=region, texel_mm=texel_mm)
         return item
 
 
@@ -190,7 +202,7 @@ class GeometryGridPatches(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         k, region, top, left = self.index[i]
-        tex, disp, mask = self._maps.get(k)
+        tex, disp, mask, texel_mm = self._maps.get(k)
         item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, False)
-        item.update(region=region, sample_index=torch.tensor(k), top_left=torch.tensor([top, left]))
+        item.update(region=region, texel_mm=texel_mm, sample_index=torch.tensor(k), top_left=torch.tensor([top, left]))
         return item
