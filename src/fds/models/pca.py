@@ -104,8 +104,9 @@ class PCABasis(nn.Module):
     ) -> None:
         super().__init__()
         size = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
+        # the basis is a persistent buffer: checkpoints carry it and never depend on the artifact file
         if source is None:
-            self.register_buffer("basis", dct_basis(k, *size), persistent=False)
+            self.register_buffer("basis", dct_basis(k, *size))
             self.source = "dct"
         else:
             if isinstance(source, str | Path):

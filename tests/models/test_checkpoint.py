@@ -1,0 +1,89 @@
+"""Weights-only checkpoints: save → load reproduces predictions; bad files give clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from fds.models.checkpoint import (
+    CheckpointError,
+    export_training_checkpoint,
+    load_detail_module,
+    read_detail_checkpoint,
+    save_detail_checkpoint,
+)
+
+
+@pytest.fixture(scope="module")
+def lite_cfg():
+    with initialize(version_base="1.3", config_path="../../configs"):
+        return compose(config_name="train", overrides=["model=lite"]).model
+
+
+@pytest.fixture(scope="module")
+def trained_like(lite_cfg):
+    torch.manual_seed(0)
+    module = instantiate(lite_cfg)
+    with torch.no_grad():  # move every weight away from its init so a wrong load would show
+        for p in module.generator.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return module.eval()
+
+
+def _predict(module, x):
+    with torch.no_grad():
+        return module.predict_step({"input": x, "region": ["forehead"] * len(x)}, 0)["displacement_mm"]
+
+
+def test_save_load_reproduces_predictions(tmp_path, lite_cfg, trained_like, astronaut):
+    path = save_detail_checkpoint(tmp_path / "m.safetensors", trained_like.state_dict(), lite_cfg, map_resolution=1024)
+    tensors, meta = read_detail_checkpoint(path)
+    assert meta["map_resolution"] == "1024" and float(meta["disp_scale_mm"]) == lite_cfg.disp_scale_mm
+    assert path.stat().st_size < 25e6
+    loaded = load_detail_module(path)
+    v = torch.from_numpy(astronaut[:256, 128:384].max(-1) / 255.0).float()
+    x = torch.stack([(v - v.mean()) * 2, (v.T - v.mean()) * 2])[:, None]
+    torch.testing.assert_close(_predict(loaded, x), _predict(trained_like, x))
+
+
+def test_export_from_a_training_run(tmp_path, lite_cfg, trained_like):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    OmegaConf.save(OmegaConf.create({"model": OmegaConf.to_container(lite_cfg),
+                                     "data": {"scans": {"generator": {"resolution": 512}, "rgb": False}}}),
+                   run / ".hydra" / "config.yaml")
+    torch.save({"state_dict": trained_like.state_dict(), "epoch": 3}, run / "checkpoints" / "last.ckpt")
+    out = export_training_checkpoint(run / "checkpoints" / "last.ckpt", tmp_path / "exported.safetensors")
+    assert read_detail_checkpoint(out)[1]["map_resolution"] == "512"
+    x = torch.randn(2, 1, 256, 256)
+    torch.testing.assert_close(_predict(load_detail_module(out), x), _predict(trained_like, x))
+
+
+def test_bad_checkpoints_are_named(tmp_path, lite_cfg, trained_like):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_detail_module(tmp_path / "missing.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="corrupt.safetensors"):
+        load_detail_module(corrupt)
+    pickled = tmp_path / "pickle.safetensors"
+    torch.save({"x": 1}, pickled)  # a pickle is refused, never unpickled
+    with pytest.raises(CheckpointError):
+        load_detail_module(pickled)
+    good = save_detail_checkpoint(tmp_path / "g.safetensors", trained_like.state_dict(), lite_cfg, map_resolution=1024)
+    tensors, meta = read_detail_checkpoint(good)
+    from safetensors.torch import save_file
+
+    wrong = {k: (v[..., :1].contiguous() if v.dim() == 4 else v) for k, v in tensors.items()}
+    save_file(wrong, str(tmp_path / "wrong.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_detail_module(tmp_path / "wrong.safetensors")
+    save_file(tensors, str(tmp_path / "foreign.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="not an fds DFDN generator"):
+        load_detail_module(Path(tmp_path / "foreign.safetensors"))
