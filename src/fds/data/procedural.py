@@ -229,8 +229,9 @@ def write_procedural_samples(root: str | os.PathLike, num: int, generator: Proce
     if workers and workers > 0:
         import multiprocessing as mp
 
-        generator.bank  # build (or load) the albedo bank once, before the workers fork  # noqa: B018
-        with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(int(workers)) as pool:
+        generator.bank  # build the albedo bank once (cached on disk) so the workers only load it  # noqa: B018
+        # spawn, not fork: a child forked after torch/OpenMP started its thread pool can hang forever
+        with mp.get_context("spawn").Pool(int(workers)) as pool:
             names = pool.map(_write_one, jobs, chunksize=1)
     else:
         names = [_write_one(j) for j in jobs]
