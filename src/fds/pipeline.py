@@ -1,0 +1,276 @@
+"""Photo → everything: proxy, detail maps, baked detailed mesh and previews (used by ``infer.py``).
+
+One code path: the proxy comes from :class:`fds.proxy.ProxyStage`, the detail from the training
+``DFDNModule``'s ``predict_step`` (loaded with :func:`fds.models.checkpoint.load_detail_module`), stitched by
+:func:`fds.synthesis.synthesize_displacement`, and written by :mod:`fds.export`.
+
+Outputs per face, in ``<output>/<photo stem>/`` (``<stem>_face<k>`` for further faces):
+
+- ``proxy.obj`` + ``proxy.mtl`` + ``texture.png``: the fitted proxy (mm, model frame) with the unwrapped photo;
+- ``displacement.png`` (16-bit) + ``displacement.json`` (mm scale, conventions) + ``displacement.npy`` (mm);
+- ``normal_tangent.png``, ``normal_object.png``: 8-bit normal maps ((n + 1)/2·255);
+- ``detailed.obj`` / ``detailed.ply`` (+ ``detailed.glb`` on request): the proxy subdivided and displaced;
+- ``preview.png``: input | proxy shaded | detailed shaded | normal map;
+- ``result.json``: timings by stage, fit error, emotion, expression coefficients, warnings.
+
+``<output>/summary.json`` lists the photos that worked and those that did not, with the reason.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from fds.assets import atomic_write_bytes
+from fds.export.bake import bake_displacement, write_baked
+from fds.export.maps import encode_normal_map, write_displacement, write_normal_map, write_png
+from fds.export.mesh_io import MeshData, write_obj
+from fds.export.normal_maps import normal_maps
+from fds.export.previews import View, render_detailed, render_proxy, write_preview
+from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
+from fds.proxy.landmarks import load_image
+from fds.proxy.stage import IMAGE_SUFFIXES
+from fds.synthesis import synthesize_displacement, upsample_mask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DetailSettings:
+    """How detail is synthesised and exported (``configs/infer.yaml`` → ``detail``, ``bake``, ``preview``)."""
+
+    resolution: int = 1024  # output maps, texels (1024 / 2048 / 4096)
+    batch_size: int = 16  # patches per forward pass
+    mode: str = "patches"  # "patches" (Gaussian-blended 75 % overlap) | "full" (fully convolutional)
+    edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
+    max_triangles: int = 2_000_000  # cap of the baked mesh
+    formats: tuple[str, ...] = ("obj", "ply")
+    preview_height: int = 512
+
+
+@dataclass
+class ImageOutcome:
+    image: str
+    ok: bool
+    faces: list[str] = field(default_factory=list)  # output folders
+    reason: str = ""
+
+
+def expand_inputs(spec: str | list[str]) -> list[Path]:
+    """A file, a folder (its images, sorted) or a glob → image paths. Nothing found → a clear error."""
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    paths: list[Path] = []
+    for s in specs:
+        p = Path(s).expanduser()
+        if p.is_dir():
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.exists():
+            paths.append(p)
+        else:
+            paths += sorted(Path(q) for q in glob.glob(str(p), recursive=True))
+    if not paths:
+        raise FileNotFoundError(f"input={spec!r} matches no image: give a photo, a folder of photos or a glob")
+    return paths
+
+
+def _soft_visibility(visible: np.ndarray, sigma: float) -> np.ndarray:
+    """A [0, 1] weight that is 1 well inside the seen texels and fades to 0 over ~2σ at their border."""
+    v = torch.from_numpy(visible.astype(np.float32))[None, None]
+    if sigma > 0:
+        import kornia
+
+        k = int(2 * round(3 * sigma) + 1)
+        v = kornia.filters.gaussian_blur2d(v, (k, k), (sigma, sigma))
+        v = ((v - 0.5) * 2).clamp(0, 1) * torch.from_numpy(visible)[None, None]
+    return v[0, 0].numpy()
+
+
+def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35) -> tuple[np.ndarray, View]:
+    """A square crop of the photo around the face (``size``² px, uint8) and the fitted pose's view of it, so
+    renders of the proxy and the detailed mesh overlay the crop pixel for pixel."""
+    photo = load_image(result.image_path)
+    h, w = result.image_size
+    lo, hi = result.landmarks_px.min(0), result.landmarks_px.max(0)
+    half = (1 + margin) * float((hi - lo).max()) / 2
+    cx, cy = (lo + hi) / 2
+    x0, y0, x1, y1 = cx - half, cy - half * 1.1, cx + half, cy + half * 0.9  # a little more forehead
+    f = size / (y1 - y0)
+    # crop + resize in one resampling step (affine grid over the photo; outside the photo stays black)
+    xs = torch.linspace(x0, x1, size) / (w - 1) * 2 - 1
+    ys = torch.linspace(y0, y1, size) / (h - 1) * 2 - 1
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1)[None].float()
+    img = torch.from_numpy(photo).permute(2, 0, 1)[None].float()
+    crop = F.grid_sample(img, grid, mode="bilinear", align_corners=True)[0].permute(1, 2, 0).clamp(0, 255)
+    s, t = result.scale_px_per_mm, result.translation_mm
+    view = View(np.asarray(result.rotation, np.float64), s * f, f * (s * float(t[0]) - x0),
+                f * (y1 - h + s * float(t[1])), size, size)
+    return crop.byte().numpy(), view
+
+
+class DetailPipeline:
+    """Photo → proxy → UV texture → DFDN → displacement / normal maps → baked mesh, for one checkpoint."""
+
+    def __init__(self, ckpt: str | Path, proxy: dict | None = None, cache_dir: str | Path | None = None,
+                 settings: DetailSettings | None = None, device: str = "auto",
+                 assets_dir: str | Path | None = None):
+        from fds.models.checkpoint import load_detail_module
+
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.module = load_detail_module(ckpt, self.device)
+        meta = self.module.fds_meta
+        self.disp_scale_mm = float(meta["disp_scale_mm"])
+        self.patch_size = int(meta["patch_size"])
+        self.map_resolution = int(meta["map_resolution"])
+        self.regions = json.loads(meta["regions"])
+        self.channels = meta.get("channels", "v")
+        self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
+        self.settings = settings or DetailSettings()
+        self.ckpt = str(ckpt)
+
+    # ---------------------------------------------------------------------------------------- one face
+    def predict(self, x: torch.Tensor, region: str | None = None) -> torch.Tensor:
+        """Network units ``[B,1,P,P]`` for preprocessed patches ``x [B,Cin,P,P]`` (the module's predict path)."""
+        batch = {"input": x.to(self.device), "region": region if region in self.regions else self.regions[0]}
+        with torch.no_grad():
+            return self.module.predict_step(batch, 0)["displacement"].cpu()
+
+    def detail(self, result: ProxyResult) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """``(displacement_mm [R,R], coverage [R,R] bool, warnings)`` at ``settings.resolution``.
+
+        The network runs at the texel density it was trained at (``map_resolution``); other output
+        resolutions are bicubic resamplings of that map (a 256² patch must cover the same skin area it did in
+        training). Detail fades out towards texels the photo does not see.
+        """
+        from fds.data.patches import preprocess
+        from fds.data.uvchart import uv_chart
+
+        s, n = self.settings, self.map_resolution
+        chart = uv_chart(self.stage.face_model, n)
+        zones = {r: chart.zone_mask(r) for r in self.regions}
+        res = synthesize_displacement(
+            result.uv_texture, self.predict, resolution=n, disp_scale_mm=self.disp_scale_mm, regions=zones,
+            patch_size=self.patch_size, batch_size=s.batch_size, mode=s.mode,
+            preprocess=(lambda t: preprocess(t, self.channels)) if s.mode == "patches" else None)
+        visible = upsample_mask(result.confidence > 0, n)
+        disp = res.displacement_mm * _soft_visibility(visible & res.coverage, s.edge_blur_texels)
+        coverage = res.coverage & visible
+        warnings = []
+        seen = coverage.sum() / max(res.coverage.sum(), 1)
+        if seen < 0.5:
+            warnings.append(f"only {seen:.0%} of the face's UV chart is visible in the photo: detail is partial")
+        if s.resolution != n:
+            warnings.append(f"detail synthesised at {n}² (the checkpoint's texel density) and resampled to "
+                            f"{s.resolution}²")
+            t = torch.from_numpy(disp)[None, None]
+            disp = F.interpolate(t, size=(s.resolution,) * 2, mode="bicubic", align_corners=False)[0, 0].numpy()
+            coverage = upsample_mask(coverage, s.resolution)
+            disp = disp * coverage
+        return disp.astype(np.float32), coverage, warnings
+
+    def write_face(self, result: ProxyResult, out: Path) -> dict[str, Any]:
+        """Every output of one face into ``out``; returns the ``result.json`` content."""
+        fm, s = self.stage.face_model, self.settings
+        times: dict[str, float] = {f"proxy_{k}": float(v) for k, v in result.timings_s.items()}
+        t = time.perf_counter()
+        disp_mm, coverage, warnings = self.detail(result)
+        times["detail"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        proxy = MeshData(result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
+        write_png(out / "texture.png", result.uv_texture)
+        write_obj(out / "proxy.obj", proxy, texture="texture.png")
+        write_displacement(out / "displacement", disp_mm, self.disp_scale_mm, coverage=coverage,
+                           metadata={"checkpoint": Path(self.ckpt).name, "image": result.image_path})
+        maps = normal_maps(disp_mm, result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, coverage=coverage,
+                           work_resolution=min(s.resolution, 1024))
+        write_normal_map(out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
+        write_normal_map(out / "normal_object.png", maps.object, "object", maps.coverage)
+        times["maps"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        baked = bake_displacement(proxy, disp_mm, max_triangles=s.max_triangles)
+        files = write_baked(out / "detailed", baked, texture="texture.png", formats=tuple(s.formats),
+                            texture_image=result.uv_texture)
+        times["bake"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        crop, view = face_crop_view(result, s.preview_height)
+        write_preview(out / "preview.png", crop, render_proxy(proxy, view), render_detailed(baked, view),
+                      encode_normal_map(maps.tangent, maps.coverage, (0.0, 0.0, 1.0)), height=s.preview_height)
+        times["preview"] = time.perf_counter() - t
+
+        info = {
+            "image": result.image_path, "face_index": result.face_index, "face_model": result.face_model,
+            "checkpoint": self.ckpt, "timings_s": {k: round(v, 4) for k, v in times.items()},
+            "reprojection_error_px": float(result.reprojection_error_px),
+            "yaw_pitch_roll_deg": [float(a) for a in result.yaw_pitch_roll_deg],
+            "emotion": result.emotion_probs, "expression_mode": result.expression_mode,
+            "expression_coeffs": dict(zip(fm.expr_names, map(float, result.expr_coeffs), strict=False)),
+            "displacement_mm": {"scale": self.disp_scale_mm, "min": float(disp_mm.min()),
+                                "max": float(disp_mm.max()), "coverage": float(coverage.mean())},
+            "detailed_mesh": {"vertices": int(len(baked.mesh.vertices)),
+                              "triangles": int(len(baked.mesh.triangles)), "levels": int(baked.levels)},
+            "files": sorted(p.name for p in out.iterdir() if p.is_file()) + [Path(p).name for p in files.values()],
+            "warnings": warnings,
+        }
+        info["files"] = sorted(set(info["files"]) | {"result.json"})
+        atomic_write_bytes(out / "result.json", [json.dumps(info, indent=2).encode()])
+        return info
+
+    # -------------------------------------------------------------------------------------- many photos
+    def run(self, inputs: list[Path], output: Path) -> list[ImageOutcome]:
+        """Every photo into ``output``; one failure never stops the others. Writes ``summary.json``."""
+        outcomes: list[ImageOutcome] = []
+        for path in inputs:
+            try:
+                results = self.stage(path)
+                folders = []
+                for r in results:
+                    out = output / (path.stem if r.face_index == 0 else f"{path.stem}_face{r.face_index}")
+                    self.write_face(r, out)
+                    folders.append(str(out))
+                outcomes.append(ImageOutcome(str(path), True, folders))
+                log.info("%s → %s", path, ", ".join(folders))
+            except (ImageReadError, NoFaceError) as exc:
+                outcomes.append(ImageOutcome(str(path), False, reason=str(exc)))
+                log.warning("skipped %s: %s", path, exc)
+            except Exception as exc:  # report and go on with the next photo
+                outcomes.append(ImageOutcome(str(path), False, reason=f"{type(exc).__name__}: {exc}"))
+                log.error("failed on %s:\n%s", path, traceback.format_exc())
+        summary = {
+            "checkpoint": self.ckpt,
+            "succeeded": [{"image": o.image, "outputs": o.faces} for o in outcomes if o.ok],
+            "failed": [{"image": o.image, "reason": o.reason} for o in outcomes if not o.ok],
+        }
+        atomic_write_bytes(output / "summary.json", [json.dumps(summary, indent=2).encode()])
+        return outcomes
+
+
+def infer(cfg: DictConfig) -> int:
+    """``infer.py``: run the pipeline on ``cfg.input``; returns the exit status (1 if any photo failed)."""
+    d = cfg.detail
+    settings = DetailSettings(resolution=int(d.resolution), batch_size=int(d.batch_size), mode=str(d.mode),
+                              edge_blur_texels=float(d.edge_blur_texels), max_triangles=int(cfg.bake.max_triangles),
+                              formats=tuple(cfg.bake.formats), preview_height=int(cfg.preview.height))
+    pipeline = DetailPipeline(cfg.ckpt, proxy=OmegaConf.to_container(cfg.proxy, resolve=True),
+                              cache_dir=cfg.cache_dir, settings=settings, device=cfg.device,
+                              assets_dir=cfg.paths.assets_dir)
+    inputs = expand_inputs(OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input)
+    output = Path(cfg.output)
+    outcomes = pipeline.run(inputs, output)
+    failed = [o for o in outcomes if not o.ok]
+    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} photos processed into {output}")
+    for o in failed:
+        print(f"FAILED {o.image}: {o.reason}")
+    return 1 if failed else 0
