@@ -8,7 +8,7 @@ from fds.demo import main
 
 
 def test_demo_writes_mean_mesh_and_region_masks(tmp_path):
-    assert main(["--output", str(tmp_path)]) == 0
+    assert main(["--output", str(tmp_path), "--skip-photo"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())["face_model"]
     assert summary["vertices"] == 3448 and summary["triangles"] == 6736
     mesh = trimesh.load(tmp_path / "sfm_mean.obj", process=False, force="mesh")
@@ -18,5 +18,5 @@ def test_demo_writes_mean_mesh_and_region_masks(tmp_path):
     assert sum(m.astype(int) for m in masks.values()).max() == 1  # disjoint
     assert abs(masks["forehead"].mean() - summary["uv_coverage"]["forehead"]) < 1e-6
     # idempotent: a second run overwrites in place
-    assert main(["--output", str(tmp_path)]) == 0
+    assert main(["--output", str(tmp_path), "--skip-photo"]) == 0
     assert not list(tmp_path.rglob("*.part"))
