@@ -153,7 +153,7 @@ class DetailPipeline:
         training). Detail fades out towards texels the photo does not see.
         """
         from fds.data.patches import preprocess
-        from fds.data.uvchart import uv_chart
+        from fds.facemodel.uvchart import uv_chart
 
         s, n = self.settings, self.map_resolution
         chart = uv_chart(self.stage.face_model, n)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fds.data.patches import candidate_origins, patch_grid, preprocess, random_origin, to_network_units
-from fds.data.uvchart import uv_chart
+from fds.facemodel.uvchart import uv_chart
 
 
 def test_preprocess_value_channel_mean_removed_times_two():

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from fds.data.procedural import ProceduralScanGenerator
-from fds.data.uvchart import uv_chart
 from fds.data.wrinkles import ACTIVATIONS, DEPTH_MM, Wrinkle, micro_relief, render_wrinkles, wrinkle_layout
+from fds.facemodel.uvchart import uv_chart
 from fds.render import estimate_sh
 
 R = 256

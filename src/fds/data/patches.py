@@ -2,7 +2,7 @@
 
 Coordinates are texel (row, col) of a patch's top-left corner in a UV map of size R (row 0 = top of the
 chart). Zones (``forehead``, ``mouth``, ``face`` or an anatomical region) come from
-:meth:`fds.data.uvchart.UVChart.zone_mask`.
+:meth:`fds.facemodel.uvchart.UVChart.zone_mask`.
 
 Preprocessing (paper §2, "Input"): the HSV value channel V = max(R, G, B) of the texture in [0, 1], minus its
 mean over the patch, times 2 (:func:`preprocess`). ``channels="rgb"`` keeps three channels, each treated the

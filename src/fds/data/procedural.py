@@ -32,9 +32,9 @@ from fds.data.degrade import degrade_texture, view_visibility
 from fds.data.lighting import random_sh
 from fds.data.sample_io import ScanSample
 from fds.data.skin import AlbedoBank, find_photos, flat_albedo, vary_albedo
-from fds.data.uvchart import UVChart, uv_chart
 from fds.data.wrinkles import expression_activations, micro_relief, render_wrinkles, wrinkle_layout
 from fds.facemodel import FaceModel, load_face_model
+from fds.facemodel.uvchart import UVChart, uv_chart
 from fds.render import normals_from_displacement, sh_irradiance, tangent_frames, tangent_to_object, vertex_normals
 
 #: Pore density (pores per mm²) by anatomical region; eyes and lips have none.

@@ -30,8 +30,8 @@ from torch.utils.data import Dataset
 from fds.data.patches import Channels, candidate_origins, crop, patch_grid, preprocess, random_origin, to_network_units
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.sample_io import ScanSample, list_samples, read_meta, read_sample
-from fds.data.uvchart import uv_chart
 from fds.facemodel import load_face_model
+from fds.facemodel.uvchart import uv_chart
 
 
 class ScanFolder:

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from fds.data.degrade import gaussian_blur
-from fds.data.uvchart import UVChart
 from fds.facemodel import FaceModel
+from fds.facemodel.uvchart import UVChart
 from fds.render import estimate_sh_and_albedo, vertex_normals
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class AlbedoBank:
     def build(cls, fm: FaceModel, photos: Sequence[Path], resolution: int = 256,
               cache_dir: str | os.PathLike | None = None, unwrap: UnwrapFn = landmark_unwrap) -> AlbedoBank:
         """Unwrap ``photos`` (skipping and logging failures) or load the cached bank of the same inputs."""
-        from fds.data.uvchart import uv_chart
+        from fds.facemodel.uvchart import uv_chart
 
         key = hashlib.sha1(("|".join(map(str, photos)) + f"|{resolution}|{fm.fingerprint()}").encode())
         path = Path(cache_dir) / f"albedo_bank_{key.hexdigest()[:12]}.npz" if cache_dir else None

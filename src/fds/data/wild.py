@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from fds.data.patches import Channels, candidate_origins, crop, preprocess, random_origin
 from fds.data.sample_io import atomic_save_npz
-from fds.data.uvchart import uv_chart
+from fds.facemodel.uvchart import uv_chart
 from fds.render import estimate_sh_and_albedo, vertex_normals
 
 log = logging.getLogger(__name__)

@@ -20,23 +20,14 @@ REGIONS = ("forehead", "brows", "eyes", "nose", "cheeks", "mouth", "chin")
 
 
 def uv_attribute_map(fm: FaceModel, attr: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    """Linearly interpolate per-vertex ``attr [V,C]`` over the UV chart with :mod:`fds.render`'s rasteriser.
+    """Linearly interpolate per-vertex ``attr [V,C]`` over the UV chart (see :mod:`fds.facemodel.uvchart`).
 
     Returns ``(values [R,R,C] float32, covered [R,R] bool)`` at texel centres; uncovered texels hold 0.
     """
-    import torch
+    from fds.facemodel.uvchart import uv_chart
 
-    from fds.render import interpolate, rasterize_uv
-
-    uv = torch.from_numpy(fm.uv.astype(np.float32))
-    uv_tri = torch.from_numpy(fm.uv_triangles.astype(np.int32))
-    per_uv = torch.from_numpy(np.asarray(attr, np.float32)[np.clip(fm.uv_vertex_index(), 0, None)])
-    with torch.no_grad():
-        rast = rasterize_uv(uv, uv_tri, (resolution, resolution), backend="torch")
-        values = interpolate(per_uv, rast, uv_tri)
-    covered = rast[0, ..., 3] > 0
-    values = torch.where(covered[..., None], values[0], torch.zeros(()))
-    return values.numpy().astype(np.float32), covered.numpy()
+    chart = uv_chart(fm, resolution)
+    return chart.interpolate(attr), chart.covered
 
 
 def _mean_of(points: dict[int, np.ndarray], ids: range | list[int]) -> np.ndarray | None:

@@ -1,10 +1,8 @@
 """A face model's UV chart rasterised once per resolution: texel → (triangle, barycentrics), fast interpolation.
 
-``fds.facemodel.regions.uv_attribute_map`` loops over triangles in Python (~2 s for the SFM at any
-resolution); data generation interpolates several attributes per sample, so this module locates each texel
-centre once (matplotlib's trapezoid-map triangle finder, ~0.2 s at 1024²) and then interpolates any
-per-vertex attribute with one gather. Texel (row r, col c) has its centre at u = (c + .5)/R, v = (r + .5)/R,
-the same convention as ``fds.facemodel.regions``.
+The chart is rasterised with ``fds.render.rasterize_uv`` (the project's one rasteriser, any UV layout, seams
+included), cached per process, and then any per-vertex attribute is interpolated with one gather. Texel
+(row r, col c) has its centre at u = (c + .5)/R, v = (r + .5)/R (image convention, row 0 = v 0 = forehead).
 
 Patch *zones* (where the paper's two models draw their patches) are defined here in the iBUG landmark frame
 of ``fds.facemodel.regions.landmark_frame`` (origin between the eye centres, unit = eye distance, y up):
@@ -24,8 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from fds.facemodel import FaceModel
-from fds.facemodel.regions import landmark_frame
+from fds.facemodel.model import FaceModel
 
 #: Patch zones in landmark-frame y (eye-distance units, y up): (lowest y, highest y).
 ZONES: dict[str, tuple[float, float]] = {
@@ -92,22 +89,20 @@ def uv_chart(fm: FaceModel, resolution: int) -> UVChart:
 
 @lru_cache(maxsize=8)
 def _uv_chart(fm: FaceModel, r: int) -> UVChart:
-    import matplotlib.tri as mtri
+    import torch
 
-    uv_px = fm.uv.astype(np.float64) * r - 0.5  # texel-centre coordinates
-    tri_uv = fm.uv_triangles.astype(np.int64)
-    finder = mtri.Triangulation(uv_px[:, 0], uv_px[:, 1], tri_uv).get_trifinder()
-    cols, rows = np.meshgrid(np.arange(r, dtype=np.float64), np.arange(r, dtype=np.float64))
-    tri_id = np.asarray(finder(cols, rows), np.int64)  # [R,R]
+    from fds.facemodel.regions import landmark_frame
+    from fds.render import rasterize_uv
+
+    with torch.no_grad():
+        rast = rasterize_uv(torch.from_numpy(fm.uv.astype(np.float32)),
+                            torch.from_numpy(fm.uv_triangles.astype(np.int32)), (r, r), backend="torch")[0]
+    tri_id = rast[..., 3].round().long().numpy() - 1  # [R,R], −1 outside the chart
     inside = tri_id >= 0
-    a, b, c = (uv_px[tri_uv[tri_id[inside], k]] for k in range(3))  # [N,2] each
-    v0, v1 = b - a, c - a
-    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    px, py = cols[inside] - a[:, 0], rows[inside] - a[:, 1]
-    w1 = (px * v1[:, 1] - v1[:, 0] * py) / den
-    w2 = (v0[:, 0] * py - px * v0[:, 1]) / den
-    bary = np.zeros((r, r, 3), np.float32)
-    bary[inside] = np.stack([1 - w1 - w2, w1, w2], -1).clip(0, 1)
+    u, v = rast[..., 0].numpy(), rast[..., 1].numpy()
+    # fds.render's convention: attr = u·a0 + v·a1 + (1 − u − v)·a2 over the triangle's corners
+    bary = np.stack([u, v, 1.0 - u - v], -1).astype(np.float32)
+    bary[~inside] = 0
     origin, axes, unit, pts = landmark_frame(fm)
     chart = UVChart(fm, r, tri_id, bary, np.zeros((r, r, 2), np.float32), float(unit), pts)
     xy = chart.interpolate(fm.mean_mm[:, :2])
