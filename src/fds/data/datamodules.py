@@ -40,7 +40,8 @@ class ScansDataModule(pl.LightningDataModule):
 
     Args:
         data_dir: folder of sample folders (``fds.data.sample_io`` format).
-        generate_if_empty / num_generate / generation_workers: procedural samples written when empty.
+        generate_if_empty / num_generate / generation_workers: procedural samples written when empty, with seeds
+            from ``generate_start_seed`` (give held-out sets seeds no training set uses).
         generator: keyword arguments of :class:`~fds.data.procedural.ProceduralScanGenerator`.
         shared_data_dir: the shared data kit; its labelled photos feed the albedo bank unless
             ``generator.albedo_dirs`` is given.
@@ -53,7 +54,7 @@ class ScansDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, data_dir: str | os.PathLike, generate_if_empty: bool = True, num_generate: int = 16,
-                 generation_workers: int = 0, generator: dict | None = None,
+                 generation_workers: int = 0, generator: dict | None = None, generate_start_seed: int = 0,
                  shared_data_dir: str | os.PathLike | None = None, on_the_fly: bool = False,
                  num_on_the_fly: int = 64, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
                  rgb: bool = False, disp_scale_mm: float = 2.0, min_valid: float = 0.5, hflip: bool = True,
@@ -85,6 +86,7 @@ class ScansDataModule(pl.LightningDataModule):
                     "data.generate_if_empty=true")
             log.info("generating %d procedural scan samples into %s", self.hparams.num_generate, self.data_dir)
             write_procedural_samples(self.data_dir, self.hparams.num_generate, self.make_generator(),
+                                     start_seed=self.hparams.generate_start_seed,
                                      workers=self.hparams.generation_workers)
 
     def setup(self, stage: str | None = None) -> None:

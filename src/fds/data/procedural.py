@@ -95,7 +95,7 @@ class ProceduralScanGenerator:
     @cached_property
     def bank(self) -> AlbedoBank | None:
         photos = find_photos(self.albedo_dirs, with_landmarks=True)
-        if not photos:
+        if not photos or self.albedo_max_photos <= 0:  # no photos: the palette fallback
             return None
         if len(photos) > self.albedo_max_photos:
             photos = [photos[i] for i in np.linspace(0, len(photos) - 1, self.albedo_max_photos).astype(int)]
