@@ -55,9 +55,11 @@ def test_export_from_a_training_run(tmp_path, lite_cfg, trained_like):
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / "checkpoints").mkdir()
-    OmegaConf.save(OmegaConf.create({"model": OmegaConf.to_container(lite_cfg),
-                                     "data": {"scans": {"generator": {"resolution": 512}, "rgb": False}}}),
-                   run / ".hydra" / "config.yaml")
+    model = OmegaConf.to_container(lite_cfg)
+    model["disp_scale_mm"] = "${data.scans.disp_scale_mm}"  # as experiment configs link it
+    OmegaConf.save(OmegaConf.create({"model": model, "data": {"scans": {"generator": {"resolution": 512},
+                                                                       "rgb": False, "disp_scale_mm": 2.0}}}),
+                   run / ".hydra" / "config.yaml", resolve=False)
     torch.save({"state_dict": trained_like.state_dict(), "epoch": 3}, run / "checkpoints" / "last.ckpt")
     out = export_training_checkpoint(run / "checkpoints" / "last.ckpt", tmp_path / "exported.safetensors")
     assert read_detail_checkpoint(out)[1]["map_resolution"] == "512"

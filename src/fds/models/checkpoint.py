@@ -130,7 +130,8 @@ def export_training_checkpoint(
     resolution = int(OmegaConf.select(cfg, "data.scans.generator.resolution", default=0)
                      or OmegaConf.select(cfg, "data.generator.resolution", default=1024))
     channels = "rgb" if OmegaConf.select(cfg, "data.scans.rgb", default=False) else "v"
-    return save_detail_checkpoint(out, state, cfg.model, map_resolution=resolution, channels=channels, extra=extra)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)  # resolved against the whole run config
+    return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels, extra=extra)
 
 
 def main(argv: list[str] | None = None) -> None:
