@@ -71,6 +71,7 @@ def test_download_verifies_and_writes_atomically(tmp_path, monkeypatch, local_se
     with pytest.raises(AssetError, match="sha256"):
         resolve_asset("test_bad")
     assert sorted(p.name for p in path.parent.iterdir()) == ["thing.bin"]  # no partial or bad file left
+    assert path.stat().st_mode & 0o044  # readable by others like any normal file (not mkstemp's 0600)
 
 
 def test_unknown_asset_lists_registry():

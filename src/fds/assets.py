@@ -125,14 +125,23 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write ``chunks`` to ``path`` through a temp file in the same folder and rename it into place."""
+    """Write ``chunks`` to ``path`` through a temp file in the same folder and rename it into place
+    (with the usual file permissions, not mkstemp's private 0600)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -150,6 +159,7 @@ def download(url: str, dest: Path, sha256: str | None, timeout_s: float = 30.0) 
         if sha256 is not None and got != sha256:
             raise AssetError(f"Downloaded {url} but its sha256 is {got}, expected {sha256}: the upstream "
                              "file changed or the transfer was corrupted. Nothing was written.")
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -19,6 +19,7 @@ renamed into place, so a crashed writer never leaves a half-written sample under
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from fds.assets import atomic_write_bytes
 
 FORMAT = "fds-scan-sample"
 VERSION = 1
@@ -59,15 +62,9 @@ class ScanSample:
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     """``np.savez_compressed`` through a temp file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(Path(path), [buf.getvalue()])
 
 
 def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = False) -> Path:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fds.assets import atomic_write_bytes
 
 __all__ = [
     "DetectedFace",
@@ -122,11 +123,7 @@ def write_pts(path: str | os.PathLike, points_px: np.ndarray) -> None:
         raise ValueError(f"points_px must be [N, 2], got shape {points_px.shape}")
     body = "".join(f"{x + 1:.3f} {y + 1:.3f}\n" for x, y in points_px)
     text = f"version: 1\nn_points: {len(points_px)}\n{{\n{body}}}\n"
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(Path(path), [text.encode()])
 
 
 def nme(pred_px: np.ndarray, gt_px: np.ndarray) -> float:
