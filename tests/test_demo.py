@@ -20,3 +20,16 @@ def test_demo_writes_mean_mesh_and_region_masks(tmp_path):
     # idempotent: a second run overwrites in place
     assert main(["--output", str(tmp_path), "--skip-photo"]) == 0
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_demo_runs_the_pipeline_on_a_real_photo(tmp_path):
+    """`make demo`'s second half: grace_hopper through the whole pipeline with the shipped checkpoint."""
+    assert main(["--output", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    [folder] = summary["photo"]["outputs"]
+    info = json.loads((tmp_path / "grace_hopper" / "result.json").read_text())
+    assert folder.endswith("grace_hopper") and info["reprojection_error_px"] < 10
+    for name in ("proxy.obj", "displacement.png", "normal_tangent.png", "detailed.obj", "detailed.ply", "preview.png"):
+        assert (tmp_path / "grace_hopper" / name).is_file(), name
+    mesh = trimesh.load(tmp_path / "grace_hopper" / "detailed.obj", process=False, force="mesh")
+    assert mesh.visual.uv is not None and len(mesh.faces) > 100_000
