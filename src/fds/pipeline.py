@@ -110,7 +110,7 @@ def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35) -> tupl
     xs = torch.linspace(x0, x1, size) / (w - 1) * 2 - 1
     ys = torch.linspace(y0, y1, size) / (h - 1) * 2 - 1
     grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1)[None].float()
-    img = torch.from_numpy(photo).permute(2, 0, 1)[None].float()
+    img = torch.from_numpy(np.array(photo)).permute(2, 0, 1)[None].float()
     crop = F.grid_sample(img, grid, mode="bilinear", align_corners=True)[0].permute(1, 2, 0).clamp(0, 255)
     s, t = result.scale_px_per_mm, result.translation_mm
     view = View(np.asarray(result.rotation, np.float64), s * f, f * (s * float(t[0]) - x0),

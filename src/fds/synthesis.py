@@ -86,7 +86,8 @@ def upsample_mask(mask: np.ndarray, resolution: int) -> np.ndarray:
 def texture_to_tensor(uv_texture: np.ndarray | torch.Tensor, resolution: int) -> torch.Tensor:
     """A UV texture (``uint8``/float ``[H, W, 3]`` or ``[H, W]``, or float ``[1|3, H, W]`` in [0, 1]) →
     float32 ``[1, 3, R, R]`` in [0, 1], resampled (bilinear, antialiased when shrinking) to R×R."""
-    t = torch.as_tensor(np.ascontiguousarray(uv_texture) if isinstance(uv_texture, np.ndarray) else uv_texture)
+    # np.array copies: cached textures may be read-only arrays
+    t = torch.as_tensor(np.array(uv_texture) if isinstance(uv_texture, np.ndarray) else uv_texture)
     if t.dtype == torch.uint8:
         t = t.float() / 255.0
     elif t.dtype == torch.uint16:
