@@ -96,6 +96,27 @@ def _soft_visibility(visible: np.ndarray, sigma: float) -> np.ndarray:
     return v[0, 0].numpy()
 
 
+def module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int = 16, mode: str = "patches"):
+    """A ``DFDNModule``'s full-map displacement (``fds.synthesis.DetailSynthesis``, mm) of a UV texture at the
+    texel density the checkpoint was trained at, through the module's ``predict_step`` (one region network per
+    patch zone of ``fds.facemodel.uvchart``). Used by inference and evaluation alike."""
+    from fds.data.patches import preprocess
+    from fds.facemodel.uvchart import uv_chart
+
+    meta = module.fds_meta
+    n, regions, channels = int(meta["map_resolution"]), json.loads(meta["regions"]), meta.get("channels", "v")
+    chart = uv_chart(fm, n)
+
+    def predict(x: torch.Tensor, region: str) -> torch.Tensor:
+        with torch.no_grad():
+            return module.predict_step({"input": x.to(module.device), "region": region}, 0)["displacement"].cpu()
+
+    return synthesize_displacement(
+        uv_texture, predict, resolution=n, disp_scale_mm=float(meta["disp_scale_mm"]),
+        regions={r: chart.zone_mask(r) for r in regions}, patch_size=int(meta["patch_size"]), batch_size=batch_size,
+        mode=mode, preprocess=(lambda t: preprocess(t, channels)) if mode == "patches" else None)
+
+
 def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35) -> tuple[np.ndarray, View]:
     """A square crop of the photo around the face (``size``² px, uint8) and the fitted pose's view of it, so
     renders of the proxy and the detailed mesh overlay the crop pixel for pixel."""
@@ -130,21 +151,12 @@ class DetailPipeline:
         self.module = load_detail_module(ckpt, self.device)
         meta = self.module.fds_meta
         self.disp_scale_mm = float(meta["disp_scale_mm"])
-        self.patch_size = int(meta["patch_size"])
         self.map_resolution = int(meta["map_resolution"])
-        self.regions = json.loads(meta["regions"])
-        self.channels = meta.get("channels", "v")
         self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
         self.settings = settings or DetailSettings()
         self.ckpt = str(ckpt)
 
     # ---------------------------------------------------------------------------------------- one face
-    def predict(self, x: torch.Tensor, region: str | None = None) -> torch.Tensor:
-        """Network units ``[B,1,P,P]`` for preprocessed patches ``x [B,Cin,P,P]`` (the module's predict path)."""
-        batch = {"input": x.to(self.device), "region": region if region in self.regions else self.regions[0]}
-        with torch.no_grad():
-            return self.module.predict_step(batch, 0)["displacement"].cpu()
-
     def detail(self, result: ProxyResult) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """``(displacement_mm [R,R], coverage [R,R] bool, warnings)`` at ``settings.resolution``.
 
@@ -152,16 +164,9 @@ class DetailPipeline:
         resolutions are bicubic resamplings of that map (a 256² patch must cover the same skin area it did in
         training). Detail fades out towards texels the photo does not see.
         """
-        from fds.data.patches import preprocess
-        from fds.facemodel.uvchart import uv_chart
-
         s, n = self.settings, self.map_resolution
-        chart = uv_chart(self.stage.face_model, n)
-        zones = {r: chart.zone_mask(r) for r in self.regions}
-        res = synthesize_displacement(
-            result.uv_texture, self.predict, resolution=n, disp_scale_mm=self.disp_scale_mm, regions=zones,
-            patch_size=self.patch_size, batch_size=s.batch_size, mode=s.mode,
-            preprocess=(lambda t: preprocess(t, self.channels)) if s.mode == "patches" else None)
+        res = module_detail_map(self.module, result.uv_texture, self.stage.face_model, batch_size=s.batch_size,
+                                mode=s.mode)
         visible = upsample_mask(result.confidence > 0, n)
         disp = res.displacement_mm * _soft_visibility(visible & res.coverage, s.edge_blur_texels)
         coverage = res.coverage & visible
