@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fds-installed
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint clean
+.PHONY: setup demo test lint clean
 
 setup: $(STAMP)
 

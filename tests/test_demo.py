@@ -9,7 +9,7 @@ from fds.demo import main
 
 def test_demo_writes_mean_mesh_and_region_masks(tmp_path):
     assert main(["--output", str(tmp_path), "--skip-photo"]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())["face_model"]
+    summary = json.loads((tmp_path / "demo_summary.json").read_text())["face_model"]
     assert summary["vertices"] == 3448 and summary["triangles"] == 6736
     mesh = trimesh.load(tmp_path / "sfm_mean.obj", process=False, force="mesh")
     assert mesh.visual.uv is not None and len(mesh.faces) == 6736
@@ -25,7 +25,7 @@ def test_demo_writes_mean_mesh_and_region_masks(tmp_path):
 def test_demo_runs_the_pipeline_on_a_real_photo(tmp_path):
     """`make demo`'s second half: grace_hopper through the whole pipeline with the shipped checkpoint."""
     assert main(["--output", str(tmp_path)]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "demo_summary.json").read_text())
     [folder] = summary["photo"]["outputs"]
     info = json.loads((tmp_path / "grace_hopper" / "result.json").read_text())
     assert folder.endswith("grace_hopper") and info["reprojection_error_px"] < 10

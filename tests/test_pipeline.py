@@ -113,3 +113,20 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 def test_no_input_is_a_clear_error(tmp_path, checkpoint):
     with pytest.raises(FileNotFoundError, match="matches no image"):
         infer(_infer_cfg(tmp_path, tmp_path / "nothing*.jpg", checkpoint, tmp_path / "out"))
+
+
+def test_output_names_never_collide(tmp_path):
+    from fds.pipeline import unique_names
+
+    paths = [tmp_path / "a" / "001.jpg", tmp_path / "b" / "001.jpg", tmp_path / "001.png", tmp_path / "x.jpg",
+             tmp_path / "x_face1.jpg"]
+    names = unique_names(paths)
+    assert [names[p] for p in paths] == ["001", "001_2", "001_3", "x", "x_face1_2"]
+    assert len(set(names.values())) == len(paths)
+
+
+def test_face_model_mismatch_is_refused(tmp_path, checkpoint):
+    from fds.pipeline import DetailPipeline
+
+    with pytest.raises(ValueError, match="proxy.face_model=sfm"):
+        DetailPipeline(checkpoint, proxy={"face_model": "ict"}, device="cpu")

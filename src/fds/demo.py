@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"face_model": write_face_model_demo(out, args.model)}
     if not args.skip_photo:
         summary["photo"] = run_photo_demo(out, Path(args.ckpt), Path(args.photo) if args.photo else None)
-    atomic_write_bytes(out / "summary.json", [json.dumps(summary, indent=2).encode()])
+    atomic_write_bytes(out / "demo_summary.json", [json.dumps(summary, indent=2).encode()])
     print(json.dumps(summary, indent=2))
     print(f"demo outputs in {out.resolve()}")
     return 0

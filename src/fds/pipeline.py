@@ -81,7 +81,22 @@ def expand_inputs(spec: str | list[str]) -> list[Path]:
             paths += sorted(Path(q) for q in glob.glob(str(p), recursive=True))
     if not paths:
         raise FileNotFoundError(f"input={spec!r} matches no image: give a photo, a folder of photos or a glob")
-    return paths
+    return list(dict.fromkeys(p.resolve() for p in paths))  # each photo once
+
+
+def unique_names(paths: list[Path]) -> dict[Path, str]:
+    """One output folder name per photo: its stem, made unique (``_2``, ``_3`` …) when stems repeat
+    (``a.jpg`` and ``a.png``, or the same file name in two folders), so no photo overwrites another's outputs."""
+    names: dict[Path, str] = {}
+    used: set[str] = set()
+    for p in paths:
+        name, k = p.stem, 1
+        while name in used or any(name == f"{u}_face{i}" for u in used for i in range(1, 9)):
+            k += 1
+            name = f"{p.stem}_{k}"
+        used.add(name)
+        names[p] = name
+    return names
 
 
 def _soft_visibility(visible: np.ndarray, sigma: float) -> np.ndarray:
@@ -105,6 +120,9 @@ def module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int = 16, 
 
     meta = module.fds_meta
     n, regions, channels = int(meta["map_resolution"]), json.loads(meta["regions"]), meta.get("channels", "v")
+    if mode == "full" and n != int(meta["patch_size"]):
+        raise ValueError(f"detail.mode=full needs a network that takes whole {n}² maps; this checkpoint takes "
+                         f"{meta['patch_size']}² patches (its PCA basis is patch-sized): use detail.mode=patches")
     chart = uv_chart(fm, n)
 
     def predict(x: torch.Tensor, region: str) -> torch.Tensor:
@@ -126,7 +144,7 @@ def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35) -> tupl
     half = (1 + margin) * float((hi - lo).max()) / 2
     cx, cy = (lo + hi) / 2
     x0, y0, x1, y1 = cx - half, cy - half * 1.1, cx + half, cy + half * 0.9  # a little more forehead
-    f = size / (y1 - y0)
+    f = (size - 1) / (y1 - y0)  # crop pixel i sits at photo y0 + i / f (linspace, align_corners)
     # crop + resize in one resampling step (affine grid over the photo; outside the photo stays black)
     xs = torch.linspace(x0, x1, size) / (w - 1) * 2 - 1
     ys = torch.linspace(y0, y1, size) / (h - 1) * 2 - 1
@@ -153,6 +171,11 @@ class DetailPipeline:
         self.disp_scale_mm = float(meta["disp_scale_mm"])
         self.map_resolution = int(meta["map_resolution"])
         self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
+        trained_on = meta.get("face_model", "sfm")
+        if trained_on != self.stage.config.face_model:
+            raise ValueError(f"checkpoint {ckpt} was trained in the {trained_on!r} UV chart but proxy.face_model="
+                             f"{self.stage.config.face_model!r}: set proxy.face_model={trained_on} or use a "
+                             "checkpoint trained on that face model")
         self.settings = settings or DetailSettings()
         self.ckpt = str(ckpt)
 
@@ -237,12 +260,14 @@ class DetailPipeline:
     def run(self, inputs: list[Path], output: Path) -> list[ImageOutcome]:
         """Every photo into ``output``; one failure never stops the others. Writes ``summary.json``."""
         outcomes: list[ImageOutcome] = []
+        names = unique_names(inputs)
         for path in inputs:
             try:
                 results = self.stage(path)
                 folders = []
                 for r in results:
-                    out = output / (path.stem if r.face_index == 0 else f"{path.stem}_face{r.face_index}")
+                    name = names[path]
+                    out = output / (name if r.face_index == 0 else f"{name}_face{r.face_index}")
                     self.write_face(r, out)
                     folders.append(str(out))
                 outcomes.append(ImageOutcome(str(path), True, folders))

@@ -89,3 +89,19 @@ def test_bad_checkpoints_are_named(tmp_path, lite_cfg, trained_like):
     save_file(tensors, str(tmp_path / "foreign.safetensors"), metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="not an fds DFDN generator"):
         load_detail_module(Path(tmp_path / "foreign.safetensors"))
+
+
+def test_ema_weights_are_the_ones_inference_runs(tmp_path, lite_cfg):
+    """A run with EMA exports the EMA copy; loading must not rebuild a fresh EMA that shadows it."""
+    cfg = lite_cfg.copy()
+    cfg.ema_decay = 0.99
+    torch.manual_seed(1)
+    module = instantiate(cfg).eval()
+    with torch.no_grad():
+        for p in module.generator_ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = save_detail_checkpoint(tmp_path / "ema.safetensors", module.state_dict(), cfg, map_resolution=1024)
+    loaded = load_detail_module(path)
+    assert loaded.generator_ema is None
+    x = torch.randn(2, 1, 256, 256)
+    torch.testing.assert_close(_predict(loaded, x), _predict(module, x))

@@ -6,7 +6,8 @@ metadata, everything needed to rebuild the network without unpickling anything:
 - ``fds_format`` = ``"dfdn-generator"``, ``fds_version`` = ``"1"``;
 - ``model_config``: the Hydra ``model`` node (YAML) the weights were trained with;
 - ``disp_scale_mm`` (mm per network unit), ``patch_size`` (texels), ``map_resolution`` (UV map side the
-  network was trained at, texels), ``channels`` (``v`` or ``rgb``), ``regions``.
+  network was trained at, texels), ``channels`` (``v`` or ``rgb``), ``face_model`` (whose UV chart the maps
+  live in), ``regions``.
 
 ``python -m fds.models.checkpoint RUN/checkpoints/last.ckpt OUT.safetensors`` exports one from a training run
 (the run's ``.hydra/config.yaml`` supplies the configs; the Lightning file is read with ``weights_only=True``).
@@ -50,6 +51,7 @@ def save_detail_checkpoint(
     *,
     map_resolution: int,
     channels: str = "v",
+    face_model: str = "sfm",
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the inference generator of a ``DFDNModule`` state dict as a self-describing safetensors file."""
@@ -58,6 +60,10 @@ def save_detail_checkpoint(
     cfg = OmegaConf.create(OmegaConf.to_container(OmegaConf.create(model_cfg), resolve=True))
     # the PCA basis travels in the tensors: rebuilding must not need the artifact file it was loaded from
     cfg.generator.model.basis.source = None
+    # the exported tensors already are the EMA weights when training kept them: rebuild without an EMA copy,
+    # or predict_step would run the fresh copy instead of the loaded weights
+    if "ema_decay" in cfg:
+        cfg.ema_decay = None
     if "bases" in cfg.generator:
         cfg.generator.bases = None
     tensors = {k: v.detach().cpu().contiguous() for k, v in _inference_state(state_dict).items()}
@@ -69,6 +75,7 @@ def save_detail_checkpoint(
         "patch_size": str(int(cfg.generator.model.basis.patch_size)),
         "map_resolution": str(int(map_resolution)),
         "channels": channels,
+        "face_model": face_model,
         "regions": json.dumps(list(cfg.generator.regions)),
         **{k: str(v) for k, v in (extra or {}).items()},
     }
@@ -129,9 +136,13 @@ def export_training_checkpoint(
         raise CheckpointError(f"{ckpt} is not a loadable Lightning checkpoint ({exc})") from exc
     resolution = int(OmegaConf.select(cfg, "data.scans.generator.resolution", default=0)
                      or OmegaConf.select(cfg, "data.generator.resolution", default=1024))
-    channels = "rgb" if OmegaConf.select(cfg, "data.scans.rgb", default=False) else "v"
+    rgb = OmegaConf.select(cfg, "data.scans.rgb", default=None)
+    channels = "rgb" if (OmegaConf.select(cfg, "data.rgb", default=False) if rgb is None else rgb) else "v"
+    face_model = str(OmegaConf.select(cfg, "data.scans.generator.face_model", default=None)
+                     or OmegaConf.select(cfg, "data.generator.face_model", default="sfm"))
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)  # resolved against the whole run config
-    return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels, extra=extra)
+    return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels,
+                                  face_model=face_model, extra=extra)
 
 
 def main(argv: list[str] | None = None) -> None:
