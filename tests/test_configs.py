@@ -92,3 +92,12 @@ def test_wandb_is_offline_inside_the_run_folder(tmp_path):
     cfg = _compose("train", [], tmp_path)
     assert cfg.logger.wandb.offline is True
     assert cfg.logger.wandb.save_dir == str(tmp_path / "run")
+
+
+def test_shared_groups_drive_the_stages(tmp_path):
+    """`facemodel=` and `render.backend=` reach every stage that uses them (data generation, proxy unwrap)."""
+    cfg = _compose("train", ["facemodel=ict", "render.backend=torch"], tmp_path)
+    assert cfg.data.scans.generator.face_model == "ict" and cfg.data.wild.proxy.face_model == "ict"
+    assert cfg.data.wild.proxy.unwrap.backend == "torch"
+    infer_cfg = _compose("infer", ["input=x.jpg", "render.backend=torch"], tmp_path)
+    assert infer_cfg.proxy.unwrap.backend == "torch"
