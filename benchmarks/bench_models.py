@@ -26,17 +26,6 @@ from hydra.utils import instantiate
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
 
 
-class _Repeat(torch.utils.data.Dataset):
-    def __init__(self, batch: dict, n: int) -> None:
-        self.batch, self.n = batch, n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        return self.batch
-
-
 class _Timer(pl.Callback):
     def __init__(self, skip: int) -> None:
         self.skip, self.times, self._t = skip, [], 0.0
@@ -102,7 +91,7 @@ def bench(config: str, device: str, batch: int, size: int, steps: int, warmup: i
             enable_model_summary=False,
             callbacks=[timer],
         )
-        loader = torch.utils.data.DataLoader(_Repeat(data, n), batch_size=None)
+        loader = torch.utils.data.DataLoader([data] * n, batch_size=None)
         trainer.fit(model, loader)
         times = timer.times if kind == "geo" else timer.times[1::2]  # odd batch_idx = appearance steps
         step_s = sorted(times)[len(times) // 2]  # median

@@ -14,19 +14,8 @@ from .conftest import PATCH, compose_model
 from .test_losses import _appearance_batch
 
 
-class _Repeat(torch.utils.data.Dataset):
-    def __init__(self, batch: dict, n: int) -> None:
-        self.batch, self.n = batch, n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        return self.batch
-
-
 def _loader(batch: dict, n: int = 2):
-    return torch.utils.data.DataLoader(_Repeat(batch, n), batch_size=None)
+    return torch.utils.data.DataLoader([batch] * n, batch_size=None)
 
 
 def _model(seed: int, *overrides: str):

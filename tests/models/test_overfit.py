@@ -14,17 +14,6 @@ from .conftest import PATCH, compose_model
 STEPS = 150
 
 
-class _Repeat(torch.utils.data.Dataset):
-    def __init__(self, batch: dict, steps: int) -> None:
-        self.batch, self.steps = batch, steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __getitem__(self, i: int) -> dict:
-        return self.batch
-
-
 def _geo_loss(model, batch) -> float:
     with torch.no_grad():  # train-mode BatchNorm: the statistics the training steps used
         out = model.generator(batch["region"], batch["input"])
@@ -39,7 +28,7 @@ def test_lite_overfits_fixed_batch(geo_batch, furrow_basis):
     )
     model = instantiate(cfg, generator={"model": {"basis": {"source": furrow_basis}}}).train()
     before = _geo_loss(model, geo_batch)
-    loader = torch.utils.data.DataLoader(_Repeat(geo_batch, STEPS), batch_size=None)
+    loader = torch.utils.data.DataLoader([geo_batch] * STEPS, batch_size=None)
     trainer = pl.Trainer(
         max_epochs=1,
         accelerator="cpu",
