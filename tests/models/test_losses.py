@@ -14,6 +14,7 @@ from fds.models.losses import (
     gan_loss_g,
     geometry_loss,
     masked_l1,
+    normal_loss,
     reconstruct_texture,
 )
 
@@ -53,6 +54,29 @@ def test_geometry_loss_supervises_coarse_and_refined():
     assert geometry_loss(y, y, y).item() == 0.0
     assert geometry_loss(y + 0.5, y, y).item() == pytest.approx(0.5)
     assert geometry_loss(y + 0.5, y - 0.25, y).item() == pytest.approx(0.75)
+
+
+def test_normal_loss_measures_the_slope_difference():
+    texel = 0.2  # mm per texel
+    cols = torch.arange(16.0)[None, None, None, :].expand(1, 1, 16, 16)
+    flat = torch.zeros(1, 1, 16, 16)
+    assert normal_loss(flat, flat, texel).item() == 0.0
+    # a ramp of slope s (mm per mm) has normal (-s, 0, 1)/sqrt(1+s²); vs flat (0, 0, 1) the L1 distance is
+    # s/sqrt(1+s²) + 1 - 1/sqrt(1+s²), away from the replicated border where Sobel sees a smaller slope
+    s = 0.5
+    ramp = cols * texel * s
+    inner = torch.zeros_like(flat)
+    inner[..., 2:-2, 2:-2] = 1
+    expect = (s + math.sqrt(1 + s * s) - 1) / math.sqrt(1 + s * s)
+    assert normal_loss(ramp, flat, texel, inner).item() == pytest.approx(expect, rel=1e-4)
+    # a constant offset changes no normal; an empty mask gives exactly 0 with zero gradient
+    assert normal_loss(ramp + 3.0, ramp, texel).item() == pytest.approx(0.0, abs=1e-6)
+    pred = ramp.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(normal_loss(pred, flat, texel), pred)
+    assert grad.abs().sum() > 0
+    empty = normal_loss(pred, flat, texel, torch.zeros_like(flat))
+    (grad,) = torch.autograd.grad(empty, pred)
+    assert empty.item() == 0.0 and torch.count_nonzero(grad) == 0
 
 
 def _rendered_scene(size: int = 64, batch: int = 2):

@@ -140,3 +140,14 @@ def test_predict_returns_displacement_patches(tmp_path, geo_batch):
     for key, value in running.items():
         if "running" in key:
             torch.testing.assert_close(model_bs.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_normal_term_is_trained_and_logged(tmp_path, geo_batch):
+    model = _model(0, "lambda_normal=100", "gan_weight=0")
+    trainer = _trainer(tmp_path, 1, logger=False)
+    trainer.fit(model, _loader(geo_batch, 2))
+    metrics = trainer.callback_metrics
+    assert 0 < metrics["train/loss_normal"] < 3  # L1 of unit normal maps: in [0, 2·sqrt(3)]
+    # loss_g = 100·L_scans + 100·L_normal (no GAN term)
+    expect = 100 * (metrics["train/loss_geo"] + metrics["train/loss_normal"])
+    assert torch.isclose(metrics["train/loss_g"], expect, rtol=1e-4)

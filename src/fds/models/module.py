@@ -25,8 +25,9 @@ Batch contract
 Schedule (paper)
 ----------------
 For the first ``warmup_epochs`` only supervised steps run: D update (GAN loss), then G update with
-``gan_weight * L_adv + lambda_geo * L_scans``, where L_scans is the L1 of both the PCA reconstruction and the
-refined output. Afterwards, when appearance data is present, batches alternate: even ``batch_idx`` supervised,
+``gan_weight * L_adv + lambda_geo * L_scans (+ lambda_normal * L_normal)``, where L_scans is the L1 of both the
+PCA reconstruction and the refined output and L_normal the L1 between their metric normal maps (not in the
+paper; off by default). Afterwards, when appearance data is present, batches alternate: even ``batch_idx`` supervised,
 odd ``batch_idx`` unsupervised (G only: ``lambda_geo * eta_app * L_recon`` plus, if ``adv_on_app``, the
 adversarial term on the wild patch). Both optimizers' learning rates stay constant until
 ``lr_decay_start_epoch`` and then decay linearly to 0 at ``lr_decay_end_epoch`` (default: the trainer's
@@ -51,7 +52,7 @@ from torch import nn
 
 from fds.metrics import displacement_mae_mm, displacement_normal_deg
 from fds.models.generator import GeneratorOutput, RegionModels
-from fds.models.losses import appearance_loss, gan_loss_d, gan_loss_g, geometry_loss
+from fds.models.losses import appearance_loss, gan_loss_d, gan_loss_g, geometry_loss, normal_loss
 from fds.models.panels import make_panel
 from fds.render.normals import normals_from_displacement
 
@@ -102,6 +103,8 @@ class DFDNModule(pl.LightningModule):
             (paper: Adam, lr 1e-4, betas (0.5, 0.999)).
         gan_mode: ``lsgan`` (paper), ``vanilla`` or ``hinge``.
         lambda_geo: λ, weight of the L1 terms (paper: 100).
+        lambda_normal: weight of the normal term on scans (:func:`~fds.models.losses.normal_loss` of the
+            refined output; not in the paper, 0 turns it off): trains the slopes the normal-angle metric scores.
         eta_app: η, weight of the appearance loss inside the L1 term (paper: 0.5).
         gan_weight: weight of the adversarial term (0 turns the discriminator off).
         adv_on_app: add the adversarial term on appearance steps too.
@@ -124,6 +127,7 @@ class DFDNModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer] = DEFAULT_OPTIMIZER,
         gan_mode: str = "lsgan",
         lambda_geo: float = 100.0,
+        lambda_normal: float = 0.0,
         eta_app: float = 0.5,
         gan_weight: float = 1.0,
         adv_on_app: bool = True,
@@ -236,6 +240,11 @@ class DFDNModule(pl.LightningModule):
         self.toggle_optimizer(opt_g)
         loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y.float(), mask)
         loss_g = self.hparams.lambda_geo * loss_geo
+        if self.hparams.lambda_normal > 0:
+            scale = self.hparams.disp_scale_mm
+            loss_n = normal_loss(out.refined.float() * scale, y.float() * scale, self._texel_mm(geo), mask)
+            loss_g = loss_g + self.hparams.lambda_normal * loss_n
+            self.log("train/loss_normal", loss_n.detach(), batch_size=batch)
         if use_gan:
             loss_adv = gan_loss_g(self.discriminator(region, x, out.refined).float(), self.hparams.gan_mode)
             loss_g = loss_g + self.hparams.gan_weight * loss_adv
@@ -246,6 +255,17 @@ class DFDNModule(pl.LightningModule):
         self.log("train/loss_geo", loss_geo.detach(), batch_size=batch, prog_bar=True)
         self.log("train/loss_g", loss_g.detach(), batch_size=batch, prog_bar=True)
         self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=batch)
+
+    def _texel_mm(self, geo: Mapping) -> tuple[float, float]:
+        """Texel size (du, dv) in mm on the surface, averaged over the batch (``hparams.texel_mm`` if absent).
+        ``geo["texel_mm"]`` is ``[B, 2]`` (du, dv) or ``[B]`` / a number (square texels)."""
+        if "texel_mm" not in geo:
+            return (self.hparams.texel_mm, self.hparams.texel_mm)
+        t = torch.as_tensor(geo["texel_mm"]).float()
+        if t.ndim >= 1 and t.shape[-1] == 2:
+            du, dv = t.reshape(-1, 2).mean(0).tolist()
+            return (du, dv)
+        return (float(t.mean()), float(t.mean()))
 
     def _appearance_step(self, app: Mapping) -> None:
         opt_g, _ = self.optimizers()
@@ -317,6 +337,8 @@ class DFDNModule(pl.LightningModule):
             metrics = {
                 "val/disp_mae_mm": displacement_mae_mm(pred_mm, gt_mm, mask),
                 "val/normal_deg": displacement_normal_deg(pred_mm, gt_mm, texel_mm, mask),
+                # the proxy alone (zero detail), on the same patches: the line training has to get under
+                "val/normal_deg_zero": displacement_normal_deg(torch.zeros_like(gt_mm), gt_mm, texel_mm, mask),
             }
             self.log_dict(metrics, batch_size=batch_size, prog_bar=True, sync_dist=True)
         if batch_idx == 0 and self.hparams.panel_rows > 0 and not self.trainer.sanity_checking:
