@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import kornia
 import torch
 
 from fds.render.normals import normals_from_displacement
@@ -58,3 +59,44 @@ def displacement_normal_deg(
     pred_n = normals_from_displacement(pred_mm.float(), texel_mm)
     target_n = normals_from_displacement(target_mm.float(), texel_mm)
     return normal_angle_deg(pred_n, target_n, mask)
+
+
+def encode_normals(normals: torch.Tensor) -> torch.Tensor:
+    """Unit normals ``[B, 3, H, W]`` → the normal-map image (n + 1) / 2 in [0, 1] (fds.export's encoding), in
+    the input's floating dtype (float64 stays float64: SSIM's variances lose ~1e-4 to cancellation in float32)."""
+    if normals.dim() != 4 or normals.shape[1] != 3:
+        raise ValueError(f"normals must be [B, 3, H, W], got {tuple(normals.shape)}")
+    n = normals if normals.is_floating_point() else normals.float()
+    return ((n + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def normal_ssim_map(pred_normals: torch.Tensor, target_normals: torch.Tensor, window_size: int = 11) -> torch.Tensor:
+    """Per-texel SSIM ``[B, 1, H, W]`` of two unit normal maps ``[B, 3, H, W]``, compared as normal-map images
+    (n + 1)/2 with peak 1 (``kornia.metrics.ssim``: Gaussian window σ = 1.5, 'same' padding), channel mean."""
+    if pred_normals.shape != target_normals.shape:
+        raise ValueError(f"normal maps differ in shape: {tuple(pred_normals.shape)} vs {tuple(target_normals.shape)}")
+    ssim = kornia.metrics.ssim(encode_normals(pred_normals), encode_normals(target_normals), window_size, max_val=1.0)
+    return ssim.mean(1, keepdim=True)
+
+
+def normal_ssim(
+    pred_normals: torch.Tensor, target_normals: torch.Tensor, mask: torch.Tensor | None = None, window_size: int = 11
+) -> torch.Tensor:
+    """Mean SSIM (1 = identical) of two unit normal maps ``[B, 3, H, W]`` over masked texels (see normal_ssim_map)."""
+    return _masked_mean(normal_ssim_map(pred_normals, target_normals, window_size), mask)
+
+
+def normal_psnr_db(
+    pred_normals: torch.Tensor, target_normals: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """PSNR in dB of two unit normal maps ``[B, 3, H, W]`` as normal-map images (n + 1)/2 (peak 1), one MSE
+    pooled over the masked texels and the 3 channels of the batch (``kornia.metrics.psnr``); +inf when identical."""
+    if pred_normals.shape != target_normals.shape:
+        raise ValueError(f"normal maps differ in shape: {tuple(pred_normals.shape)} vs {tuple(target_normals.shape)}")
+    p, t = encode_normals(pred_normals), encode_normals(target_normals)
+    if mask is not None:
+        keep = (mask > 0).expand(-1, 3, -1, -1)
+        if not bool(keep.any()):
+            return p.new_tensor(float("nan"))
+        p, t = p[keep], t[keep]
+    return kornia.metrics.psnr(p, t, 1.0)
