@@ -1,8 +1,11 @@
-"""eval/run.py on held-out procedural scans: every method scored by the same code, reports written."""
+"""eval/run.py end to end at 256² (held-out procedural scans + real photos): every method scored by the same code,
+reports, figures, the README block and the offline W&B run written."""
 
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,72 +15,149 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from fds.data.procedural import ProceduralScanGenerator, write_procedural_samples
-from fds.evaluation import evaluate, highpass
+from fds.evaluation import evaluate, highpass, map_errors, summarise
 from fds.models.checkpoint import save_detail_checkpoint
+from fds.reports import README_END, README_START
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = 256  # one 256² patch per zone: the networks run once per map
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, shared_data):
     tmp = tmp_path_factory.mktemp("eval")
+    readme = tmp / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
     with initialize(version_base="1.3", config_path="../configs"):
         model_cfg = compose(config_name="train").model
         torch.manual_seed(0)
         module = instantiate(model_cfg)
-        ckpt = save_detail_checkpoint(tmp / "m.safetensors", module.state_dict(), model_cfg, map_resolution=512)
-        gen = ProceduralScanGenerator(resolution=512, albedo_dirs=(), cache_dir=str(tmp / "cache"))
+        ckpt = save_detail_checkpoint(tmp / "m.safetensors", module.state_dict(), model_cfg, map_resolution=RES)
+        gen = ProceduralScanGenerator(resolution=RES, albedo_dirs=(), cache_dir=str(tmp / "cache"))
         write_procedural_samples(tmp / "train_scans", 1, gen, start_seed=0)
         cfg = compose(config_name="eval", return_hydra_config=True, overrides=[
             f"ckpt={ckpt}", f"paths.output_dir={tmp / 'run'}", f"paths.data_dir={tmp}", "device=cpu",
-            "data.num_generate=2", "data.generator.resolution=512", "data.generator.albedo_max_photos=0",
-            f"highpass_fit_dir={tmp / 'train_scans'}", "logger=csv"])
+            "data.num_generate=2", f"data.generator.resolution={RES}", "data.generator.albedo_max_photos=0",
+            f"highpass_fit_dir={tmp / 'train_scans'}", f"proxy.unwrap.resolution={RES}", f"readme={readme}",
+            "photos.labelled_max_photos=2", f"photos.wild_dirs=[{shared_data}/faces/wild/smirk]",
+            "photos.wild_max_photos=1", "photos.exclude_training_photos=null"])  # logger: W&B offline + CSV
     HydraConfig.instance().set_config(cfg)
     return tmp, evaluate(cfg)
 
 
 def test_every_method_is_scored_and_reported(setup):
-    tmp, results = setup
+    tmp, payload = setup
+    results = payload["results"]
     assert set(results) == {"dfdn", "untrained", "zero", "highpass"}
     for method in results.values():
         assert {"all", "forehead", "eyes", "nose", "cheeks", "mouth"} <= set(method)
         for region in method.values():
             assert 0 <= region["normal_under_5deg"] <= region["normal_under_10deg"] <= region["normal_under_20deg"] <= 1
             assert region["disp_rmse_mm"] >= region["disp_mae_mm"] >= 0
-    payload = json.loads((tmp / "run" / "eval" / "metrics.json").read_text())
-    assert payload["held_out_samples"] == 2 and payload["seeds"] == [900000, 900001]  # seeds no training uses
-    report = (tmp / "run" / "eval" / "report.md").read_text()
+            assert 0 < region["normal_ssim"] < 1 and 10 < region["normal_psnr_db"] < math.inf
+    out = tmp / "run" / "eval"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["held_out_samples"] == 2 and saved["seeds"] == [900000, 900001]  # seeds no training uses
+    assert saved["results"] == results
+    report = (out / "report.md").read_text()
     assert report.count("| highpass |") == len(results["highpass"])
+    for png in ("normal_error_hist.png", "region_bars.png", "uv_error_maps.png", "photo_rerenders.png"):
+        assert (out / png).stat().st_size > 10_000 and f"]({png})" in report  # beside report.md, linked from it
+
+
+def test_readme_block_is_the_results_table(setup):
+    tmp, payload = setup
+    table = (tmp / "run" / "eval" / "readme_table.md").read_text()
+    assert table.startswith(README_START) and table.rstrip().endswith(README_END)
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "method" not in ln]
+    assert len(rows) == 4 and f"{payload['results']['zero']['all']['normal_deg']:.2f}" in rows[2]
+    readme, original = (tmp / "README.md").read_text(), (ROOT / "README.md").read_text()
+    assert table.rstrip() in readme  # the block was replaced; the rest of the file is untouched
+    assert readme[: readme.index(README_START)] == original[: original.index(README_START)]
+    assert readme[readme.index(README_END):] == original[original.index(README_END):]
 
 
 def test_zero_baseline_error_is_the_gt_magnitude(setup):
-    """Zero detail scores exactly the mean |GT| displacement (mm) over the valid face texels."""
+    """Zero detail scores exactly the mean |GT| displacement (mm) over the valid face texels, and its normal-map
+    PSNR is the per-sample mean of kornia's PSNR between a flat normal map and the GT's."""
+    import kornia
+
     from fds.data.sample_io import list_samples, read_sample
     from fds.facemodel import load_face_model
+    from fds.render.normals import normals_from_displacement
 
-    tmp, results = setup
-    face = load_face_model("sfm").region_masks(512)["face"]
+    tmp, payload = setup
+    face = load_face_model("sfm").region_masks(RES)["face"]
     num = den = 0.0
+    psnr = []
     for folder in list_samples(tmp / "heldout_scans"):
         s = read_sample(folder)
         valid = s.mask.astype(bool) & face
         num += float(np.abs(s.displacement_mm[valid]).sum())
         den += float(valid.sum())
-    zero = results["zero"]["all"]
+        gt = normals_from_displacement(torch.from_numpy(s.displacement_mm)[None, None], tuple(s.meta["texel_mm"]))
+        gt_image = (gt[0][:, torch.from_numpy(valid)] + 1) / 2
+        psnr.append(float(kornia.metrics.psnr(torch.full_like(gt_image, 0.5).index_fill(0, torch.tensor([2]), 1.0),
+                                              gt_image, 1.0)))
+    zero = payload["results"]["zero"]["all"]
     assert zero["disp_mae_mm"] == pytest.approx(num / den, rel=1e-5)
+    assert zero["normal_psnr_db"] == pytest.approx(np.mean(psnr), rel=1e-5)
     assert zero["disp_mae_mm"] > 0.005  # the scans carry real detail
     assert zero["normal_under_20deg"] > zero["normal_under_5deg"]
-    assert results["highpass"]["all"]["disp_mae_mm"] != pytest.approx(zero["disp_mae_mm"], rel=1e-6)
+    assert payload["results"]["highpass"]["all"]["disp_mae_mm"] != pytest.approx(zero["disp_mae_mm"], rel=1e-6)
 
 
-def test_texel_errors_are_exact_on_analytic_maps():
-    from fds.evaluation import summarise, texel_errors
+def test_photo_metrics(setup, shared_data):
+    """NME on the first and last labelled photo; the wild photo's fit error is its proxy's landmark vertices
+    projected into the photo; each method's re-render is scored (detail changes it)."""
+    from fds.proxy.fit import project_px
+    from fds.proxy.stage import ProxyStage
 
+    tmp, payload = setup
+    photos = payload["photos"]
+    labelled = sorted(p.name for p in (shared_data / "faces" / "labelled").iterdir() if p.suffix != ".pts"
+                      and p.with_suffix(".pts").is_file())
+    assert [r["photo"] for r in photos["labelled"]] == [labelled[0], labelled[-1]]
+    assert all(0 < r["nme"] < 0.08 for r in photos["labelled"])
+    [wild] = photos["wild"]
+    assert wild["ok"] and photos["summary"]["wild"]["completion_rate"] == 1.0
+    stage = ProxyStage({"unwrap": {"resolution": RES}}, cache_dir=tmp / "cache" / "proxy")
+    [result] = stage(next((shared_data / "faces" / "wild" / "smirk").iterdir()))  # from the eval's cache
+    fm = stage.face_model
+    idx = fm.landmarks_ibug68
+    fixed = [k for k in range(68) if idx[k] >= 0 and not (8 > k or 8 < k < 17)]  # mapped, jaw contour left out
+    projected = project_px(result.vertices_mm[idx[fixed]], result.rotation, result.translation_mm,
+                           result.scale_px_per_mm, result.image_size)
+    px = float(np.linalg.norm(projected - result.landmarks_px[fixed], axis=1).mean())
+    eyes = float(np.linalg.norm(result.landmarks_px[36] - result.landmarks_px[45]))
+    assert wild["reprojection_px"] == pytest.approx(px, rel=1e-4)
+    assert wild["reprojection_nme"] == pytest.approx(px / eyes, rel=1e-4)
+    l1 = wild["photometric_l1"]
+    assert set(l1) == set(payload["results"]) and all(0 < v < 0.3 for v in l1.values())
+    assert l1["highpass"] != pytest.approx(l1["zero"], rel=1e-7)
+
+
+def test_wandb_offline_run_has_tables_and_figures(setup):
+    tmp, _ = setup
+    [run] = (tmp / "run" / "wandb").glob("offline-run-*")  # offline, inside the run folder
+    media = run / "files" / "media"
+    assert list(media.glob("table/eval/scans_per_region_*.table.json"))
+    assert list(media.glob("table/eval/wild_photos_*.table.json"))
+    images = {p.name.split("_")[0] for p in media.glob("images/eval/*.png")}
+    assert {"normal", "region", "uv", "photo"} <= images
+    table = json.loads(next(media.glob("table/eval/scans_per_region_*.table.json")).read_text())
+    assert table["columns"][:3] == ["method", "region", "disp_mae_mm"] and len(table["data"]) >= 4 * 6
+
+
+def test_map_errors_are_exact_on_analytic_maps():
     gt = np.zeros((32, 32), np.float32)
-    abs_err, angle = texel_errors(gt + 0.3, gt, (0.5, 0.5))  # a constant offset: MAE = offset, no tilt
-    s = summarise(abs_err.ravel(), angle.ravel())
+    e = map_errors(gt + 0.3, gt, (0.5, 0.5))  # a constant offset: MAE = offset, no tilt, identical normal maps
+    s = summarise(e.abs_mm.ravel(), e.angle_deg.ravel())
     assert s["disp_mae_mm"] == pytest.approx(0.3) and s["normal_deg"] == pytest.approx(0, abs=1e-3)
+    assert e.ssim.min() == pytest.approx(1.0, abs=1e-5)
     ramp = np.tile(np.arange(32, dtype=np.float32) * 0.5 * np.tan(np.deg2rad(10)), (32, 1))  # 10° slope along u
-    _, angle = texel_errors(ramp, gt, (0.5, 0.5))
-    assert np.median(angle[4:-4, 4:-4]) == pytest.approx(10, abs=0.05)
+    e = map_errors(ramp, gt, (0.5, 0.5))
+    assert np.median(e.angle_deg[4:-4, 4:-4]) == pytest.approx(10, abs=0.05)
 
 
 def test_highpass_removes_smooth_shading():

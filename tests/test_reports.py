@@ -1,13 +1,24 @@
+from pathlib import Path
+
+import pytest
 from PIL import Image
 
-from fds.reports import plot_training_curves, read_metrics
+from fds.reports import (
+    README_END,
+    README_START,
+    plot_training_curves,
+    read_metrics,
+    replace_marked_block,
+    run_metrics_csv,
+)
 
-CSV = """epoch,step,train/loss_geo,val/normal_deg,val/disp_mae_mm
-0,0,0.5,,
-0,1,0.25,,
-0,1,,4.0,0.05
-1,2,0.125,,
-1,3,,2.0,0.03
+ROOT = Path(__file__).resolve().parents[1]
+CSV = """epoch,step,train/loss_geo,val/normal_deg,val/disp_mae_mm,val/normal_deg_zero
+0,0,0.5,,,
+0,1,0.25,,,
+0,1,,4.0,0.05,3.0
+1,2,0.125,,,
+1,3,,2.0,0.03,3.0
 """
 
 
@@ -19,3 +30,30 @@ def test_read_metrics_and_plot(tmp_path):
     assert [v for _, _, v in m["val/normal_deg"]] == [4.0, 2.0]
     png = plot_training_curves(path, tmp_path / "curves.png", baselines={"zero detail": 3.0})
     assert Image.open(png).size[0] > 800
+
+
+def test_run_metrics_csv_is_the_newest_version(tmp_path):
+    for version in (2, 10):  # numeric order: version_10 is newer than version_2
+        (tmp_path / "csv" / f"version_{version}").mkdir(parents=True)
+        (tmp_path / "csv" / f"version_{version}" / "metrics.csv").write_text(CSV)
+    assert run_metrics_csv(tmp_path) == tmp_path / "csv" / "version_10" / "metrics.csv"
+    with pytest.raises(FileNotFoundError, match="training run folder"):
+        run_metrics_csv(tmp_path / "csv")
+
+
+def test_readme_results_block_is_replaced_in_place(tmp_path):
+    """The README carries the markers; only the text between them changes, and a rerun gives the same file."""
+    readme = tmp_path / "README.md"
+    original = (ROOT / "README.md").read_text()
+    readme.write_text(original)
+    block = f"{README_START}\n\n| method | x |\n|---|---:|\n| zero | 1 |\n\n{README_END}\n"
+    replace_marked_block(readme, block)
+    once = readme.read_text()
+    assert once.count(README_START) == once.count(README_END) == 1 and "| zero | 1 |" in once
+    assert once.split(README_START)[0] == original.split(README_START)[0]
+    assert once.split(README_END)[1] == original.split(README_END)[1]
+    replace_marked_block(readme, block)
+    assert readme.read_text() == once
+    (tmp_path / "other.md").write_text("# no markers\n")
+    with pytest.raises(ValueError, match="eval-table"):
+        replace_marked_block(tmp_path / "other.md", block)

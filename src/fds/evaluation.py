@@ -12,17 +12,21 @@ same code:
   scale k fitted by least squares on patches of the *training* scans.
 
 Metrics per UV region of the face model (forehead, brows, eyes, nose, cheeks, mouth, chin) and ``all``, over
-valid GT texels: displacement MAE and RMSE (mm); normal-angle error of the metric normals of the displacement
-(mean, median, % of texels under 5°/10°/20°). Results go to ``<run>/eval/metrics.json`` and ``report.md`` and
-to the configured loggers (W&B offline by default).
+valid GT texels: displacement MAE and RMSE (mm); normal-angle error of the metric tangent-space normals of the
+displacement (mean, median, % of texels under 5°/10°/20°); SSIM and PSNR (dB) of the normal maps as images
+(n + 1)/2 (``fds.metrics``, kornia). The same methods are scored on real photos by :mod:`fds.evaluation_photos`.
+Results go to ``<run>/eval/`` (``metrics.json``, ``report.md`` with figures, ``readme_table.md``; see
+:func:`write_outputs`) and to the configured loggers (W&B offline by default: scalars, tables, figures).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import kornia
@@ -36,6 +40,16 @@ from fds.assets import atomic_write_bytes
 from fds.data.sample_io import list_samples
 from fds.data.scans import GeometryGridPatches, ScanFolder
 from fds.facemodel import REGIONS
+from fds.metrics import normal_psnr_db, normal_ssim_map
+from fds.reports import (
+    eval_report_markdown,
+    plot_angle_histograms,
+    plot_region_bars,
+    plot_rerenders,
+    plot_uv_error_maps,
+    readme_table,
+    replace_marked_block,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +75,30 @@ def fit_highpass_scale(loader: DataLoader, disp_scale_mm: float, max_batches: in
 
 MapPredictor = Callable[[np.ndarray], np.ndarray]  # UV texture uint8 [R,R,3] → displacement mm [R,R]
 
+#: Bin edges (degrees) of the normal-angle histograms kept in metrics.json (the report's histogram figure).
+ANGLE_BINS_DEG = np.concatenate([np.arange(0.0, 20.0, 0.25), np.arange(20.0, 90.5, 2.5)])
 
-def texel_errors(pred_mm: np.ndarray, gt_mm: np.ndarray, texel_mm: tuple[float, float]) -> tuple[np.ndarray, ...]:
-    """Per-texel |error| (mm) and normal-angle error (degrees) of two displacement maps ``[R,R]`` in mm."""
+
+@dataclass
+class MapErrors:
+    """Per-texel errors of one predicted displacement map against its GT, all ``[R, R]`` float32."""
+
+    abs_mm: np.ndarray  # |pred − GT| displacement, mm
+    angle_deg: np.ndarray  # angle between the metric tangent-space normals of pred and GT, degrees
+    ssim: np.ndarray  # SSIM of the two normal maps (fds.metrics.normal_ssim_map)
+    normals: tuple[torch.Tensor, torch.Tensor]  # (pred, GT) unit normals [1, 3, R, R]
+
+
+def map_errors(pred_mm: np.ndarray, gt_mm: np.ndarray, texel_mm: tuple[float, float]) -> MapErrors:
+    """Per-texel errors of two displacement maps ``[R, R]`` in mm with ``texel_mm`` = (u, v) mm per texel."""
     from fds.render.normals import normals_from_displacement
 
     p = torch.from_numpy(np.asarray(pred_mm, np.float32))[None, None]
     g = torch.from_numpy(np.asarray(gt_mm, np.float32))[None, None]
     n_p, n_g = normals_from_displacement(p, texel_mm), normals_from_displacement(g, texel_mm)
     angle = torch.rad2deg(torch.acos((n_p * n_g).sum(1).clamp(-1, 1)))[0].numpy()
-    return np.abs(pred_mm - gt_mm), angle
+    return MapErrors(np.abs(pred_mm - gt_mm).astype(np.float32), angle, normal_ssim_map(n_p, n_g)[0, 0].numpy(),
+                     (n_p, n_g))
 
 
 def summarise(abs_err: np.ndarray, angle: np.ndarray) -> dict[str, float]:
@@ -82,20 +110,46 @@ def summarise(abs_err: np.ndarray, angle: np.ndarray) -> dict[str, float]:
             **{f"normal_under_{t}deg": float((angle < t).mean()) for t in (5, 10, 20)}}
 
 
-def score_maps(predict: MapPredictor, samples: list, fm) -> dict[str, dict[str, float]]:
-    """Metrics per region and ``all`` over every sample's valid GT texels."""
-    errs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+@dataclass
+class ScanScores:
+    """One method on the held-out scans: metrics per region, the normal-angle histogram over every valid texel
+    (counts per ``ANGLE_BINS_DEG`` bin) and the per-texel angle map of the first sample (NaN off the face)."""
+
+    metrics: dict[str, dict[str, float]]
+    angle_hist: np.ndarray
+    first_angle_map: np.ndarray | None
+
+
+def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
+    """Metrics per region and ``all`` over every sample's valid GT texels.
+
+    MAE, RMSE and angle statistics pool the texels of every sample; normal-map SSIM and PSNR (dB) are computed
+    per sample over the region's texels and averaged over the samples (the per-image convention)."""
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    per_sample: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    hist, first = np.zeros(len(ANGLE_BINS_DEG) - 1, np.int64), None
     for s in samples:
         r = s.resolution
         masks = fm.region_masks(r)
         valid = s.mask.astype(bool) & masks["face"]
         texel = tuple(float(t) for t in s.meta.get("texel_mm", (0.25 * 1024 / r,) * 2))
-        abs_err, angle = texel_errors(predict(s.texture), s.displacement_mm, texel)
-        for name in (*REGIONS, "all"):
-            m = valid & (masks[name] if name != "all" else valid)
-            errs[name].append((abs_err[m], angle[m]))
-    return {name: summarise(np.concatenate([a for a, _ in v]), np.concatenate([g for _, g in v]))
-            for name, v in errs.items() if sum(a.size for a, _ in v)}
+        e = map_errors(predict(s.texture), s.displacement_mm, texel)
+        for name in ("all", *REGIONS):
+            m = valid & masks[name] if name != "all" else valid
+            if not m.any():
+                continue
+            pooled[name].append((e.abs_mm[m], e.angle_deg[m]))
+            psnr = normal_psnr_db(*e.normals, torch.from_numpy(m)[None, None])
+            per_sample[name].append((float(e.ssim[m].mean()), float(psnr)))
+        hist += np.histogram(np.clip(e.angle_deg[valid], 0, ANGLE_BINS_DEG[-1]), ANGLE_BINS_DEG)[0]
+        if first is None:
+            first = np.where(valid, e.angle_deg, np.nan).astype(np.float32)
+    metrics = {}
+    for name, v in pooled.items():
+        ssim, psnr = np.array(per_sample[name]).T
+        metrics[name] = {**summarise(np.concatenate([a for a, _ in v]), np.concatenate([g for _, g in v])),
+                         "normal_ssim": float(ssim.mean()), "normal_psnr_db": float(psnr.mean())}
+    return ScanScores(metrics, hist, first)
 
 
 def _module_map_predictor(module, fm, batch_size: int) -> MapPredictor:
@@ -122,8 +176,45 @@ def _highpass_map_predictor(k: float, sigma: float = 4.0) -> MapPredictor:
     return predict
 
 
+def held_out_samples(cfg: DictConfig) -> tuple[list, object]:
+    """The held-out scans (generated from ``cfg.data`` when the folder is empty), the first ``max_samples``."""
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    held_out = ScanFolder(root=dm.data_dir)
+    return [held_out[i] for i in range(min(len(held_out), cfg.max_samples or len(held_out)))], dm
+
+
+def fitted_highpass_scale(cfg: DictConfig, dm, disp_scale_mm: float) -> float:
+    """The heuristic's k (mm per unit of high-passed luminance), fitted on patches of the training scans."""
+    fit_folders = list_samples(Path(cfg.highpass_fit_dir))[: cfg.highpass_fit_samples]
+    if not fit_folders:
+        raise FileNotFoundError(f"highpass_fit_dir={cfg.highpass_fit_dir} holds no scan samples to fit the "
+                                "heuristic's scale on (point it at the training scans)")
+    fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=dm.regions,
+                                  patch_size=dm.hparams.patch_size, channels=dm.channels,
+                                  disp_scale_mm=disp_scale_mm, assets_dir=dm.hparams.assets_dir)
+    return fit_highpass_scale(DataLoader(fit_set, batch_size=cfg.batch_size), disp_scale_mm)
+
+
+def detail_methods(module, fm, k_mm: float, batch_size: int, device: str) -> dict[str, MapPredictor]:
+    """Every method scored: the checkpoint, its network untrained, zero detail, the high-pass heuristic."""
+    untrained = instantiate(OmegaConf.create(module.fds_meta["model_config"])).to(device).eval()
+    untrained.fds_meta = module.fds_meta
+    return {
+        "dfdn": _module_map_predictor(module, fm, batch_size),
+        "untrained": _module_map_predictor(untrained, fm, batch_size),
+        "zero": lambda texture: np.zeros(texture.shape[:2], np.float32),
+        "highpass": _highpass_map_predictor(k_mm),
+    }
+
+
 def evaluate(cfg: DictConfig) -> dict:
-    """Score ``cfg.ckpt`` and the baselines on ``cfg.data``; returns ``{method: {region: {metric: value}}}``."""
+    """Score ``cfg.ckpt`` and the baselines on held-out scans and (``cfg.photos.enabled``) real photos.
+
+    Writes ``<run>/eval/``: ``metrics.json``, ``report.md`` with its figures, ``readme_table.md`` (and replaces
+    the results block of ``cfg.readme`` when set); logs to the configured loggers. Returns the metrics payload:
+    ``results`` = ``{method: {region: {metric: value}}}`` on the scans, ``photos`` = the real-photo metrics.
+    """
     from fds.facemodel import load_face_model
     from fds.models.checkpoint import load_detail_module
 
@@ -131,59 +222,99 @@ def evaluate(cfg: DictConfig) -> dict:
         torch.manual_seed(int(cfg.seed))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     module = load_detail_module(cfg.ckpt, device)
-    scale = float(module.fds_meta["disp_scale_mm"])
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    held_out = ScanFolder(root=dm.data_dir)
-    samples = [held_out[i] for i in range(min(len(held_out), cfg.max_samples or len(held_out)))]
+    samples, dm = held_out_samples(cfg)
     fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), dm.hparams.assets_dir)
-    fit_folders = list_samples(Path(cfg.highpass_fit_dir))[: cfg.highpass_fit_samples]
-    if not fit_folders:
-        raise FileNotFoundError(f"highpass_fit_dir={cfg.highpass_fit_dir} holds no scan samples to fit the "
-                                "heuristic's scale on (point it at the training scans)")
-    fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=dm.regions,
-                                  patch_size=dm.hparams.patch_size, channels=dm.channels, disp_scale_mm=scale,
-                                  assets_dir=dm.hparams.assets_dir)
-    k = fit_highpass_scale(DataLoader(fit_set, batch_size=cfg.batch_size), scale)
-    untrained = instantiate(OmegaConf.create(module.fds_meta["model_config"])).to(device).eval()
-    untrained.fds_meta = module.fds_meta
-    methods: dict[str, MapPredictor] = {
-        "dfdn": _module_map_predictor(module, fm, cfg.batch_size),
-        "untrained": _module_map_predictor(untrained, fm, cfg.batch_size),
-        "zero": lambda texture: np.zeros(texture.shape[:2], np.float32),
-        "highpass": _highpass_map_predictor(k),
-    }
-    results = {name: score_maps(fn, samples, fm) for name, fn in methods.items()}
-    out = Path(cfg.paths.output_dir) / "eval"
+    k = fitted_highpass_scale(cfg, dm, float(module.fds_meta["disp_scale_mm"]))
+    methods = detail_methods(module, fm, k, cfg.batch_size, device)
+    scans = {}
+    for name, fn in methods.items():
+        t = time.perf_counter()
+        scans[name] = score_maps(fn, samples, fm)
+        log.info("held-out scans: %s scored in %.0f s", name, time.perf_counter() - t)
+    photo_sample = None
     payload = {"checkpoint": str(cfg.ckpt), "held_out_samples": len(samples),
-               "seeds": [s.meta.get("seed") for s in samples], "highpass_k_mm": k, "results": results}
+               "seeds": [s.meta.get("seed") for s in samples], "highpass_k_mm": k,
+               "results": {name: s.metrics for name, s in scans.items()},
+               "normal_angle_hist": {"bins_deg": ANGLE_BINS_DEG.tolist(),
+                                     "counts": {name: s.angle_hist.tolist() for name, s in scans.items()}}}
+    if cfg.photos.enabled:
+        from fds.evaluation_photos import evaluate_photos
+
+        payload["photos"], photo_sample = evaluate_photos(cfg, methods, int(module.fds_meta["map_resolution"]),
+                                                          device, module.fds_meta.get("face_model", "sfm"))
+    figures = write_outputs(payload, {name: s.first_angle_map for name, s in scans.items()},
+                            Path(cfg.paths.output_dir) / "eval", cfg.get("readme"), photo_sample)
+    log_results(instantiate_loggers(cfg), payload, figures)
+    print((Path(cfg.paths.output_dir) / "eval" / "readme_table.md").read_text())
+    return payload
+
+
+def write_outputs(payload: dict, angle_maps: dict[str, np.ndarray | None], out: Path, readme: str | None = None,
+                  photo_sample: dict | None = None) -> dict[str, Path]:
+    """``metrics.json``, the figures, ``report.md`` and ``readme_table.md`` into ``out``; the results block of
+    ``readme`` replaced when given. Returns the figures by name."""
+    hist = payload["normal_angle_hist"]
+    figures = {"normal error histograms": plot_angle_histograms(hist["bins_deg"], hist["counts"],
+                                                                out / "normal_error_hist.png"),
+               "per-region errors": plot_region_bars(payload["results"], out / "region_bars.png"),
+               "UV normal-error maps (first sample)": plot_uv_error_maps(
+                   {m: a for m, a in angle_maps.items() if a is not None}, out / "uv_error_maps.png")}
+    if photo_sample:
+        figures[f"re-renders of {photo_sample['photo']}"] = plot_rerenders(photo_sample, out / "photo_rerenders.png")
     atomic_write_bytes(out / "metrics.json", [json.dumps(payload, indent=2).encode()])
-    atomic_write_bytes(out / "report.md", [report_markdown(payload).encode()])
-    for lg in instantiate_loggers(cfg):
-        lg.log_metrics({f"eval/{m}/{region}/{k_}": v for m, regions in results.items()
-                        for region, vals in regions.items() for k_, v in vals.items()})
+    atomic_write_bytes(out / "report.md", [eval_report_markdown(payload, figures).encode()])
+    table = readme_table(payload)
+    atomic_write_bytes(out / "readme_table.md", [table.encode()])
+    if readme:
+        replace_marked_block(readme, table)
+        log.info("results table written into %s", readme)
+    return figures
+
+
+def scalar_metrics(payload: dict) -> dict[str, float]:
+    """Flat ``eval/...`` scalars for loggers: scans per method/region/metric, photo summaries."""
+    out = {f"eval/scans/{m}/{region}/{k}": v for m, regions in payload["results"].items()
+           for region, vals in regions.items() for k, v in vals.items()}
+    summary = (payload.get("photos") or {}).get("summary", {})
+    for group in ("labelled", "wild"):
+        for k, v in summary.get(group, {}).items():
+            if isinstance(v, dict):
+                out.update({f"eval/photos/{m}/{k}": x for m, x in v.items()})
+            else:
+                out[f"eval/photos/{group}/{k}"] = float(v)
+    return out
+
+
+REGION_COLUMNS = ("disp_mae_mm", "disp_rmse_mm", "normal_deg", "normal_median_deg", "normal_under_5deg",
+                  "normal_under_10deg", "normal_under_20deg", "normal_ssim", "normal_psnr_db")
+
+
+def log_results(loggers: list, payload: dict, figures: dict[str, Path]) -> None:
+    """Scalars to every logger; to those that take them (W&B) a table of per-region metrics per method, a table
+    of per-photo metrics, and the figures as images. Each logger is finalised (the W&B run is closed)."""
+    region_rows = [[m, r, *(v.get(k) for k in REGION_COLUMNS)] for m, regions in payload["results"].items()
+                   for r, v in regions.items()]
+    photos = payload.get("photos") or {}
+    methods = list(payload["results"])
+    photo_rows = [[r["photo"], r["ok"], r.get("reprojection_px"), r.get("reprojection_nme"),
+                   *(r.get("photometric_l1", {}).get(m) for m in methods)] for r in photos.get("wild", [])]
+    for lg in loggers:
+        lg.log_metrics(scalar_metrics(payload))
+        if hasattr(lg, "log_table"):
+            lg.log_table(key="eval/scans_per_region", columns=["method", "region", *REGION_COLUMNS], data=region_rows)
+            if photo_rows:
+                lg.log_table(key="eval/wild_photos", data=photo_rows, columns=[
+                    "photo", "proxy_ok", "reprojection_px", "reprojection_nme", *(f"photo_l1_{m}" for m in methods)])
+        if hasattr(lg, "log_image"):
+            for name, path in figures.items():
+                lg.log_image(key=f"eval/{Path(path).stem}", images=[str(path)], caption=[name])
+        lg.save()
+        lg.finalize("success")
         if type(lg).__name__ == "WandbLogger":
             lg.experiment.finish()
-    print(report_markdown(payload))
-    return results
 
 
 def instantiate_loggers(cfg: DictConfig) -> list:
     from fds.training import instantiate_group
 
     return instantiate_group(cfg.get("logger"))
-
-
-def report_markdown(payload: dict) -> str:
-    """A markdown table: one row per method × region."""
-    lines = [f"Held-out procedural scans: {payload['held_out_samples']} full UV maps; checkpoint "
-             f"`{Path(payload['checkpoint']).name}`; high-pass scale k = {payload['highpass_k_mm']:.4f} mm.", "",
-             "| method | region | MAE (mm) | RMSE (mm) | normal mean (°) | median (°) | < 5° | < 10° | < 20° |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for method, regions in payload["results"].items():
-        for region in sorted(regions, key=lambda r: (r != "all", r)):
-            v = regions[region]
-            lines.append(f"| {method} | {region} | {v['disp_mae_mm']:.4f} | {v['disp_rmse_mm']:.4f} | "
-                         f"{v['normal_deg']:.2f} | {v['normal_median_deg']:.2f} | {v['normal_under_5deg']:.1%} | "
-                         f"{v['normal_under_10deg']:.1%} | {v['normal_under_20deg']:.1%} |")
-    return "\n".join(lines) + "\n"
