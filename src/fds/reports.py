@@ -27,20 +27,19 @@ def read_metrics(csv_path: str | os.PathLike) -> dict[str, list[tuple[int, int, 
     return dict(series)
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(nrows: int = 1, ncols: int = 1, **kw):
+    """A matplotlib ``Figure`` and its axes, without pyplot: no global backend or figure state is touched, so
+    the reports work the same in scripts, tests and notebooks (where the inline backend stays in charge)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=kw.pop("figsize", None))
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def _save_figure(fig, out_png: str | os.PathLike, dpi: int = 90) -> Path:
-    """Write a matplotlib figure as a PNG atomically and close it."""
+    """Write a matplotlib figure as a PNG atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    _pyplot().close(fig)
     out = Path(out_png)
     atomic_write_bytes(out, [buf.getvalue()])
     return out
@@ -56,9 +55,10 @@ def run_metrics_csv(run_dir: str | os.PathLike) -> Path:
 
 
 def validation_panels(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """``(global step, PNG)`` of every validation panel (input | prediction | GT | normals) a training run
-    logged to its offline W&B run (``<run>/wandb/*run-*/files/media/images/val/panel_<step>_<hash>.png``),
-    in step order; empty when the run had no W&B logger."""
+    """``(W&B step, PNG)`` of every validation panel (input | prediction | GT | normals) a training run logged to
+    its offline W&B run (``<run>/wandb/*run-*/files/media/images/val/panel_<step>_<hash>.png``), in logging
+    order: one per validation epoch. The step is W&B's own counter, not the trainer's global step. Empty when the
+    run had no W&B logger."""
     pngs = Path(run_dir).glob("wandb/*run-*/files/media/images/val/panel_*.png")
     return sorted((int(p.name.split("_")[1]), p) for p in pngs)
 
@@ -68,9 +68,8 @@ def plot_training_curves(csv_path: str | os.PathLike, out_png: str | os.PathLike
     """Training geometry loss per step and validation normal error / displacement MAE per epoch, as a PNG.
     ``baselines`` (name → normal error in degrees) are drawn as horizontal lines on the validation panel, and
     the zero-detail error on the same validation patches (``val/normal_deg_zero``) as a dashed curve when logged."""
-    plt = _pyplot()
     m = read_metrics(csv_path)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = _subplots(1, 3, figsize=(13, 3.6))
     if "train/loss_geo" in m:
         steps, values = zip(*[(s, v) for _, s, v in m["train/loss_geo"]], strict=True)
         axes[0].plot(steps, values, lw=0.6, alpha=0.8)
@@ -103,9 +102,8 @@ README_END = "<!-- eval-table:end -->"
 def plot_angle_histograms(bins_deg: list[float], counts: dict[str, list[int]], out_png: str | os.PathLike) -> Path:
     """Distribution of the per-texel normal-angle error (degrees) of each method, as the fraction of texels per
     degree (log scale), from histogram counts over ``bins_deg`` edges."""
-    plt = _pyplot()
     edges = np.asarray(bins_deg, np.float64)
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = _subplots(figsize=(7, 3.6))
     for method, c in counts.items():
         c = np.asarray(c, np.float64)
         density = c / max(c.sum(), 1) / np.diff(edges)
@@ -123,10 +121,9 @@ def plot_region_bars(results: dict[str, dict[str, dict[str, float]]], out_png: s
                                                               ("normal_ssim", "normal-map 1 − SSIM"))) -> Path:
     """Grouped bars: one group per UV region (``all`` first), one bar per method, one panel per metric (lower is
     better in every panel: SSIM is drawn as 1 − SSIM)."""
-    plt = _pyplot()
     methods = list(results)
     regions = sorted({r for v in results.values() for r in v}, key=lambda r: (r != "all", r))
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 2.5 * len(metrics) + 0.4), squeeze=False)
+    fig, axes = _subplots(len(metrics), 1, figsize=(9, 2.5 * len(metrics) + 0.4), squeeze=False)
     width = 0.8 / max(len(methods), 1)
     x = np.arange(len(regions))
     for ax, (key, title) in zip(axes[:, 0], metrics, strict=True):
@@ -144,8 +141,7 @@ def plot_region_bars(results: dict[str, dict[str, dict[str, float]]], out_png: s
 def plot_uv_error_maps(angle_maps: dict[str, np.ndarray], out_png: str | os.PathLike, vmax_deg: float = 10.0) -> Path:
     """Per-texel normal-angle error (degrees, NaN = not scored) of each method on one sample, in UV space
     (row 0 = top of the map), on one colour scale."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(angle_maps), figsize=(3.4 * len(angle_maps) + 0.8, 3.6), squeeze=False)
+    fig, axes = _subplots(1, len(angle_maps), figsize=(3.4 * len(angle_maps) + 0.8, 3.6), squeeze=False)
     im = None
     for ax, (m, a) in zip(axes[0], angle_maps.items(), strict=True):
         im = ax.imshow(a, cmap="magma", vmin=0, vmax=vmax_deg, interpolation="antialiased")
@@ -158,12 +154,11 @@ def plot_uv_error_maps(angle_maps: dict[str, np.ndarray], out_png: str | os.Path
 def plot_rerenders(sample: dict, out_png: str | os.PathLike, vmax: float = 0.15) -> Path:
     """One photo in UV: the unwrapped photo and each method's re-render (top), the visibility weights and each
     method's per-texel |re-render − photo| (RGB mean, weighted by visibility; bottom)."""
-    plt = _pyplot()
     renders = sample["renders"]
     photo = np.asarray(sample["texture"], np.float32) / 255
     vis = np.asarray(sample["visibility"], np.float32)
     n = len(renders) + 1
-    fig, axes = plt.subplots(2, n, figsize=(3 * n + 0.8, 6.2), squeeze=False)
+    fig, axes = _subplots(2, n, figsize=(3 * n + 0.8, 6.2), squeeze=False)
     axes[0, 0].imshow(photo)
     axes[0, 0].set_title(f"{sample['photo']}: unwrap", fontsize=9)
     axes[1, 0].imshow(vis, cmap="gray", vmin=0, vmax=1)
