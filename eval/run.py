@@ -1,4 +1,9 @@
-"""Evaluate a checkpoint and baselines: ``python eval/run.py ckpt=... data=...`` (see configs/eval.yaml)."""
+"""Evaluate a checkpoint and baselines on held-out scans and real photos (see configs/eval.yaml):
+
+    python eval/run.py [ckpt=FILE.safetensors] [photos.enabled=false] [readme=README.md]
+
+``readme=README.md`` also rewrites the README's results block from this run's table.
+"""
 
 import hydra
 from omegaconf import DictConfig

@@ -45,6 +45,7 @@ def setup(tmp_path_factory, shared_data):
     return tmp, evaluate(cfg)
 
 
+@pytest.mark.slow
 def test_every_method_is_scored_and_reported(setup):
     tmp, payload = setup
     results = payload["results"]
@@ -65,6 +66,7 @@ def test_every_method_is_scored_and_reported(setup):
         assert (out / png).stat().st_size > 10_000 and f"]({png})" in report  # beside report.md, linked from it
 
 
+@pytest.mark.slow
 def test_readme_block_is_the_results_table(setup):
     tmp, payload = setup
     table = (tmp / "run" / "eval" / "readme_table.md").read_text()
@@ -77,6 +79,7 @@ def test_readme_block_is_the_results_table(setup):
     assert readme[readme.index(README_END):] == original[original.index(README_END):]
 
 
+@pytest.mark.slow
 def test_zero_baseline_error_is_the_gt_magnitude(setup):
     """Zero detail scores exactly the mean |GT| displacement (mm) over the valid face texels, and its normal-map
     PSNR is the per-sample mean of kornia's PSNR between a flat normal map and the GT's."""
@@ -107,6 +110,7 @@ def test_zero_baseline_error_is_the_gt_magnitude(setup):
     assert payload["results"]["highpass"]["all"]["disp_mae_mm"] != pytest.approx(zero["disp_mae_mm"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_photo_metrics(setup, shared_data):
     """NME on the first and last labelled photo; the wild photo's fit error is its proxy's landmark vertices
     projected into the photo; each method's re-render is scored (detail changes it)."""
@@ -137,6 +141,7 @@ def test_photo_metrics(setup, shared_data):
     assert l1["highpass"] != pytest.approx(l1["zero"], rel=1e-7)
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_has_tables_and_figures(setup):
     tmp, _ = setup
     [run] = (tmp / "run" / "wandb").glob("offline-run-*")  # offline, inside the run folder

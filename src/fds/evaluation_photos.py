@@ -83,7 +83,7 @@ def nearest_face(faces: list, gt_px: np.ndarray):
 
 
 def landmark_nme(photos: Sequence[Path], detector: FaceDetector) -> list[dict]:
-    """Per labelled photo: ``{"photo", "nme"}`` (NaN and a ``reason`` when no face is found)."""
+    """Per labelled photo: ``{"photo", "nme"}`` (``nme`` None and a ``reason`` when no face is found)."""
     rows = []
     for p in photos:
         gt = read_pts(p.with_suffix(".pts"))
@@ -91,7 +91,7 @@ def landmark_nme(photos: Sequence[Path], detector: FaceDetector) -> list[dict]:
             face = nearest_face(detector(load_image(p), all_faces=True), gt)
             rows.append({"photo": p.name, "nme": nme(face.landmarks_px, gt)})
         except Exception as exc:  # one photo's failure is a data point, not the end of the run
-            rows.append({"photo": p.name, "nme": float("nan"), "reason": f"{type(exc).__name__}: {exc}"})
+            rows.append({"photo": p.name, "nme": None, "reason": f"{type(exc).__name__}: {exc}"})
     return rows
 
 
@@ -168,7 +168,7 @@ def wild_photo_scores(photos: Sequence[Path], stage, methods: dict[str, MapPredi
 def summarise_photos(labelled: list[dict], wild: list[dict]) -> dict:
     """Aggregates: NME (mean, median, max over found faces), completion rate, reprojection and per-method
     photometric error (means over the photos with a proxy)."""
-    found = np.array([r["nme"] for r in labelled if np.isfinite(r["nme"])])
+    found = np.array([r["nme"] for r in labelled if r["nme"] is not None])
     ok = [r for r in wild if r["ok"]]
     out: dict = {"labelled": {"photos": len(labelled), "found": int(found.size)},
                  "wild": {"photos": len(wild), "completed": len(ok), "completion_rate": len(ok) / max(len(wild), 1)}}
@@ -214,5 +214,5 @@ def evaluate_photos(cfg, methods: dict[str, MapPredictor], resolution: int, devi
                                    for m, d in disps.items()})
 
     rows = wild_photo_scores(wild, stage, methods, resolution, float(p.edge_blur_texels), on_maps=keep_first)
-    return ({"labelled": labelled, "wild": rows, "excluded_training_photos": len(excluded),
+    return ({"labelled": labelled, "wild": rows, "training_draw": training, "excluded_training_photos": len(excluded),
              "summary": summarise_photos(labelled, rows)}, sample or None)

@@ -181,17 +181,22 @@ def _seed_range(seeds: list) -> str:
 
 
 def readme_table(payload: dict) -> str:
-    """The results table of the README: each method on the held-out scans (all face texels) and on real photos,
-    plus the proxy stage's photo metrics, between the ``README_START`` / ``README_END`` markers."""
+    """:func:`results_table` between the ``README_START`` / ``README_END`` markers (the README's block)."""
+    return f"{README_START}\n\n{results_table(payload)}\n{README_END}\n"
+
+
+def results_table(payload: dict) -> str:
+    """The results table: each method on the held-out scans (all face texels) and on real photos, plus the proxy
+    stage's photo metrics."""
     res, photos = payload["results"], (payload.get("photos") or {}).get("summary")
     photo_l1 = (photos or {}).get("wild", {}).get("photometric_l1", {})
-    lines = [README_START, "",
-             f"Checkpoint `{Path(payload['checkpoint']).name}`. Held-out procedural scans: "
+    lines = [f"Checkpoint `{Path(payload['checkpoint']).name}`. Held-out procedural scans: "
              f"{payload['held_out_samples']} full UV maps ({_seed_range(payload['seeds'])}), every valid face texel."]
     if photos:
         n = photos["wild"]["completed"]
-        lines[-1] += (f" Real photos: {n} wild photo{'s' if n != 1 else ''} the training never drew (photometric L1 "
-                      "of the re-render, RGB in [0, 1]).")
+        held_out = " outside the training run's photo draw" if payload["photos"].get("training_draw") else ""
+        lines[-1] += (f" Real photos: {n} wild photo{'s' if n != 1 else ''}{held_out} (photometric L1 of the "
+                      "re-render, RGB in [0, 1]).")
     lines += ["", "| method | disp MAE (mm) | normal error (°) | < 5° | normal SSIM | normal PSNR (dB) | "
               "photo re-render L1 |", "|---|---:|---:|---:|---:|---:|---:|"]
     for m, regions in res.items():
@@ -210,7 +215,7 @@ def readme_table(payload: dict) -> str:
             text += (f", fit reprojection error {wild['reprojection_px_mean']:.2f} px "
                      f"({wild['reprojection_nme_mean']:.4f} of the eye-corner distance)")
         lines += ["", text + "."]
-    return "\n".join([*lines, "", README_END]) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def replace_marked_block(path: str | os.PathLike, block: str) -> Path:
@@ -250,8 +255,9 @@ def photo_tables(photos: dict) -> list[str]:
                      f"{lab['found']}/{lab['photos']} labelled photos: median {lab['nme_median']:.4f}, mean "
                      f"{lab['nme_mean']:.4f}, max {lab['nme_max']:.4f}.")
     wild = s["wild"]
-    lines += ["", f"Wild photos held out from training: {wild['photos']} ({photos['excluded_training_photos']} the "
-              f"training run drew were left out); proxy completed on {wild['completed']} "
+    left_out = (f" ({photos['excluded_training_photos']} photos the training run drew were left out)"
+                if photos.get("training_draw") else "")
+    lines += ["", f"Wild photos: {wild['photos']}{left_out}; proxy completed on {wild['completed']} "
               f"({wild['completion_rate']:.0%})."]
     ok = [r for r in photos["wild"] if r["ok"]]
     if ok:
@@ -268,7 +274,7 @@ def photo_tables(photos: dict) -> list[str]:
 def eval_report_markdown(payload: dict, figures: dict[str, Path]) -> str:
     """``report.md``: the README table, the figures (linked by file name, they sit beside the report), the
     per-region table and the real-photo details."""
-    lines = ["# Evaluation", "", readme_table(payload),
+    lines = ["# Evaluation", "", results_table(payload),
              f"High-pass heuristic scale k = {payload['highpass_k_mm']:.4f} mm (fitted on training scans). "
              "SSIM/PSNR compare the normal maps as images (n + 1)/2, per sample, averaged over samples.", ""]
     lines += [f"![{name}]({Path(p).name})" for name, p in figures.items()]
