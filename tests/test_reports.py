@@ -29,7 +29,8 @@ def test_read_metrics_and_plot(tmp_path):
     assert m["train/loss_geo"] == [(0, 0, 0.5), (0, 1, 0.25), (1, 2, 0.125)]
     assert [v for _, _, v in m["val/normal_deg"]] == [4.0, 2.0]
     png = plot_training_curves(path, tmp_path / "curves.png", baselines={"zero detail": 3.0})
-    assert Image.open(png).size[0] > 800
+    with Image.open(png) as image:
+        assert image.size[0] > 800
 
 
 def test_run_metrics_csv_is_the_newest_version(tmp_path):
