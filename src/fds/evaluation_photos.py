@@ -8,9 +8,10 @@
   projected into the photo vs the detected landmarks, mean over the fixed mapped points, in px and over the
   outer-eye-corner distance); and, per detail method, the photometric error of the re-render: the proxy's UV
   maps and SH/albedo estimate (:func:`fds.data.wild.appearance_maps`) shaded with the normals of the detailed
-  surface and compared with the unwrapped photo under the visibility mask, exactly the training appearance
-  loss (:func:`fds.models.losses.appearance_loss`, L1 in [0, 1] RGB units). Zero detail re-renders the proxy
-  alone. Detail fades out towards unseen texels as in inference.
+  surface and compared with the unwrapped photo under the visibility weights: the training appearance loss
+  (``masked_l1`` of :func:`fds.models.losses.reconstruct_texture`, L1 in [0, 1] RGB units) on full UV maps at
+  the checkpoint's resolution. Zero detail re-renders the proxy alone. Detail fades out towards unseen texels
+  as in inference.
 
 Wild photos the training run's appearance stream drew are left out (``exclude_training_photos``), so the
 photometric error is measured on photos the network never saw.
@@ -151,6 +152,8 @@ def wild_photo_scores(photos: Sequence[Path], stage, methods: dict[str, MapPredi
     for p in photos:
         try:
             result = stage(p)[0]
+            if stage.cache_dir is not None:  # read back: a first run scores the cached (8-bit) confidence too
+                result = stage(p)[0]
         except Exception as exc:  # the proxy failed: counts against completion
             rows.append({"photo": p.name, "ok": False, "reason": f"{type(exc).__name__}: {exc}"})
             log.warning("photo eval: no proxy for %s (%s)", p, exc)
