@@ -204,8 +204,9 @@ if home:
 
 def build() -> None:
     t = time.perf_counter()
-    import nvdiffrast.torch as dr
+    from fds.render._raster_nvdiffrast import _dr  # builds the plugin, loading it from its build folder
 
+    dr = _dr()
     ctx = dr.RasterizeCudaContext()  # the current CUDA device
     pos = torch.tensor([[[-1.0, -1.0, 0.0, 1.0], [1.0, -1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0]]], device="cuda")
     tri = torch.tensor([[0, 1, 2]], dtype=torch.int32, device="cuda")
@@ -283,7 +284,7 @@ for backend in backends:
                   f"{m['backward']:.3g} | {m['total']:.3g} | {m['covered']:.2f} |", flush=True)
 EOF
     # shellcheck disable=SC2086
-    TEE_TO=$OUT/bench_models.md step bench_models 180 $PY benchmarks/bench_models.py $BENCH_MODELS_ARGS
+    skipped bench_models || TEE_TO=$OUT/bench_models.md step bench_models 180 $PY benchmarks/bench_models.py $BENCH_MODELS_ARGS
 fi
 
 # --- e. training --------------------------------------------------------------------------------------------
@@ -306,11 +307,61 @@ if ! skipped train; then
             >/tmp/gpu_check_smi.csv 2>&1 &
         SMI_PID=$!
     fi
-    # shellcheck disable=SC2086
-    step train "$TRAIN_CAP" $PY train.py experiment=dfdn_geo_gpu trainer="$TRAINER" logger=csv \
-        hydra.run.dir="$RUN_DIR" paths.data_dir="$DATA_DIR" data.shared_data_dir=.gpu \
-        data.generator.cache_dir=.gpu/cache data.num_generate="$NUM_SCANS" data.generation_workers="$GEN_WORKERS" \
-        trainer.max_time="'$MAX_TIME_STR'" ++trainer.enable_progress_bar=false $DATA_OVERRIDES ${EXTRA_TRAIN_OVERRIDES:-}
+    TRAIN_ARGS=(experiment=dfdn_geo_gpu trainer="$TRAINER" logger=csv paths.data_dir="$DATA_DIR"
+        data.shared_data_dir=.gpu data.generator.cache_dir=.gpu/cache data.num_generate="$NUM_SCANS"
+        data.generation_workers="$GEN_WORKERS" trainer.max_time="'$MAX_TIME_STR'" ++trainer.enable_progress_bar=false)
+    if [[ -z "${GPU_CHECK_VARIANTS:-}" ]]; then
+        # shellcheck disable=SC2086
+        step train "$TRAIN_CAP" $PY train.py "${TRAIN_ARGS[@]}" hydra.run.dir="$RUN_DIR" $DATA_OVERRIDES \
+            ${EXTRA_TRAIN_OVERRIDES:-}
+    else
+        # a sweep: GPU_CHECK_VARIANTS="name:override override;name2:..." trains every variant at once on the one
+        # GPU (each with its share of the loader workers), then the best by its validation normal error relative
+        # to the zero-detail line is exported; every variant's metrics.csv comes back in sweep.tar.gz
+        IFS=';' read -ra VARIANTS <<<"$GPU_CHECK_VARIANTS"
+        WORKERS_EACH=$(( $(nproc) / ${#VARIANTS[@]} ))
+        (( WORKERS_EACH < 1 )) && WORKERS_EACH=1
+        PIDS=()
+        for v in "${VARIANTS[@]}"; do
+            name=${v%%:*}
+            # shellcheck disable=SC2086
+            timeout -k 10 "$TRAIN_CAP" $PY train.py "${TRAIN_ARGS[@]}" hydra.run.dir="$RUN_DIR/$name" \
+                data.num_workers=$WORKERS_EACH $DATA_OVERRIDES ${EXTRA_TRAIN_OVERRIDES:-} ${v#*:} \
+                >"/tmp/gpu_check_train_$name.log" 2>&1 &
+            PIDS+=($!)
+            echo "=== [train:$name] started: ${v#*:}"
+        done
+        for i in "${!PIDS[@]}"; do
+            wait "${PIDS[$i]}"
+            echo "=== [train:${VARIANTS[$i]%%:*}] rc=$? at ${SECONDS}s"
+        done
+        for v in "${VARIANTS[@]}"; do
+            echo "--- tail of train:${v%%:*}"
+            tail -n 15 "/tmp/gpu_check_train_${v%%:*}.log"
+        done
+        (cd "$RUN_DIR" && tar czf "$OUT/sweep.tar.gz" --exclude='*.ckpt' . 2>/dev/null)
+        BEST=$($PY - "$RUN_DIR" <<'EOF'
+import csv, glob, os, sys
+best = None
+for m in sorted(glob.glob(os.path.join(sys.argv[1], "*", "**", "metrics.csv"), recursive=True)):
+    name = os.path.relpath(m, sys.argv[1]).split(os.sep)[0]
+    rows = [r for r in csv.DictReader(open(m)) if r.get("val/normal_deg")]
+    if not rows:
+        print(f"{name}: no validation rows", file=sys.stderr)
+        continue
+    for r in rows:
+        print(f"{name} epoch {r['epoch']} step {r['step']} val/normal_deg {float(r['val/normal_deg']):.4f} "
+              f"zero {float(r.get('val/normal_deg_zero') or 'nan'):.4f}", file=sys.stderr)
+    score = min(float(r["val/normal_deg"]) - float(r.get("val/normal_deg_zero") or 0) for r in rows)
+    print(f"{name}: best val/normal_deg - zero = {score:+.4f}", file=sys.stderr)
+    if best is None or score < best[0]:
+        best = (score, name)
+print(best[1] if best else "")
+EOF
+)
+        echo "=== sweep best: ${BEST:-none}"
+        [[ -n "$BEST" ]] && RUN_DIR=$RUN_DIR/$BEST
+    fi
     if [[ -n "$SMI_PID" ]]; then
         kill "$SMI_PID" 2>/dev/null
         echo "--- GPU during training (every 15 s): timestamp, util, memory, power"

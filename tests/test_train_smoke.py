@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from fds.models.checkpoint import export_training_checkpoint, load_detail_module
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -15,6 +19,13 @@ def test_train_smoke_runs_and_logs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
     assert (run / "checkpoints" / "last.ckpt").is_file()
+    # the newest epoch is kept for resuming, and a real run's checkpoint (DataModule hyper-parameters included)
+    # exports to inference weights through torch.load(weights_only=True)
+    latest = run / "checkpoints" / "latest.ckpt"
+    assert torch.load(latest, map_location="cpu", weights_only=True)["epoch"] == 1
+    export_training_checkpoint(latest, tmp_path / "smoke.safetensors")
+    module = load_detail_module(tmp_path / "smoke.safetensors")
+    assert module.hparams.lambda_normal == 0.0 and sum(p.numel() for p in module.generator.parameters()) > 0
     assert list((run / "wandb").glob("offline-run-*/run-*.wandb"))  # W&B offline, inside the run folder
     rows = list(csv.DictReader(open(next(run.glob("csv/version_*/metrics.csv")))))
     normal_deg = [float(r["val/normal_deg"]) for r in rows if r.get("val/normal_deg")]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -105,3 +106,18 @@ def test_ema_weights_are_the_ones_inference_runs(tmp_path, lite_cfg):
     assert loaded.generator_ema is None
     x = torch.randn(2, 1, 256, 256)
     torch.testing.assert_close(_predict(loaded, x), _predict(module, x))
+
+
+def test_init_weights_starts_a_run_from_a_checkpoint(tmp_path, lite_cfg, trained_like):
+    path = save_detail_checkpoint(tmp_path / "pre.safetensors", trained_like.state_dict(), lite_cfg,
+                                  map_resolution=1024)
+    cfg = OmegaConf.merge(lite_cfg, {"init_weights": str(path)})
+    module = instantiate(cfg)
+    for name, p in trained_like.generator.state_dict().items():
+        assert torch.equal(module.generator.state_dict()[name], p), name
+    # its export does not point back at the file it started from
+    again = save_detail_checkpoint(tmp_path / "again.safetensors", module.state_dict(), cfg, map_resolution=1024)
+    assert OmegaConf.create(read_detail_checkpoint(again)[1]["model_config"]).init_weights is None
+    # a checkpoint trained at another mm scale would silently mis-scale every prediction: refused
+    with pytest.raises(InstantiationException, match="trained at disp_scale_mm=2.0 but this run uses 0.25"):
+        instantiate(OmegaConf.merge(cfg, {"disp_scale_mm": 0.25}))

@@ -64,6 +64,9 @@ def save_detail_checkpoint(
     # or predict_step would run the fresh copy instead of the loaded weights
     if "ema_decay" in cfg:
         cfg.ema_decay = None
+    # the weights are in this file: rebuilding must not reach for the file a fine-tuning run started from
+    if "init_weights" in cfg:
+        cfg.init_weights = None
     if "bases" in cfg.generator:
         cfg.generator.bases = None
     tensors = {k: v.detach().cpu().contiguous() for k, v in _inference_state(state_dict).items()}

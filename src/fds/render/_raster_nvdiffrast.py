@@ -7,6 +7,7 @@ that once per device and remembers the outcome, so ``backend="auto"`` can fall b
 from __future__ import annotations
 
 import logging
+import sys
 
 import torch
 
@@ -19,7 +20,27 @@ _failures: dict[torch.device, str] = {}
 def _dr():
     import nvdiffrast.torch as dr
 
+    _load_plugin(dr)
     return dr
+
+
+def _load_plugin(dr) -> None:
+    """Build/load nvdiffrast's CUDA plugin. nvdiffrast imports the plugin by name after
+    ``torch.utils.cpp_extension.load``, but recent torch (2.11) no longer puts the built module on the import
+    path, so the import fails right after a successful build: then import it from its build folder."""
+    from nvdiffrast.torch import ops
+
+    try:
+        ops._get_plugin(gl=False)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("nvdiffrast_plugin"):
+            raise
+        from torch.utils import cpp_extension
+
+        build_dir = cpp_extension._get_build_directory(exc.name, verbose=False)
+        if build_dir not in sys.path:
+            sys.path.insert(0, build_dir)
+        ops._get_plugin(gl=False)
 
 
 def context(device: torch.device):
