@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from fds.data.procedural import ProceduralScanGenerator, write_procedural_samples
-from fds.evaluation import evaluate, highpass, map_errors, summarise
+from fds.evaluation import evaluate, highpass, map_errors, summarise, wrinkle_mask
 from fds.models.checkpoint import save_detail_checkpoint
 from fds.reports import README_END, README_START
 
@@ -51,7 +51,7 @@ def test_every_method_is_scored_and_reported(setup):
     results = payload["results"]
     assert set(results) == {"dfdn", "untrained", "zero", "highpass"}
     for method in results.values():
-        assert {"all", "forehead", "eyes", "nose", "cheeks", "mouth"} <= set(method)
+        assert {"all", "wrinkles", "forehead", "eyes", "nose", "cheeks", "mouth"} <= set(method)
         for region in method.values():
             assert 0 <= region["normal_under_5deg"] <= region["normal_under_10deg"] <= region["normal_under_20deg"] <= 1
             assert region["disp_rmse_mm"] >= region["disp_mae_mm"] >= 0
@@ -172,3 +172,18 @@ def test_highpass_removes_smooth_shading():
     crease = smooth.clone()
     crease[..., :, 30:33] -= 0.5
     assert highpass(crease)[..., 20:40, 31].mean() < -0.3
+
+
+def test_wrinkle_mask_marks_groove_walls_only():
+    texel = (0.25, 0.25)  # mm
+    flat = np.zeros((64, 64), np.float32)
+    assert not wrinkle_mask(flat, texel).any()
+    # a groove 0.3 mm deep and ~1 mm wide along the rows: its walls tilt the normal by ~20°, far from it nothing
+    cols = np.arange(64, dtype=np.float32)
+    groove = np.tile(-0.3 * np.exp(-0.5 * ((cols - 32) / 2.0) ** 2), (64, 1))
+    m = wrinkle_mask(groove, texel)
+    assert m[:, 28:31].all() and m[:, 34:37].all()  # both walls
+    assert not m[:, :20].any() and not m[:, 44:].any()
+    # speckle at one texel (pores) is blurred away: not wrinkle relief
+    pores = 0.02 * np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    assert wrinkle_mask(pores, texel).mean() < 0.01

@@ -191,18 +191,20 @@ def results_table(payload: dict) -> str:
     res, photos = payload["results"], (payload.get("photos") or {}).get("summary")
     photo_l1 = (photos or {}).get("wild", {}).get("photometric_l1", {})
     lines = [f"Checkpoint `{Path(payload['checkpoint']).name}`. Held-out procedural scans: "
-             f"{payload['held_out_samples']} full UV maps ({_seed_range(payload['seeds'])}), every valid face texel."]
+             f"{payload['held_out_samples']} full UV maps ({_seed_range(payload['seeds'])}), every valid face texel; "
+             "*on wrinkles*: the texels where the GT's wrinkle-scale relief tilts the normal by more than 1°."]
     if photos:
         n = photos["wild"]["completed"]
         held_out = " outside the training run's photo draw" if payload["photos"].get("training_draw") else ""
         lines[-1] += (f" Real photos: {n} wild photo{'s' if n != 1 else ''}{held_out} (photometric L1 of the "
                       "re-render, RGB in [0, 1]).")
-    lines += ["", "| method | disp MAE (mm) | normal error (°) | < 5° | normal SSIM | normal PSNR (dB) | "
-              "photo re-render L1 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| method | disp MAE (mm) | normal error (°) | on wrinkles (°) | < 5° | normal SSIM | "
+              "normal PSNR (dB) | photo re-render L1 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m, regions in res.items():
         v = regions["all"]
         l1 = f"{photo_l1[m]:.5f}" if m in photo_l1 else "–"
-        lines.append(f"| {METHOD_LABELS.get(m, m)} | {v['disp_mae_mm']:.4f} | {v['normal_deg']:.2f} | "
+        wr = f"{regions['wrinkles']['normal_deg']:.2f}" if "wrinkles" in regions else "–"
+        lines.append(f"| {METHOD_LABELS.get(m, m)} | {v['disp_mae_mm']:.4f} | {v['normal_deg']:.2f} | {wr} | "
                      f"{v['normal_under_5deg']:.1%} | {v['normal_ssim']:.4f} | {v['normal_psnr_db']:.2f} | {l1} |")
     if photos:
         lab, wild = photos["labelled"], photos["wild"]
