@@ -1,0 +1,40 @@
+"""The shipped checkpoint on real photos: relief where the photo has wrinkles, less where it has none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fds.pipeline import DetailPipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+FACE_REGIONS = ("forehead", "eyes", "cheeks", "mouth")
+
+
+@pytest.fixture(scope="module")
+def relief(tmp_path_factory, grace_hopper_path, astronaut):
+    """RMS displacement (mm) per face region of the shipped network's map for an 85-year-old with deep
+    forehead and cheek lines (grace_hopper) and a smooth-skinned young face (astronaut)."""
+    tmp = tmp_path_factory.mktemp("relief")
+    Image.fromarray(astronaut).save(tmp / "astronaut.png")
+    pipe = DetailPipeline(ROOT / "checkpoints" / "dfdn_lite.safetensors", cache_dir=tmp / "cache", device="cpu")
+    masks = pipe.stage.face_model.region_masks(pipe.map_resolution)
+    out = {}
+    for name, path in (("grace_hopper", grace_hopper_path), ("astronaut", tmp / "astronaut.png")):
+        disp, coverage, _ = pipe.detail(pipe.stage(path)[0])
+        out[name] = {r: float(np.sqrt((disp[masks[r] & coverage] ** 2).mean())) for r in FACE_REGIONS}
+        seen = np.concatenate([disp[masks[r] & coverage] for r in FACE_REGIONS])
+        out[name]["face"] = float(np.sqrt((seen**2).mean()))
+    return out
+
+
+@pytest.mark.slow
+def test_relief_follows_the_wrinkles_of_the_photo(relief):
+    old, young = relief["grace_hopper"], relief["astronaut"]
+    assert old["face"] > 1.5 * young["face"], relief
+    for region in FACE_REGIONS:  # and in every region the wrinkled face gets more relief
+        assert old[region] > young[region], (region, relief)
+    assert young["face"] < 0.05  # mm: no invented deep furrows on smooth skin
