@@ -130,3 +130,23 @@ def test_face_model_mismatch_is_refused(tmp_path, checkpoint):
 
     with pytest.raises(ValueError, match="proxy.face_model=sfm"):
         DetailPipeline(checkpoint, proxy={"face_model": "ict"}, device="cpu")
+
+
+@pytest.mark.slow
+def test_flip_average_is_mirror_equivariant(checkpoint, astronaut):
+    """Averaging with the mirrored texture's map makes detail synthesis commute with a left-right mirror,
+    wherever both maps cover a texel (the UV zones are nearly, not exactly, symmetric)."""
+    from fds.facemodel import load_face_model
+    from fds.models.checkpoint import load_detail_module
+    from fds.pipeline import module_detail_map
+
+    module, fm = load_detail_module(checkpoint), load_face_model("sfm")
+    texture = np.asarray(Image.fromarray(astronaut).resize((1024, 1024)))
+    a = module_detail_map(module, texture, fm, batch_size=8, flip_average=True)
+    b = module_detail_map(module, np.ascontiguousarray(texture[:, ::-1]), fm, batch_size=8, flip_average=True)
+    both = a.coverage & b.coverage[:, ::-1]
+    both &= np.roll(both, 1, 1) & np.roll(both, -1, 1)  # away from the coverage edges
+    assert both.mean() > 0.2
+    np.testing.assert_allclose(a.displacement_mm[both], b.displacement_mm[:, ::-1][both], atol=1e-5)
+    plain = module_detail_map(module, texture, fm, batch_size=8)
+    assert np.abs(plain.displacement_mm - a.displacement_mm)[both].max() > 1e-4  # it does change the map

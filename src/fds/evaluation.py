@@ -168,11 +168,11 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
     return ScanScores(metrics, hist, first)
 
 
-def _module_map_predictor(module, fm, batch_size: int) -> MapPredictor:
+def _module_map_predictor(module, fm, batch_size: int, flip_average: bool = False) -> MapPredictor:
     from fds.pipeline import module_detail_map
 
     def predict(texture: np.ndarray) -> np.ndarray:
-        res = module_detail_map(module, texture, fm, batch_size=batch_size)
+        res = module_detail_map(module, texture, fm, batch_size=batch_size, flip_average=flip_average)
         if res.displacement_mm.shape != texture.shape[:2]:
             raise ValueError(f"the checkpoint works at {res.displacement_mm.shape[0]}² maps but the held-out "
                              f"samples are {texture.shape[0]}²: generate them at data.generator.resolution="
@@ -212,13 +212,15 @@ def fitted_highpass_scale(cfg: DictConfig, dm, disp_scale_mm: float) -> float:
     return fit_highpass_scale(DataLoader(fit_set, batch_size=cfg.batch_size), disp_scale_mm)
 
 
-def detail_methods(module, fm, k_mm: float, batch_size: int, device: str) -> dict[str, MapPredictor]:
-    """Every method scored: the checkpoint, its network untrained, zero detail, the high-pass heuristic."""
+def detail_methods(module, fm, k_mm: float, batch_size: int, device: str, flip: bool = False
+                   ) -> dict[str, MapPredictor]:
+    """Every method scored: the checkpoint, its network untrained, zero detail, the high-pass heuristic.
+    ``flip``: the networks' maps are averaged with those of the mirrored texture, as inference does."""
     untrained = instantiate(OmegaConf.create(module.fds_meta["model_config"])).to(device).eval()
     untrained.fds_meta = module.fds_meta
     return {
-        "dfdn": _module_map_predictor(module, fm, batch_size),
-        "untrained": _module_map_predictor(untrained, fm, batch_size),
+        "dfdn": _module_map_predictor(module, fm, batch_size, flip),
+        "untrained": _module_map_predictor(untrained, fm, batch_size, flip),
         "zero": lambda texture: np.zeros(texture.shape[:2], np.float32),
         "highpass": _highpass_map_predictor(k_mm),
     }
@@ -241,7 +243,7 @@ def evaluate(cfg: DictConfig) -> dict:
     samples, dm = held_out_samples(cfg)
     fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), dm.hparams.assets_dir)
     k = fitted_highpass_scale(cfg, dm, float(module.fds_meta["disp_scale_mm"]))
-    methods = detail_methods(module, fm, k, cfg.batch_size, device)
+    methods = detail_methods(module, fm, k, cfg.batch_size, device, bool(cfg.get("flip_average", False)))
     scans = {}
     for name, fn in methods.items():
         t = time.perf_counter()

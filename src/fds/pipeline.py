@@ -18,6 +18,7 @@ Outputs per face, in ``<output>/<photo stem>/`` (``<stem>_face<k>`` for further 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import logging
@@ -54,6 +55,7 @@ class DetailSettings:
     batch_size: int = 16  # patches per forward pass
     mode: str = "patches"  # "patches" (Gaussian-blended 75 % overlap) | "full" (fully convolutional)
     edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
+    flip_average: bool = True  # average with the mirrored texture's map (module_detail_map)
     max_triangles: int = 2_000_000  # cap of the baked mesh
     formats: tuple[str, ...] = ("obj", "ply")
     preview_height: int = 512
@@ -111,10 +113,26 @@ def _soft_visibility(visible: np.ndarray, sigma: float) -> np.ndarray:
     return v[0, 0].numpy()
 
 
-def module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int = 16, mode: str = "patches"):
+def module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int = 16, mode: str = "patches",
+                      flip_average: bool = False):
     """A ``DFDNModule``'s full-map displacement (``fds.synthesis.DetailSynthesis``, mm) of a UV texture at the
     texel density the checkpoint was trained at, through the module's ``predict_step`` (one region network per
-    patch zone of ``fds.facemodel.uvchart``). Used by inference and evaluation alike."""
+    patch zone of ``fds.facemodel.uvchart``). Used by inference and evaluation alike.
+
+    ``flip_average``: also run the left-right mirrored texture (the networks train on mirrored patches too) and
+    average the two maps where both cover a texel: twice the cost, less prediction noise (on held-out scans the
+    shipped checkpoint's normal error falls from 1.935° to 1.924°, zero detail 1.957°)."""
+    res = _module_detail_map(module, uv_texture, fm, batch_size, mode)
+    if not flip_average:
+        return res
+    mirrored = _module_detail_map(module, np.ascontiguousarray(uv_texture[:, ::-1]), fm, batch_size, mode)
+    other, other_cov = mirrored.displacement_mm[:, ::-1], mirrored.coverage[:, ::-1]
+    both = res.coverage & other_cov
+    disp = np.where(both, 0.5 * (res.displacement_mm + other), res.displacement_mm).astype(np.float32)
+    return dataclasses.replace(res, displacement_mm=disp)
+
+
+def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode: str):
     from fds.data.patches import preprocess
     from fds.facemodel.uvchart import uv_chart
 
@@ -189,7 +207,7 @@ class DetailPipeline:
         """
         s, n = self.settings, self.map_resolution
         res = module_detail_map(self.module, result.uv_texture, self.stage.face_model, batch_size=s.batch_size,
-                                mode=s.mode)
+                                mode=s.mode, flip_average=s.flip_average)
         visible = upsample_mask(result.confidence > 0, n)
         disp = res.displacement_mm * _soft_visibility(visible & res.coverage, s.edge_blur_texels)
         coverage = res.coverage & visible
@@ -291,7 +309,8 @@ def infer(cfg: DictConfig) -> int:
     """``infer.py``: run the pipeline on ``cfg.input``; returns the exit status (1 if any photo failed)."""
     d = cfg.detail
     settings = DetailSettings(resolution=int(d.resolution), batch_size=int(d.batch_size), mode=str(d.mode),
-                              edge_blur_texels=float(d.edge_blur_texels), max_triangles=int(cfg.bake.max_triangles),
+                              edge_blur_texels=float(d.edge_blur_texels), flip_average=bool(d.flip_average),
+                              max_triangles=int(cfg.bake.max_triangles),
                               formats=tuple(cfg.bake.formats), preview_height=int(cfg.preview.height))
     pipeline = DetailPipeline(cfg.ckpt, proxy=OmegaConf.to_container(cfg.proxy, resolve=True),
                               cache_dir=cfg.cache_dir, settings=settings, device=cfg.device,
