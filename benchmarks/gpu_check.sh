@@ -3,14 +3,14 @@
 #   bash benchmarks/gpu_check.sh
 # with these ignored folders travelling beside the checkout:
 #   .whl/  wheels of what that machine's python3 lacks (hydra-core, omegaconf, antlr4, kornia, kornia_rs,
-#          eos-py, diffrp-nvdiffrast), installed into /tmp/site;
+#          eos-py, diffrp-nvdiffrast), installed into $TMPDIR/site (/tmp by default);
 #   .gpu/  assets/sfm (Surrey Face Model), faces/labelled (the 16 photos of the albedo bank) and
 #          cache/albedo_bank_<key>.npz (that bank, already built: generation only loads it).
 # Steps, each under its own time cap, the whole within GPU_CHECK_BUDGET_S (default 530 s):
 #   a. wheels, nvidia-smi, versions, `import fds`      b. nvdiffrast JIT build; pytest -m cuda (+ gpu trainers)
 #   c. render + model benchmarks (CUDA, bf16)           d. procedural scans (train + held-out), in the background
 #   e. train experiment=dfdn_geo_gpu trainer=gpu until the budget's end; export the checkpoint as safetensors
-# Everything goes to $OUT (default /tmp/gpu_check): gpu_check.log, bench_render.md, bench_models.md,
+# Everything goes to $OUT (default $TMPDIR/gpu_check): gpu_check.log, bench_render.md, bench_models.md,
 # metrics.csv, train_config.yaml and <GPU_CHECK_CKPT_NAME>.safetensors (split into .partN files over 15 MB:
 # `cat NAME.safetensors.part* > NAME.safetensors` and compare with the sha256 in the log).
 # Knobs (environment): EXTRA_TRAIN_OVERRIDES (appended to train.py's overrides: they win), GPU_CHECK_TRAIN_S
@@ -26,7 +26,8 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT=${OUT:-/tmp/gpu_check}
+TMP=${TMPDIR:-/tmp}   # scratch files on the GPU machine
+OUT=${OUT:-$TMP/gpu_check}
 mkdir -p "$OUT"
 LOG=$OUT/gpu_check.log
 exec > >(tee -a "$LOG") 2>&1
@@ -81,13 +82,13 @@ echo "=== gpu_check $(date -u +%FT%TZ) in $ROOT, commit $(git rev-parse --short 
 git status --short 2>/dev/null | head -20
 if ! skipped wheels; then
     step wheels 120 $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site:$ROOT/src
+        --target $TMP/site .whl/*.whl
+    export PYTHONPATH=$TMP/site:$ROOT/src
 else
     export PYTHONPATH=$ROOT/src
 fi
 export FDS_ASSETS_DIR=$ROOT/.gpu/assets FDS_OFFLINE=1
-export TORCH_EXTENSIONS_DIR=/tmp/torch_extensions MAX_JOBS=${MAX_JOBS:-$(nproc)} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+export TORCH_EXTENSIONS_DIR=$TMP/torch_extensions MAX_JOBS=${MAX_JOBS:-$(nproc)} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 command -v nvidia-smi >/dev/null && nvidia-smi
 echo "nproc $(nproc), CUDA_HOME=${CUDA_HOME:-unset}, nvcc: $(command -v nvcc || echo none)" \
     "-> $(readlink -f "$(command -v nvcc)" 2>/dev/null), ninja: $(command -v ninja || echo none)"
@@ -113,13 +114,13 @@ except ImportError as exc:
 EOF
 
 # --- d. procedural scans, in the background (CPU) while the GPU steps run -----------------------------------
-GEN_LOG=/tmp/gpu_check_gen.log
+GEN_LOG=$TMP/gpu_check_gen.log
 GEN_PID=
 if ! skipped gen; then
     echo "=== [gen] start at ${SECONDS}s in the background: $NUM_SCANS + $NUM_HELDOUT scans, $GEN_WORKERS processes"
     T_GEN=$SECONDS
     # a file, not stdin: the spawned generation processes import the main module
-    cat >/tmp/gpu_check_gen.py <<'EOF'
+    cat >$TMP/gpu_check_gen.py <<'EOF'
 import os
 import time
 from pathlib import Path
@@ -165,7 +166,7 @@ if __name__ == "__main__":
 EOF
     DATA_DIR=$DATA_DIR GEN_WORKERS=$GEN_WORKERS NUM_SCANS=$NUM_SCANS NUM_HELDOUT=$NUM_HELDOUT \
     DATA_OVERRIDES=$DATA_OVERRIDES OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-        timeout -k 10 "${GPU_CHECK_GEN_CAP_S:-240}" $PY /tmp/gpu_check_gen.py >"$GEN_LOG" 2>&1 &
+        timeout -k 10 "${GPU_CHECK_GEN_CAP_S:-240}" $PY $TMP/gpu_check_gen.py >"$GEN_LOG" 2>&1 &
     GEN_PID=$!
 fi
 wait_gen() {
@@ -187,6 +188,7 @@ if ! skipped nvdiffrast; then
     # a failed build is not retried by the later steps (each would compile again): they leave nvdiffrast out
     step nvdiffrast_build 240 $PY - <<'EOF' || NV_OK=0
 import os
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -223,7 +225,7 @@ except Exception:
     site = Path(torch.__file__).resolve().parents[1]
     incs = sorted(str(p) for p in site.glob("nvidia/**/include") if p.is_dir())
     libs = sorted(str(p) for p in site.glob("nvidia/**/lib") if p.is_dir())
-    link = Path("/tmp/gpu_check_cudalink")
+    link = Path(tempfile.gettempdir()) / "gpu_check_cudalink"
     link.mkdir(exist_ok=True)
     for lib in libs:  # the wheels ship libcudart.so.<major> only; -lcudart wants libcudart.so
         for f in sorted(Path(lib).glob("libcudart.so.*")):
@@ -304,7 +306,7 @@ if ! skipped train; then
     SMI_PID=
     if command -v nvidia-smi >/dev/null; then
         nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw --format=csv,noheader -l 15 \
-            >/tmp/gpu_check_smi.csv 2>&1 &
+            >$TMP/gpu_check_smi.csv 2>&1 &
         SMI_PID=$!
     fi
     TRAIN_ARGS=(experiment=dfdn_geo_gpu trainer="$TRAINER" logger=csv paths.data_dir="$DATA_DIR"
@@ -327,7 +329,7 @@ if ! skipped train; then
             # shellcheck disable=SC2086
             timeout -k 10 "$TRAIN_CAP" $PY train.py "${TRAIN_ARGS[@]}" hydra.run.dir="$RUN_DIR/$name" \
                 data.num_workers=$WORKERS_EACH $DATA_OVERRIDES ${EXTRA_TRAIN_OVERRIDES:-} ${v#*:} \
-                >"/tmp/gpu_check_train_$name.log" 2>&1 &
+                >"$TMP/gpu_check_train_$name.log" 2>&1 &
             PIDS+=($!)
             echo "=== [train:$name] started: ${v#*:}"
         done
@@ -337,7 +339,7 @@ if ! skipped train; then
         done
         for v in "${VARIANTS[@]}"; do
             echo "--- tail of train:${v%%:*}"
-            tail -n 15 "/tmp/gpu_check_train_${v%%:*}.log"
+            tail -n 15 "$TMP/gpu_check_train_${v%%:*}.log"
         done
         (cd "$RUN_DIR" && tar czf "$OUT/sweep.tar.gz" --exclude='*.ckpt' . 2>/dev/null)
         BEST=$($PY - "$RUN_DIR" <<'EOF'
@@ -365,7 +367,7 @@ EOF
     if [[ -n "$SMI_PID" ]]; then
         kill "$SMI_PID" 2>/dev/null
         echo "--- GPU during training (every 15 s): timestamp, util, memory, power"
-        cat /tmp/gpu_check_smi.csv
+        cat $TMP/gpu_check_smi.csv
     fi
     ls -l --time-style=+%T "$RUN_DIR/checkpoints" 2>/dev/null
     [[ -f "$RUN_DIR/.hydra/overrides.yaml" ]] && cat "$RUN_DIR/.hydra/overrides.yaml"
@@ -375,20 +377,20 @@ EOF
     CKPT=$(ls "$RUN_DIR"/checkpoints/epoch_*.ckpt 2>/dev/null | tail -1)
     [[ -z "$CKPT" ]] && CKPT=$RUN_DIR/checkpoints/latest.ckpt
     if [[ -f "$CKPT" ]]; then
-        SAFE=/tmp/$CKPT_NAME.safetensors
+        SAFE=$TMP/$CKPT_NAME.safetensors
         rm -f "$SAFE"
         if ! step export 60 $PY -m fds.models.checkpoint "$CKPT" "$SAFE"; then
             # a checkpoint holding omegaconf objects is refused by torch.load(weights_only=True): export its
             # weights alone (our own, trusted file), with the run's config
-            mkdir -p /tmp/gpu_check_slim/checkpoints
-            step export_slim 60 $PY - "$CKPT" /tmp/gpu_check_slim/checkpoints/slim.ckpt <<'EOF' &&
+            mkdir -p $TMP/gpu_check_slim/checkpoints
+            step export_slim 60 $PY - "$CKPT" $TMP/gpu_check_slim/checkpoints/slim.ckpt <<'EOF' &&
 import sys
 import torch
 
 state = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
 torch.save({k: state[k] for k in ("state_dict", "epoch", "global_step")}, sys.argv[2])
 EOF
-                step export_retry 60 $PY -m fds.models.checkpoint /tmp/gpu_check_slim/checkpoints/slim.ckpt "$SAFE" \
+                step export_retry 60 $PY -m fds.models.checkpoint $TMP/gpu_check_slim/checkpoints/slim.ckpt "$SAFE" \
                     --run-dir "$RUN_DIR"
         fi
         step check_export 60 $PY - "$SAFE" "$CKPT" "${METRICS:-}" "$RUN_DIR/checkpoints/latest.ckpt" <<'EOF'
