@@ -94,8 +94,8 @@ def main() -> None:
             for res in args.res:
                 m = run_one(pos, tri, res, backend, args.repeats)
                 print(
-                    f"| {backend} | {tri.shape[0]:,} | {res}² | {m['rasterize']:.0f} | {m['interpolate']:.0f} | "
-                    f"{m['backward']:.0f} | {m['total']:.0f} | {m['covered']:.2f} |",
+                    f"| {backend} | {tri.shape[0]:,} | {res}² | {m['rasterize']:.3g} | {m['interpolate']:.3g} | "
+                    f"{m['backward']:.3g} | {m['total']:.3g} | {m['covered']:.2f} |",
                     flush=True,
                 )
 

@@ -255,36 +255,7 @@ wait_gen
 if ! skipped bench; then
     (( NV_OK )) || BENCH_RENDER_ARGS="--backends torch $BENCH_RENDER_ARGS"
     # shellcheck disable=SC2086
-    TEE_TO=$OUT/bench_render.md step bench_render 150 $PY - $BENCH_RENDER_ARGS <<'EOF'
-# benchmarks/bench_render.py's measurement (run_one) on CUDA, printed with sub-millisecond precision
-import argparse, sys
-sys.path.insert(0, "benchmarks")
-import torch
-from bench_render import MESHES, _scene, run_one
-
-ap = argparse.ArgumentParser()
-ap.add_argument("--device", default="cuda")
-ap.add_argument("--backends", nargs="*", default=None, help="default: nvdiffrast + torch (CUDA), torch (CPU)")
-ap.add_argument("--meshes", nargs="*", default=list(MESHES))
-ap.add_argument("--res", nargs="*", type=int, default=[256, 512, 1024])
-ap.add_argument("--batch", type=int, default=4)
-ap.add_argument("--repeats", type=int, default=5)
-args = ap.parse_args()
-device = torch.device(args.device)
-backends = args.backends or (["nvdiffrast", "torch"] if device.type == "cuda" else ["torch"])
-name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-print(f"device: {device} ({name}), torch {torch.__version__}, batch {args.batch}, "
-      f"median of {args.repeats} after 1 warm-up (benchmarks/bench_render.py run_one)\n")
-print("| backend | triangles | resolution | rasterize ms | interpolate ms | backward ms | total ms | covered |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for backend in backends:
-    for mesh in args.meshes:
-        pos, tri = _scene(*MESHES[mesh], args.batch, device)
-        for res in args.res:
-            m = run_one(pos, tri, res, backend, args.repeats)
-            print(f"| {backend} | {tri.shape[0]:,} | {res}² | {m['rasterize']:.3g} | {m['interpolate']:.3g} | "
-                  f"{m['backward']:.3g} | {m['total']:.3g} | {m['covered']:.2f} |", flush=True)
-EOF
+    TEE_TO=$OUT/bench_render.md step bench_render 150 $PY benchmarks/bench_render.py --device cuda $BENCH_RENDER_ARGS
     # shellcheck disable=SC2086
     skipped bench_models || TEE_TO=$OUT/bench_models.md step bench_models 180 $PY benchmarks/bench_models.py $BENCH_MODELS_ARGS
 fi
