@@ -5,7 +5,7 @@ Reads the extracted ``sweep.tar.gz`` (one folder per variant: ``csv/version_0/me
 every variant and prints a markdown table (best / last epoch against that variant's zero-detail line, the
 displacement MAE, the fit's wall time from the log's timestamps).
 
-    python benchmarks/plot_sweep.py /tmp/sweep [--out docs/img/gpu_sweep.png]
+    python benchmarks/plot_sweep.py sweep_runs [--out docs/img/gpu_sweep.png]
 """
 
 from __future__ import annotations
