@@ -17,8 +17,11 @@
 # (cap on training seconds), GPU_CHECK_BUDGET_S, GPU_CHECK_NUM_SCANS (48), GPU_CHECK_NUM_HELDOUT (8),
 # GPU_CHECK_WORKERS (generation processes, default nproc), GPU_CHECK_DATA_DIR (data), GPU_CHECK_DATA_OVERRIDES
 # (for generation and training alike, e.g. data.generator.resolution=256), GPU_CHECK_TRAINER (gpu),
-# GPU_CHECK_SKIP (any of: wheels nvdiffrast tests bench gen train), GPU_CHECK_PYTHON (python3),
+# GPU_CHECK_SKIP (any of: wheels nvdiffrast tests bench bench_models gen train), GPU_CHECK_PYTHON (python3),
 # GPU_CHECK_CKPT_NAME (dfdn_lite_gpu), BENCH_MODELS_ARGS, BENCH_RENDER_ARGS.
+# GPU_CHECK_TRAIN_RESERVE_S (210): seconds the earlier steps leave for training; set 0 with GPU_CHECK_SKIP=train,
+# or the earlier steps are cut short for a training that never runs. GPU_CHECK_VARIANTS="name:overrides;..."
+# trains several variants at once and exports the best (see step e).
 # A CPU dry run of steps d-e: GPU_CHECK_SKIP="wheels nvdiffrast tests bench" GPU_CHECK_TRAINER=cpu ... (see
 # the knobs above; keep the sizes tiny).
 
