@@ -40,7 +40,7 @@ from fds.assets import atomic_write_bytes
 from fds.data.sample_io import list_samples
 from fds.data.scans import GeometryGridPatches, ScanFolder
 from fds.facemodel import REGIONS
-from fds.metrics import normal_psnr_db, normal_ssim_map
+from fds.metrics import normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
 from fds.reports import (
     eval_report_markdown,
     plot_angle_histograms,
@@ -122,16 +122,9 @@ class ScanScores:
 
 def wrinkle_mask(gt_mm: np.ndarray, texel_mm: tuple[float, float], sigma_texels: float = 2.0,
                  min_deg: float = 1.0) -> np.ndarray:
-    """Texels ``bool [R,R]`` on wrinkle relief: where the GT displacement, blurred by ``sigma_texels`` (removing
-    pore-scale speckle no method can recover from a photo), tilts the normal by more than ``min_deg`` degrees.
-    About 8 % of the face on the procedural scans, and where zero detail errs most (≈ 7° there vs 1.5° elsewhere)."""
-    from fds.render.normals import normals_from_displacement
-
-    k = int(2 * round(3 * sigma_texels) + 1)
+    """Texels ``bool [R,R]`` on wrinkle relief of a GT map in mm (:func:`fds.metrics.wrinkle_relief_mask`)."""
     g = torch.from_numpy(np.asarray(gt_mm, np.float32))[None, None]
-    smooth = kornia.filters.gaussian_blur2d(g, (k, k), (sigma_texels, sigma_texels), border_type="reflect")
-    tilt = torch.rad2deg(torch.acos(normals_from_displacement(smooth, texel_mm)[:, 2].clamp(-1, 1)))[0]
-    return (tilt > min_deg).numpy()
+    return wrinkle_relief_mask(g, texel_mm, sigma_texels, min_deg)[0, 0].numpy()
 
 
 def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:

@@ -119,3 +119,28 @@ def test_configs_instantiate(tmp_path):
         with initialize_config_dir(config_dir=cfg_dir, version_base="1.3"):
             one = compose(name)
         assert one._target_.startswith("fds.data.datamodules.")
+
+
+def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):
+    from fds.data.scans import _geometry_item
+
+    plain = _scans(tmp_path, train_patches_per_epoch=24, hflip=False)
+    plain.setup("fit")
+    turned = _scans(tmp_path, train_patches_per_epoch=24, hflip=False, rot90=True)
+    turned.setup("fit")
+    torch.manual_seed(0)
+    wide = [bool(it["texel_mm"][0] > it["texel_mm"][1]) for it in (plain.train_set[i] for i in range(24))]
+    torch.manual_seed(0)
+    items = [turned.train_set[i] for i in range(24)]
+    # SFM texels are wider along u than v; a quarter turn swaps the two sizes, so both orders occur
+    assert len(set(wide)) == 1
+    assert len({bool(it["texel_mm"][0] > it["texel_mm"][1]) for it in items}) == 2
+    _check_geo(torch.utils.data.default_collate([{k: v for k, v in it.items() if k != "region"} for it in items])
+               | {"region": [it["region"] for it in items]})
+    # input, GT and mask turn together
+    tex, disp, mask, _ = turned.train_set._maps.get(0)
+    args = (tex, disp, mask, 30, 20, 64, "v", 0.5, False)
+    a, b = _geometry_item(*args), _geometry_item(*args, quarter_turns=1)
+    for key in ("input", "displacement", "mask"):
+        assert torch.equal(torch.rot90(a[key], 1, dims=(-2, -1)), b[key])
+    assert not torch.equal(a["displacement"], b["displacement"])

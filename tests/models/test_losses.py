@@ -16,6 +16,7 @@ from fds.models.losses import (
     masked_l1,
     normal_loss,
     reconstruct_texture,
+    smooth_target,
 )
 
 from .conftest import PATCH, compose_model, cylinder_proxy, furrows, studio_sh
@@ -151,3 +152,21 @@ def test_appearance_loss_gradient_into_generator(empty):
         assert loss.item() > 0
         # (PDIM's share starts once the zero-initialised last Linear of the lite head has moved)
         assert grads["head"] > 0 and grads["pdrm"] > 0
+
+
+def test_smooth_target_removes_speckle_keeps_grooves_and_mask_edges():
+    g = torch.Generator().manual_seed(0)
+    grooves = furrows(2, PATCH, g)[:, None]  # [2,1,H,W], depth 0.5 network units, width ~2 px
+    speckle = 0.05 * torch.randn(grooves.shape, generator=g)  # texel-scale noise, as pores
+    target = grooves + speckle
+    assert torch.equal(smooth_target(target, 0.0), target)
+    smooth = smooth_target(target, 2.0)
+    # speckle variance drops ~(4·π·σ²)-fold; the grooves keep most of their depth
+    assert (smooth - smooth_target(grooves, 2.0)).std() < 0.2 * speckle.std()
+    assert smooth.min() < -0.25
+    # normalised over the mask: a constant field stays constant up to the mask edge (no pull towards 0 outside)
+    mask = torch.zeros_like(target)
+    mask[..., :, : PATCH // 2] = 1
+    const = torch.full_like(target, -0.3) * mask
+    torch.testing.assert_close(smooth_target(const, 2.0, mask)[..., : PATCH // 2], const[..., : PATCH // 2])
+    assert smooth_target(const, 2.0)[..., PATCH // 2 - 1].abs().max() < 0.2  # unmasked blur leaks zeros in

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
+
+from fds.models.losses import geometry_loss, smooth_target
 
 from .conftest import PATCH, compose_model
 from .test_losses import _appearance_batch
@@ -120,6 +123,10 @@ def test_validation_metrics_and_panel(tmp_path, geo_batch):
     # the untrained output is near zero: its MAE is about the mean |GT| in mm
     gt_mm = geo_batch["displacement"].abs().mean().item() * model.hparams.disp_scale_mm
     assert abs(metrics["val/disp_mae_mm"] - gt_mm) < 0.5 * gt_mm
+    # on the furrows' walls (wrinkle texels) an almost flat output errs more than on average
+    assert metrics["val/normal_deg_wrinkles"] > metrics["val/normal_deg"]
+    assert abs(metrics["val/normal_deg_wrinkles"] - metrics["val/normal_deg_wrinkles_zero"]) < 0.5 * metrics[
+        "val/normal_deg_wrinkles_zero"]
     ((key, (panel,)),) = logger.images
     assert key == "val/panel" and panel.shape == (4 * PATCH, 4 * PATCH, 3) and panel.dtype.name == "uint8"
 
@@ -151,3 +158,18 @@ def test_normal_term_is_trained_and_logged(tmp_path, geo_batch):
     # loss_g = 100·L_scans + 100·L_normal (no GAN term)
     expect = 100 * (metrics["train/loss_geo"] + metrics["train/loss_normal"])
     assert torch.isclose(metrics["train/loss_g"], expect, rtol=1e-4)
+
+
+def test_blurred_target_is_what_the_geometry_terms_train_on(tmp_path, geo_batch):
+    model = _model(0, "lambda_normal=100", "gan_weight=0", "target_blur_texels=2.0")
+    before = copy.deepcopy(model.generator).train()
+    _trainer(tmp_path, 1).fit(model, _loader(geo_batch, 1))
+    with torch.no_grad():  # the first (only) step's forward, on the weights it started from
+        out = before(geo_batch["region"], geo_batch["input"])
+    y = smooth_target(geo_batch["displacement"], 2.0, geo_batch["mask"])
+    expect = geometry_loss(out.coarse, out.refined, y, geo_batch["mask"])
+    raw = geometry_loss(out.coarse, out.refined, geo_batch["displacement"], geo_batch["mask"])
+    got = model.trainer.callback_metrics["train/loss_geo"]
+    assert torch.isclose(got, expect, rtol=1e-4) and not torch.isclose(got, raw, rtol=1e-3)
+    with pytest.raises(Exception, match="target_blur_texels must be ≥ 0"):  # hydra wraps the ValueError
+        _model(0, "target_blur_texels=-1")

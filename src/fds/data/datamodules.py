@@ -47,7 +47,8 @@ class ScansDataModule(pl.LightningDataModule):
             ``generator.albedo_dirs`` is given.
         on_the_fly: train on ``num_on_the_fly`` freshly generated samples (seeds after the written ones)
             instead of the folder's train split; generation then happens inside the workers.
-        regions, patch_size, rgb, disp_scale_mm, min_valid, hflip: patch contract (``fds.data.scans``).
+        regions, patch_size, rgb, disp_scale_mm, min_valid, hflip, rot90: patch contract and training
+            augmentation (``fds.data.scans``).
         train_patches_per_epoch, val_stride, val_max_patches: epoch sizes.
         val_fraction, split_seed: the train/val split of the sample folders.
         batch_size, num_workers, persistent_workers, pin_memory, cache_size: loader settings.
@@ -58,7 +59,8 @@ class ScansDataModule(pl.LightningDataModule):
                  shared_data_dir: str | os.PathLike | None = None, on_the_fly: bool = False,
                  num_on_the_fly: int = 64, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
                  rgb: bool = False, disp_scale_mm: float = 2.0, min_valid: float = 0.5, hflip: bool = True,
-                 train_patches_per_epoch: int = 512, val_stride: int | None = None, val_max_patches: int | None = 64,
+                 rot90: bool = False, train_patches_per_epoch: int = 512, val_stride: int | None = None,
+                 val_max_patches: int | None = 64,
                  val_fraction: float = 0.1, split_seed: int = 0, batch_size: int = 8, num_workers: int = 0,
                  persistent_workers: bool = True, pin_memory: bool = False, cache_size: int = 64,
                  assets_dir: str | os.PathLike | None = None) -> None:
@@ -113,7 +115,7 @@ class ScansDataModule(pl.LightningDataModule):
         else:
             source = ScanFolder(folders=self.train_folders)
         self.train_set = GeometryPatches(source, num_patches=hp.train_patches_per_epoch, min_valid=hp.min_valid,
-                                         hflip=hp.hflip, cache_size=hp.cache_size, **common)
+                                         hflip=hp.hflip, rot90=hp.rot90, cache_size=hp.cache_size, **common)
         val_source = ScanFolder(folders=self.val_folders or self.train_folders[:1])
         self.val_set = GeometryGridPatches(val_source, stride=hp.val_stride, max_patches=hp.val_max_patches, **common)
 

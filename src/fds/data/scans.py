@@ -121,10 +121,14 @@ def _face_model(name: str, assets_dir=None):
     return _FM_CACHE[key]
 
 
-def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip) -> dict:
+def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quarter_turns: int = 0) -> dict:
+    """One patch; ``flip`` mirrors it left-right, then ``quarter_turns`` rotates it by 90° steps (input, GT and
+    mask together: a texture patch and its relief seen under a rotated light)."""
     t, d, m = (crop(a, top, left, p) for a in (tex, disp_mm, mask))
     if flip:
         t, d, m = (torch.flip(a, dims=[-1]) for a in (t, d, m))
+    if quarter_turns % 4:
+        t, d, m = (torch.rot90(a, quarter_turns, dims=(-2, -1)) for a in (t, d, m))
     return {"input": preprocess(t[None], channels)[0].contiguous(),
             "displacement": (to_network_units(d, scale) * m).contiguous(), "mask": m.contiguous()}
 
@@ -137,18 +141,24 @@ class GeometryPatches(Dataset):
 
     ``cache_size`` samples are kept in memory per worker; with a :class:`ProceduralSource` this is also how
     many generated samples are alive at once (each is generated once while it stays cached).
+
+    Augmentation: ``hflip`` mirrors half the patches; ``rot90`` also turns each by a random multiple of 90°
+    (with ``hflip``, all 8 symmetries of the square), so wrinkles of every orientation are seen as often as the
+    common horizontal forehead furrows. A quarter turn swaps the patch's u and v texel sizes (``texel_mm``).
     """
 
     def __init__(self, source, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
                  num_patches: int = 1000, channels: Channels = "v", disp_scale_mm: float = 2.0,
-                 min_valid: float = 0.5, hflip: bool = True, cache_size: int = 64, assets_dir=None) -> None:
+                 min_valid: float = 0.5, hflip: bool = True, rot90: bool = False, cache_size: int = 64,
+                 assets_dir=None) -> None:
         if len(source) == 0:
             raise ValueError("GeometryPatches: the sample source is empty")
         if not regions:
             raise ValueError("regions must name at least one zone, e.g. ['forehead', 'mouth']")
         self.source, self.regions = source, list(regions)
         self.patch_size, self.num_patches, self.channels = int(patch_size), int(num_patches), channels
-        self.disp_scale_mm, self.min_valid, self.hflip = float(disp_scale_mm), float(min_valid), hflip
+        self.disp_scale_mm, self.min_valid = float(disp_scale_mm), float(min_valid)
+        self.hflip, self.rot90 = hflip, rot90
         self.assets_dir = assets_dir
         self._maps = _Maps(source, cache_size)
         self._cands: dict = {}
@@ -172,8 +182,10 @@ class GeometryPatches(Dataset):
         tex, disp, mask, texel_mm = self._maps.get(k)
         top, left = random_origin(rng, self._candidates(k, region, mask), tex.shape[-1], self.patch_size)
         flip = self.hflip and bool(rng.random() < 0.5)
-        item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, flip)
-        item.update(region=region, texel_mm=texel_mm)
+        turns = int(rng.integers(4)) if self.rot90 else 0
+        item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, flip,
+                              turns)
+        item.update(region=region, texel_mm=texel_mm.flip(-1) if turns % 2 else texel_mm)
         return item
 
 

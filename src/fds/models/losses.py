@@ -6,6 +6,7 @@ Every masked mean returns an exact 0 with zero gradient when its mask is empty.
 
 from __future__ import annotations
 
+import kornia
 import torch
 import torch.nn.functional as F
 
@@ -61,6 +62,26 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | Non
     # where() rather than a product so that non-finite values outside the mask cannot reach the loss value.
     total = torch.where(mask > 0, diff * mask, torch.zeros_like(diff)).sum()
     return total / mask.sum().clamp_min(1.0)
+
+
+def smooth_target(target: torch.Tensor, sigma_texels: float, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """GT displacement ``[B, 1, H, W]`` blurred by a Gaussian of ``sigma_texels`` texels (normalised over the mask,
+    so texels off the mask do not pull the edge towards 0); ``sigma_texels`` ≤ 0 returns ``target``.
+
+    A photo's unwrap is misregistered by a few texels and has lost the pore scale, so the best any predictor can
+    do there is the GT's local average: training against it removes target noise no input explains.
+    """
+    if sigma_texels <= 0:
+        return target
+    k = int(2 * round(3 * sigma_texels) + 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return kornia.filters.gaussian_blur2d(t, (k, k), (sigma_texels, sigma_texels), border_type="reflect")
+
+    if mask is None:
+        return blur(target)
+    m = mask.to(target.dtype)
+    return torch.where(m > 0, blur(target * m) / blur(m).clamp_min(1e-6), target)
 
 
 def geometry_loss(

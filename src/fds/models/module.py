@@ -50,9 +50,16 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from fds.metrics import displacement_mae_mm, displacement_normal_deg
+from fds.metrics import displacement_mae_mm, displacement_normal_deg, wrinkle_relief_mask
 from fds.models.generator import GeneratorOutput, RegionModels
-from fds.models.losses import appearance_loss, gan_loss_d, gan_loss_g, geometry_loss, normal_loss
+from fds.models.losses import (
+    appearance_loss,
+    gan_loss_d,
+    gan_loss_g,
+    geometry_loss,
+    normal_loss,
+    smooth_target,
+)
 from fds.models.panels import make_panel
 from fds.render.normals import normals_from_displacement
 
@@ -131,6 +138,7 @@ class DFDNModule(pl.LightningModule):
         gan_mode: str = "lsgan",
         lambda_geo: float = 100.0,
         lambda_normal: float = 0.0,
+        target_blur_texels: float = 0.0,
         eta_app: float = 0.5,
         gan_weight: float = 1.0,
         adv_on_app: bool = True,
@@ -150,6 +158,8 @@ class DFDNModule(pl.LightningModule):
             raise ValueError(f"gan_mode must be 'lsgan', 'vanilla' or 'hinge', got {gan_mode!r}")
         if disp_scale_mm <= 0 or texel_mm <= 0:
             raise ValueError(f"disp_scale_mm and texel_mm must be positive mm, got {disp_scale_mm}, {texel_mm}")
+        if target_blur_texels < 0:
+            raise ValueError(f"target_blur_texels must be ≥ 0 texels, got {target_blur_texels}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay}")
         # Networks and the optimizer factory stay out of the checkpoint's hyper-parameters: only plain values
@@ -258,11 +268,12 @@ class DFDNModule(pl.LightningModule):
                 batch_size=batch,
             )
         self.toggle_optimizer(opt_g)
-        loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y.float(), mask)
+        y = smooth_target(y.float(), self.hparams.target_blur_texels, mask)
+        loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y, mask)
         loss_g = self.hparams.lambda_geo * loss_geo
         if self.hparams.lambda_normal > 0:
             scale = self.hparams.disp_scale_mm
-            loss_n = normal_loss(out.refined.float() * scale, y.float() * scale, self._texel_mm(geo), mask)
+            loss_n = normal_loss(out.refined.float() * scale, y * scale, self._texel_mm(geo), mask)
             loss_g = loss_g + self.hparams.lambda_normal * loss_n
             self.log("train/loss_normal", loss_n.detach(), batch_size=batch)
         if use_gan:
@@ -360,6 +371,15 @@ class DFDNModule(pl.LightningModule):
                 # the proxy alone (zero detail), on the same patches: the line training has to get under
                 "val/normal_deg_zero": displacement_normal_deg(torch.zeros_like(gt_mm), gt_mm, texel_mm, mask),
             }
+            # the same on wrinkle texels only (most of the face is pore-scale relief no photo resolves)
+            wrinkles = wrinkle_relief_mask(gt_mm, texel_mm) & (mask > 0.5 if mask is not None else True)
+            if wrinkles.any():
+                n = int(wrinkles.sum())
+                metrics["val/normal_deg_wrinkles"] = displacement_normal_deg(pred_mm, gt_mm, texel_mm, wrinkles)
+                metrics["val/normal_deg_wrinkles_zero"] = displacement_normal_deg(
+                    torch.zeros_like(gt_mm), gt_mm, texel_mm, wrinkles)
+                self.log_dict({k: metrics.pop(k) for k in list(metrics) if "wrinkles" in k}, batch_size=n,
+                              sync_dist=True)
             self.log_dict(metrics, batch_size=batch_size, prog_bar=True, sync_dist=True)
         if batch_idx == 0 and self.hparams.panel_rows > 0 and not self.trainer.sanity_checking:
             normals = normals_from_displacement(pred * scale, texel_mm)
