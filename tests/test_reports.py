@@ -33,6 +33,22 @@ def test_read_metrics_and_plot(tmp_path):
         assert image.size[0] > 800
 
 
+def test_curves_get_a_wrinkle_panel_when_logged(tmp_path):
+    plain = plot_training_curves(_write(tmp_path / "a.csv", CSV), tmp_path / "a.png")
+    lines = CSV.strip().splitlines()
+    extra = [lines[0] + ",val/normal_deg_wrinkles,val/normal_deg_wrinkles_zero"]
+    extra += [line + (",6.0,6.5" if line.split(",")[3] else ",,") for line in lines[1:]]
+    wide = plot_training_curves(_write(tmp_path / "b.csv", "\n".join(extra) + "\n"), tmp_path / "b.png")
+    assert [v for _, _, v in read_metrics(tmp_path / "b.csv")["val/normal_deg_wrinkles"]] == [6.0, 6.0]
+    with Image.open(plain) as a, Image.open(wide) as b:
+        assert b.size[0] > 1.2 * a.size[0]
+
+
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
 def test_run_metrics_csv_is_the_newest_version(tmp_path):
     for version in (2, 10):  # numeric order: version_10 is newer than version_2
         (tmp_path / "csv" / f"version_{version}").mkdir(parents=True)

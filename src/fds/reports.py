@@ -67,9 +67,11 @@ def plot_training_curves(csv_path: str | os.PathLike, out_png: str | os.PathLike
                          baselines: dict[str, float] | None = None) -> Path:
     """Training geometry loss per step and validation normal error / displacement MAE per epoch, as a PNG.
     ``baselines`` (name → normal error in degrees) are drawn as horizontal lines on the validation panel, and
-    the zero-detail error on the same validation patches (``val/normal_deg_zero``) as a dashed curve when logged."""
+    the zero-detail error on the same validation patches (``val/normal_deg_zero``) as a dashed curve when logged;
+    a fourth panel shows the error on wrinkle texels (``val/normal_deg_wrinkles`` and its ``_zero``) when logged."""
     m = read_metrics(csv_path)
-    fig, axes = _subplots(1, 3, figsize=(13, 3.6))
+    wrinkles = "val/normal_deg_wrinkles" in m  # a fourth panel: the error on wrinkle texels (and zero detail's)
+    fig, axes = _subplots(1, 4 if wrinkles else 3, figsize=(17 if wrinkles else 13, 3.6))
     if "train/loss_geo" in m:
         steps, values = zip(*[(s, v) for _, s, v in m["train/loss_geo"]], strict=True)
         axes[0].plot(steps, values, lw=0.6, alpha=0.8)
@@ -87,6 +89,14 @@ def plot_training_curves(csv_path: str | os.PathLike, out_png: str | os.PathLike
         axes[1].axhline(value, ls="--", lw=1, color="gray")
         axes[1].annotate(name, (0, value), textcoords="offset points", xytext=(2, 2), fontsize=8, color="gray")
     axes[1].legend(loc="upper right", fontsize=8)
+    if wrinkles:
+        for key, style, label in (("val/normal_deg_wrinkles", "o-", "DFDN"),
+                                  ("val/normal_deg_wrinkles_zero", "--", "zero detail")):
+            if key in m:
+                epochs, values = zip(*[(e, v) for e, _, v in m[key]], strict=True)
+                axes[3].plot(epochs, values, style, label=label, **({"color": "gray"} if style == "--" else {}))
+        axes[3].set(title="val: normal error on wrinkle texels (°)", xlabel="epoch")
+        axes[3].legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return _save_figure(fig, out_png)
 
