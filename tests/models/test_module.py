@@ -173,3 +173,17 @@ def test_blurred_target_is_what_the_geometry_terms_train_on(tmp_path, geo_batch)
     assert torch.isclose(got, expect, rtol=1e-4) and not torch.isclose(got, raw, rtol=1e-3)
     with pytest.raises(Exception, match="target_blur_texels must be ≥ 0"):  # hydra wraps the ValueError
         _model(0, "target_blur_texels=-1")
+
+
+@pytest.mark.parametrize("updates", [False, True])
+def test_photo_batches_leave_batchnorm_statistics_to_the_scans(tmp_path, updates):
+    model = _model(0, "warmup_epochs=0", "gan_weight=0", f"app_updates_bn_stats={str(updates).lower()}")
+    before = copy.deepcopy(model.generator.state_dict())
+    _trainer(tmp_path, 1).fit(model, _loader(_appearance_batch(PATCH), 2))  # appearance steps only
+    after = model.generator.state_dict()
+    stats = [k for k in before if "running_mean" in k or "running_var" in k]
+    weights = [k for k in before if k.endswith(".weight") and before[k].is_floating_point()]
+    assert stats and weights
+    assert any(not torch.equal(before[k], after[k]) for k in weights)  # the generator did learn from the photos
+    moved = [k for k in stats if not torch.equal(before[k], after[k])]
+    assert (len(moved) > 0) == updates
