@@ -30,13 +30,18 @@ def main(argv: list[str] | None = None) -> int:
                          "default: <shared data>/faces/labelled; 'none' for the palette fallback")
     ap.add_argument("--albedo-max-photos", type=int, default=16)
     ap.add_argument("--cache-dir", type=Path, default=root / "data" / "cache", help="albedo-bank cache")
+    ap.add_argument("--occlusion-strength", type=float, default=1.0,
+                    help="cavity occlusion of the shading (fds.data.occlusion); 0 = SH shading only")
+    ap.add_argument("--occlusion-radius-mm", type=float, default=1.5)
     ap.add_argument("--workers", type=int, default=0, help="processes (0 = this one)")
     args = ap.parse_args(argv)
     albedo = args.albedo_dir if args.albedo_dir is not None else default_albedo_dirs(root / ".." / "shared" / "data")
     albedo = [d for d in albedo if d.lower() != "none"]
     gen = ProceduralScanGenerator(args.face_model, args.resolution, tuple(args.age_range),
                                   degrade_strength=args.degrade_strength, albedo_dirs=albedo,
-                                  albedo_max_photos=args.albedo_max_photos, cache_dir=args.cache_dir)
+                                  albedo_max_photos=args.albedo_max_photos, cache_dir=args.cache_dir,
+                                  occlusion_strength=args.occlusion_strength,
+                                  occlusion_radius_mm=args.occlusion_radius_mm)
     t0 = time.perf_counter()
     folders = write_procedural_samples(args.out, args.num, gen, args.start_seed, args.workers)
     dt = time.perf_counter() - t0

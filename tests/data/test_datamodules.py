@@ -52,6 +52,18 @@ def test_scans_datamodule_generates_when_empty_and_yields_batches(tmp_path):
     assert torch.equal(b1["input"], b2["input"]) and torch.equal(b1["displacement"], b2["displacement"])
 
 
+def test_samples_made_with_other_occlusion_settings_are_flagged(tmp_path, caplog):
+    old = _scans(tmp_path, num_generate=2, generator={**GEN, "occlusion_strength": 0.0})
+    old.prepare_data()
+    with caplog.at_level("WARNING", logger="fds.data.datamodules"):
+        _scans(tmp_path, num_generate=2).setup("fit")        # the config's default look: occlusion on
+    assert "cavity-occlusion" in caplog.text and "proc_000000" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fds.data.datamodules"):
+        _scans(tmp_path, num_generate=2, generator={**GEN, "occlusion_strength": 0.0}).setup("fit")
+    assert "cavity-occlusion" not in caplog.text
+
+
 def test_scans_on_the_fly_with_workers(tmp_path):
     dm = _scans(tmp_path, on_the_fly=True, num_on_the_fly=2, num_workers=2, persistent_workers=False)
     dm.setup("fit")

@@ -104,3 +104,18 @@ def test_sh_reestimated_from_rendered_texture_recovers_lighting():
     est = estimate_sh(tex, internals["normal_detail"], mask, albedo)[0]
     rel = (est - sh_true).norm() / sh_true.norm()
     assert rel < 0.05, (est, sh_true)
+
+
+def test_cavity_occlusion_darkens_the_grooves_of_a_real_sample():
+    g_ao = ProceduralScanGenerator(resolution=R, degrade_strength=0.0, age_range=(0.8, 1.0))
+    s, internals = g_ao.generate_with_internals(5)
+    assert s.meta["occlusion"] == {"strength": 1.0, "radius_mm": 1.5}
+    occ = internals["occlusion"][0, 0].numpy()
+    grooves = (s.displacement_mm < -0.1) & s.mask
+    assert grooves.sum() > 20
+    assert occ[grooves].mean() < 0.97 and occ[~s.mask].min() == 1.0
+    plain, plain_int = ProceduralScanGenerator(resolution=R, degrade_strength=0.0, age_range=(0.8, 1.0),
+                                               occlusion_strength=0.0).generate_with_internals(5)
+    assert np.array_equal(plain.displacement_mm, s.displacement_mm)   # occlusion only changes the appearance
+    assert torch.all(plain_int["occlusion"] == 1)
+    assert (s.texture.astype(int).sum(-1)[grooves] < plain.texture.astype(int).sum(-1)[grooves]).mean() > 0.8

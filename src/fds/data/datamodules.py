@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from fds.data.patches import Channels
 from fds.data.procedural import ProceduralScanGenerator, default_albedo_dirs, write_procedural_samples
-from fds.data.sample_io import list_samples
+from fds.data.sample_io import list_samples, read_meta
 from fds.data.scans import GeometryGridPatches, GeometryPatches, ProceduralSource, ScanFolder
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,19 @@ class ScansDataModule(pl.LightningDataModule):
                                      start_seed=self.hparams.generate_start_seed,
                                      workers=self.hparams.generation_workers)
 
+    def _warn_if_generated_differently(self, folders: Sequence[Path]) -> None:
+        """Warn when procedural samples on disk were made with other appearance settings than the config's
+        (e.g. folders written before cavity occlusion existed): training would silently use the old look."""
+        kw = dict(self.hparams.generator or {})
+        want = {"strength": float(kw.get("occlusion_strength", 1.0)),
+                "radius_mm": float(kw.get("occlusion_radius_mm", 1.5))}
+        stale = [f.name for f in folders[:8] if read_meta(f).get("source") == "procedural"
+                 and read_meta(f).get("occlusion", {"strength": 0.0, "radius_mm": want["radius_mm"]}) != want]
+        if stale:
+            log.warning("scan samples %s in %s were generated with other cavity-occlusion settings than the "
+                        "config's %s: move the folder away to regenerate them, or set data.scans.generator."
+                        "occlusion_* to match", ", ".join(stale), self.data_dir, want)
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -98,6 +111,7 @@ class ScansDataModule(pl.LightningDataModule):
         if not folders:
             self.prepare_data()
             folders = list_samples(self.data_dir)
+        self._warn_if_generated_differently(folders)
         order = np.random.default_rng(self.hparams.split_seed).permutation(len(folders))
         n_val = min(max(math.ceil(self.hparams.val_fraction * len(folders)), 1), len(folders) - 1)
         n_val = max(n_val, 0)
@@ -166,6 +180,19 @@ class WildDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         self._prepare()
+
+    def _warn_if_generated_differently(self, folders: Sequence[Path]) -> None:
+        """Warn when procedural samples on disk were made with other appearance settings than the config's
+        (e.g. folders written before cavity occlusion existed): training would silently use the old look."""
+        kw = dict(self.hparams.generator or {})
+        want = {"strength": float(kw.get("occlusion_strength", 1.0)),
+                "radius_mm": float(kw.get("occlusion_radius_mm", 1.5))}
+        stale = [f.name for f in folders[:8] if read_meta(f).get("source") == "procedural"
+                 and read_meta(f).get("occlusion", {"strength": 0.0, "radius_mm": want["radius_mm"]}) != want]
+        if stale:
+            log.warning("scan samples %s in %s were generated with other cavity-occlusion settings than the "
+                        "config's %s: move the folder away to regenerate them, or set data.scans.generator."
+                        "occlusion_* to match", ", ".join(stale), self.data_dir, want)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -10,7 +10,8 @@ One sample, fully determined by its integer seed (:meth:`ProceduralScanGenerator
 3. detailed normals = proxy normals tilted by the displacement's metric slope in the proxy's tangent frames
    (``fds.render.normals``);
 4. albedo from real skin (``fds.data.skin``) with colour variation; a random order-2 SH environment
-   (``fds.data.lighting``); clean texture = albedo · shading(detailed normals) (``fds.render.shading``);
+   (``fds.data.lighting``); clean texture = albedo · shading(detailed normals) (``fds.render.shading``) ·
+   the displacement's cavity occlusion (``fds.data.occlusion``: grooves read as dark lines, as in photos);
 5. degradations of a real unwrap (``fds.data.degrade``): misregistration warp, resolution loss, blur, noise,
    JPEG, missing texels outside a random head pose's visibility.
 
@@ -30,6 +31,7 @@ import torch
 
 from fds.data.degrade import degrade_texture, view_visibility
 from fds.data.lighting import random_sh
+from fds.data.occlusion import cavity_occlusion
 from fds.data.sample_io import ScanSample
 from fds.data.skin import AlbedoBank, find_photos, flat_albedo, vary_albedo
 from fds.data.wrinkles import expression_activations, micro_relief, render_wrinkles, wrinkle_layout
@@ -57,13 +59,16 @@ class ProceduralScanGenerator:
         albedo_max_photos: at most this many photos (evenly spread over the sorted list) enter the bank.
         cache_dir: where the albedo bank is cached (``None``: not cached on disk).
         assets_dir: passed to the face-model loader.
+        occlusion_strength / occlusion_radius_mm: cavity occlusion of the shading
+            (:func:`fds.data.occlusion.cavity_occlusion`; strength 0 = SH shading alone, as before 2026-11-27).
     """
 
     def __init__(self, face_model: str | FaceModel = "sfm", resolution: int = 512,
                  age_range: tuple[float, float] = (0.0, 1.0), neutral_prob: float = 0.3, id_scale: float = 0.8,
                  degrade_strength: float = 1.0, albedo_dirs: Sequence[str | os.PathLike] = (),
                  albedo_max_photos: int = 16, albedo_resolution: int = 256,
-                 cache_dir: str | os.PathLike | None = None, assets_dir: str | os.PathLike | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None, assets_dir: str | os.PathLike | None = None,
+                 occlusion_strength: float = 1.0, occlusion_radius_mm: float = 1.5) -> None:
         if resolution < 64:
             raise ValueError(f"resolution must be ≥ 64 texels for wrinkle detail, got {resolution}")
         lo, hi = age_range
@@ -76,6 +81,7 @@ class ProceduralScanGenerator:
         self.albedo_dirs = [str(d) for d in albedo_dirs]
         self.albedo_max_photos, self.albedo_resolution = albedo_max_photos, albedo_resolution
         self.cache_dir, self.assets_dir = cache_dir, assets_dir
+        self.occlusion_strength, self.occlusion_radius_mm = float(occlusion_strength), float(occlusion_radius_mm)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -171,7 +177,9 @@ class ProceduralScanGenerator:
             base, albedo_src = flat_albedo(rng_app, self.albedo_resolution), "palette"
         albedo = torch.from_numpy(vary_albedo(rng_app, base, r)).permute(2, 0, 1)[None]
         sh = random_sh(rng_app)
-        shading = sh_irradiance(n_detail, torch.from_numpy(sh)[None]).clamp_min(0)
+        occlusion = torch.from_numpy(cavity_occlusion(disp, covered, (du, dv), self.occlusion_radius_mm,
+                                                      self.occlusion_strength))[None, None]
+        shading = sh_irradiance(n_detail, torch.from_numpy(sh)[None]).clamp_min(0) * occlusion
         clean = (albedo * shading).clamp(0, 1) * cov_t
 
         vis, pose = view_visibility(rng_deg, n_map, cov_t)
@@ -186,6 +194,7 @@ class ProceduralScanGenerator:
             "activations": {k: round(v, 4) for k, v in act.items()},
             "id_coeffs": np.round(id_coeffs, 4).tolist(), "sh": np.round(sh.astype(float), 5).tolist(),
             "texel_mm": [round(du, 5), round(dv, 5)], "albedo_source": albedo_src, "view": pose,
+            "occlusion": {"strength": self.occlusion_strength, "radius_mm": self.occlusion_radius_mm},
             "degradation": {"strength": self.degrade_strength, **deg},
             "wrinkles": [w.as_dict() for w in wrinkles],
         }
@@ -193,7 +202,7 @@ class ProceduralScanGenerator:
             texture=_to_uint8(texture), displacement_mm=disp.astype(np.float32), mask=covered.copy(),
             visibility=vis[0, 0].numpy().astype(np.float32), position_mm=position.astype(np.float32),
             normal=n_map[0].permute(1, 2, 0).numpy().astype(np.float32), meta=meta, albedo=_to_uint8(albedo)), {
-            "normal_detail": n_detail, "shading": shading, "clean": clean, "albedo": albedo}
+            "normal_detail": n_detail, "shading": shading, "occlusion": occlusion, "clean": clean, "albedo": albedo}
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
