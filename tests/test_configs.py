@@ -81,13 +81,13 @@ def test_experiments_compose(experiment, tmp_path):
     instantiate(cfg.trainer)
 
 
-def test_finetune_recipe_continues_the_shipped_weights_on_scans_and_photos(tmp_path):
+def test_finetune_recipe_continues_the_shipped_geometry_pretraining_on_scans_and_photos(tmp_path):
     cfg = _compose("train", ["experiment=dfdn_geo_app_finetune"], tmp_path)
     assert cfg.data._target_.endswith("GeoAppDataModule") and cfg.model.warmup_epochs == 0
     assert cfg.model.disp_scale_mm == cfg.data.scans.disp_scale_mm == 0.5
-    # every clone can run it: the default start weights are the shipped checkpoint
-    assert (Path(cfg.paths.root_dir) / "checkpoints" / "dfdn_lite.safetensors").is_file()
-    assert cfg.model.init_weights.endswith("checkpoints/dfdn_lite.safetensors")
+    # every clone can reproduce the shipped checkpoint: the start weights (geometry pre-training) ship beside it
+    assert (Path(cfg.paths.root_dir) / "checkpoints" / "dfdn_lite_geo.safetensors").is_file()
+    assert cfg.model.init_weights.endswith("checkpoints/dfdn_lite_geo.safetensors")
 
 
 def test_wrong_key_gives_hydras_error(tmp_path):

@@ -12,6 +12,7 @@ from fds.pipeline import DetailPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE_REGIONS = ("forehead", "eyes", "cheeks", "mouth")
+SKIN_REGIONS = ("eyes", "cheeks", "mouth")  # bare skin in both photos
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,8 @@ def relief(tmp_path_factory, grace_hopper_path, astronaut):
 def test_relief_follows_the_wrinkles_of_the_photo(relief):
     old, young = relief["grace_hopper"], relief["astronaut"]
     assert old["face"] > 1.5 * young["face"], relief
-    for region in FACE_REGIONS:  # and in every region the wrinkled face gets more relief
+    # and in every region where both photos show skin the wrinkled face gets more relief; the forehead is not
+    # compared: it lies under Grace Hopper's cap and the astronaut's fringe (hair strands read as grooves there)
+    for region in SKIN_REGIONS:
         assert old[region] > young[region], (region, relief)
     assert young["face"] < 0.05  # mm: no invented deep furrows on smooth skin

@@ -74,7 +74,12 @@ def plot_training_curves(csv_path: str | os.PathLike, out_png: str | os.PathLike
     fig, axes = _subplots(1, 4 if wrinkles else 3, figsize=(17 if wrinkles else 13, 3.6))
     if "train/loss_geo" in m:
         steps, values = zip(*[(s, v) for _, s, v in m["train/loss_geo"]], strict=True)
-        axes[0].plot(steps, values, lw=0.6, alpha=0.8)
+        axes[0].plot(steps, values, lw=0.6, alpha=0.4 if len(values) > 50 else 0.8)
+        if len(values) > 50:  # per-step losses of random patches are noisy: a moving mean shows the trend
+            w = max(len(values) // 30, 5)
+            axes[0].plot(steps[w - 1:], np.convolve(values, np.ones(w) / w, mode="valid"), lw=1.5,
+                         label=f"mean of {w} steps")
+            axes[0].legend(loc="upper right", fontsize=8)
     axes[0].set(title="train: geometry L1 (network units)", xlabel="step", yscale="log")
     for ax, key, title in ((axes[1], "val/normal_deg", "val: normal-angle error (°)"),
                            (axes[2], "val/disp_mae_mm", "val: displacement MAE (mm)")):
