@@ -97,8 +97,10 @@ class ScansDataModule(pl.LightningDataModule):
         kw = dict(self.hparams.generator or {})
         want = {"strength": float(kw.get("occlusion_strength", 1.0)),
                 "radius_mm": float(kw.get("occlusion_radius_mm", 1.5))}
-        stale = [f.name for f in folders[:8] if read_meta(f).get("source") == "procedural"
-                 and read_meta(f).get("occlusion", {"strength": 0.0, "radius_mm": want["radius_mm"]}) != want]
+        metas = {f.name: read_meta(f) for f in folders[:8]}  # a few samples: folders are written by one generator
+        before = {"strength": 0.0, "radius_mm": want["radius_mm"]}  # samples written before occlusion existed
+        stale = [name for name, m in metas.items() if m.get("source") == "procedural"
+                 and m.get("occlusion", before) != want]
         if stale:
             log.warning("scan samples %s in %s were generated with other cavity-occlusion settings than the "
                         "config's %s: move the folder away to regenerate them, or set data.scans.generator."
@@ -180,19 +182,6 @@ class WildDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         self._prepare()
-
-    def _warn_if_generated_differently(self, folders: Sequence[Path]) -> None:
-        """Warn when procedural samples on disk were made with other appearance settings than the config's
-        (e.g. folders written before cavity occlusion existed): training would silently use the old look."""
-        kw = dict(self.hparams.generator or {})
-        want = {"strength": float(kw.get("occlusion_strength", 1.0)),
-                "radius_mm": float(kw.get("occlusion_radius_mm", 1.5))}
-        stale = [f.name for f in folders[:8] if read_meta(f).get("source") == "procedural"
-                 and read_meta(f).get("occlusion", {"strength": 0.0, "radius_mm": want["radius_mm"]}) != want]
-        if stale:
-            log.warning("scan samples %s in %s were generated with other cavity-occlusion settings than the "
-                        "config's %s: move the folder away to regenerate them, or set data.scans.generator."
-                        "occlusion_* to match", ", ".join(stale), self.data_dir, want)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
