@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from fds.fileio import atomic_write_bytes
 
 _EOS_RAW = "https://raw.githubusercontent.com/patrikhuber/eos/master/share/"
 
@@ -125,44 +125,20 @@ def sha256_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_bytes(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write ``chunks`` to ``path`` through a temp file in the same folder and rename it into place
-    (with the usual file permissions, not mkstemp's private 0600)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def download(url: str, dest: Path, sha256: str | None, timeout_s: float = 30.0) -> Path:
     """Download ``url`` to ``dest`` through a temp file; a checksum mismatch leaves nothing behind."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
-            shutil.copyfileobj(response, f)
-        got = sha256_of(tmp)
-        if sha256 is not None and got != sha256:
-            raise AssetError(f"Downloaded {url} but its sha256 is {got}, expected {sha256}: the upstream "
-                             "file changed or the transfer was corrupted. Nothing was written.")
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+    def checked_chunks() -> Iterator[bytes]:
+        h = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+            for block in iter(lambda: response.read(1 << 20), b""):
+                h.update(block)
+                yield block
+        if sha256 is not None and h.hexdigest() != sha256:  # raised before the rename: nothing is written
+            raise AssetError(f"Downloaded {url} but its sha256 is {h.hexdigest()}, expected {sha256}: the "
+                             "upstream file changed or the transfer was corrupted. Nothing was written.")
+
+    atomic_write_bytes(dest, checked_chunks())
     return dest
 
 

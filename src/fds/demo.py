@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fds.assets import atomic_write_bytes
 from fds.export.mesh_io import MeshData, write_obj
 from fds.facemodel import REGIONS, load_face_model
 from fds.facemodel.regions import region_labels
+from fds.fileio import atomic_write_bytes
 
 # one colour per region (index 0 = outside the UV chart), uint8 RGB
 REGION_COLOURS = np.array(

@@ -36,10 +36,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from fds.assets import atomic_write_bytes
 from fds.data.sample_io import list_samples
 from fds.data.scans import GeometryGridPatches, ScanFolder
 from fds.facemodel import REGIONS
+from fds.fileio import atomic_write_bytes
 from fds.metrics import normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
 from fds.reports import (
     eval_report_markdown,

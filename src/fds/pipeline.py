@@ -33,12 +33,12 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from fds.assets import atomic_write_bytes
 from fds.export.bake import bake_displacement, write_baked
 from fds.export.maps import encode_normal_map, write_displacement, write_normal_map, write_png
 from fds.export.mesh_io import MeshData, write_obj
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, render_detailed, render_proxy, write_preview
+from fds.fileio import atomic_write_bytes
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
 from fds.proxy.stage import IMAGE_SUFFIXES

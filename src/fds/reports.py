@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fds.assets import atomic_write_bytes
+from fds.fileio import atomic_write_bytes
 
 
 def read_metrics(csv_path: str | os.PathLike) -> dict[str, list[tuple[int, int, float]]]:

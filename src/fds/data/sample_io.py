@@ -22,8 +22,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fds.assets import atomic_write_bytes
+from fds.fileio import atomic_folder, atomic_write_bytes
 
 FORMAT = "fds-scan-sample"
 VERSION = 1
@@ -72,9 +70,7 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"sample folder {folder} exists (pass overwrite=True to replace it)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder, overwrite=overwrite) as tmp:
         Image.fromarray(s.texture).save(tmp / "texture.png", compress_level=1)
         if s.albedo is not None:
             Image.fromarray(s.albedo).save(tmp / "albedo.png", compress_level=1)
@@ -84,12 +80,6 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
             normal=s.normal.astype(np.float16))
         meta = {"format": FORMAT, "version": VERSION, "resolution": s.resolution, **s.meta}
         (tmp / "sample.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

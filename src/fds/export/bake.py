@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fds.assets import atomic_write_bytes
 from fds.export.mesh_io import MeshData, write_obj
+from fds.fileio import atomic_write_bytes
 from fds.render import texture, vertex_normals
 
 #: default cap on the baked mesh's triangles (SFM: 6,736 · 4⁴ = 1.72M at 4 levels, ~50 MB OBJ).

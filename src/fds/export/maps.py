@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fds.assets import atomic_write_bytes
+from fds.fileio import atomic_write_bytes
 
 DISPLACEMENT_FORMAT = "fds-displacement/1"
 UV_CONVENTION = (

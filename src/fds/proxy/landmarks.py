@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fds.assets import atomic_write_bytes
+from fds.fileio import atomic_write_bytes
 
 __all__ = [
     "DetectedFace",
