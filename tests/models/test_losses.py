@@ -8,8 +8,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from fds.metrics import amplitude_ratio, pearson_r
 from fds.models.losses import (
     appearance_loss,
+    concordance_loss,
+    detail_concordance_loss,
     gan_loss_d,
     gan_loss_g,
     geometry_loss,
@@ -170,3 +173,58 @@ def test_smooth_target_removes_speckle_keeps_grooves_and_mask_edges():
     const = torch.full_like(target, -0.3) * mask
     torch.testing.assert_close(smooth_target(const, 2.0, mask)[..., : PATCH // 2], const[..., : PATCH // 2])
     assert smooth_target(const, 2.0)[..., PATCH // 2 - 1].abs().max() < 0.2  # unmasked blur leaks zeros in
+
+
+def test_concordance_loss_at_known_points():
+    y = torch.randn(2, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = y - y.mean()  # zero mean: ρ_c of -y is then exactly -1
+    assert concordance_loss(y, y).item() == pytest.approx(0.0, abs=1e-6)
+    assert concordance_loss(-y, y).item() == pytest.approx(2.0, abs=1e-6)
+    # a scaled copy: ρ_c = 2a / (a² + 1) (zero means), so half the amplitude costs 1 − 0.8
+    assert concordance_loss(0.5 * y, y).item() == pytest.approx(0.2, abs=1e-5)
+    # an offset costs too: ρ_c = 2σ² / (2σ² + c²)
+    var = y.var(unbiased=False).item()
+    assert concordance_loss(y + 1.0, y).item() == pytest.approx(1 - 2 * var / (2 * var + 1.0), abs=1e-5)
+    assert concordance_loss(torch.zeros_like(y), y).item() == pytest.approx(1.0, abs=1e-6)
+    pred = y.clone().requires_grad_(True)
+    empty = concordance_loss(pred, y, torch.zeros_like(y[:, :1]))
+    (grad,) = torch.autograd.grad(empty, pred)
+    assert empty.item() == 0.0 and torch.count_nonzero(grad) == 0
+
+
+def _fit_gain(loss_fn, estimate: torch.Tensor, target: torch.Tensor) -> float:
+    """The gain a minimising ``loss_fn(a · estimate, target)``, by gradient descent from a = 0.1."""
+    a = torch.tensor(0.1, requires_grad=True)
+    opt = torch.optim.Adam([a], lr=0.02)
+    for _ in range(600):
+        opt.zero_grad()
+        loss_fn(a * estimate, target).backward()
+        opt.step()
+    return a.item()
+
+
+def test_concordance_keeps_the_amplitude_regression_shrinks():
+    # The input explains only part of the GT: y = E[y|x] + independent noise, correlation ρ = 1/sqrt(1 + 1.5²).
+    g = torch.Generator().manual_seed(1)
+    known = torch.randn(1, 1, 128, 128, generator=g)
+    target = known + 1.5 * torch.randn(1, 1, 128, 128, generator=g)
+    rho = pearson_r(known, target).item()
+    # L2 regression's best gain reproduces E[y|x]: RMS ratio ρ (≈ 0.55), shrunk; the concordance loss's best gain
+    # matches the amplitude (RMS ratio 1) with the same pattern, so the same correlation
+    # (Adam's steps are ≤ its lr 0.02 in a, moving the ratio by ≤ 0.02 · σ_known / σ_target < 0.01: tolerance 0.03)
+    a_l2 = _fit_gain(lambda p, t: (p - t).square().mean(), known, target)
+    a_cc = _fit_gain(concordance_loss, known, target)
+    assert amplitude_ratio(a_l2 * known, target).item() == pytest.approx(rho, abs=0.03)
+    assert amplitude_ratio(a_cc * known, target).item() == pytest.approx(1.0, abs=0.03)
+    assert pearson_r(a_cc * known, target).item() == pytest.approx(rho, abs=1e-5)
+
+
+def test_detail_concordance_ignores_offsets_and_scores_the_slopes():
+    g = torch.Generator().manual_seed(2)
+    y = 0.2 * furrows(2, PATCH, g)[:, None]  # mm
+    assert detail_concordance_loss(y + 0.3, y, 0.2).item() == pytest.approx(0.0, abs=1e-5)
+    flat = detail_concordance_loss(torch.zeros_like(y), y, 0.2).item()
+    half = detail_concordance_loss(0.5 * y, y, 0.2).item()
+    # slopes are linear in the height for small tilts: half the relief ≈ half the detail normals → 1 − 0.8 (the
+    # normalisation 1/sqrt(1 + s²) shifts that by ~s²/8 of the loss, < 0.01 for the furrows' slopes s < 0.3)
+    assert flat == pytest.approx(1.0, abs=1e-5) and half == pytest.approx(0.2, abs=0.01)

@@ -160,6 +160,37 @@ def test_normal_term_is_trained_and_logged(tmp_path, geo_batch):
     assert torch.isclose(metrics["train/loss_g"], expect, rtol=1e-4)
 
 
+def test_concordance_term_is_trained_and_logged(tmp_path, geo_batch):
+    model = _model(0, "lambda_normal=100", "lambda_concordance=10", "gan_weight=0")
+    trainer = _trainer(tmp_path, 1)
+    trainer.fit(model, _loader(geo_batch, 2))
+    m = trainer.callback_metrics
+    assert 0 < m["train/loss_concordance"] <= 2  # 1 − ρ_c ∈ [0, 2]
+    expect = 100 * (m["train/loss_geo"] + m["train/loss_normal"]) + 10 * m["train/loss_concordance"]
+    assert torch.isclose(m["train/loss_g"], expect, rtol=1e-4)
+
+
+def test_validation_scores_detail_agreement_pooled_over_the_epoch(tmp_path, geo_batch):
+    from fds.metrics import UV_DETAIL_BAND_TEXELS, amplitude_ratio, detail_band, detail_normals_xy, pearson_r
+
+    model = _model(0)
+    half = {k: v[:2] for k, v in geo_batch.items()}
+    other = {k: v[2:] for k, v in geo_batch.items()}
+    (metrics,) = _trainer(tmp_path, 1).validate(model, torch.utils.data.DataLoader([half, other], batch_size=None))
+    # the same numbers from the whole set at once (texel_mm: the model's default; no mask → every texel)
+    model.eval()
+    with torch.no_grad():
+        pred = model(geo_batch["input"], geo_batch["region"]).refined * model.hparams.disp_scale_mm
+    gt = geo_batch["displacement"] * model.hparams.disp_scale_mm
+    low, high = UV_DETAIL_BAND_TEXELS
+    valid = geo_batch["mask"]
+    p, t = (detail_band(detail_normals_xy(x, model.hparams.texel_mm), high, low, valid) for x in (pred, gt))
+    assert metrics["val/amplitude_ratio"] == pytest.approx(amplitude_ratio(p, t, valid).item(), rel=1e-4)
+    assert metrics["val/detail_r"] == pytest.approx(pearson_r(p, t, valid).item(), abs=1e-4)
+    assert 0 <= metrics["val/amplitude_ratio"] < 1  # the untrained network's relief is small: shrinkage shows
+    assert "val/amplitude_ratio_wrinkles" in metrics and "val/detail_r_wrinkles" in metrics
+
+
 def test_blurred_target_is_what_the_geometry_terms_train_on(tmp_path, geo_batch):
     model = _model(0, "lambda_normal=100", "gan_weight=0", "target_blur_texels=2.0")
     before = copy.deepcopy(model.generator).train()

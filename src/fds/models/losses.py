@@ -10,6 +10,7 @@ import kornia
 import torch
 import torch.nn.functional as F
 
+from fds.metrics import detail_band, detail_normals_xy
 from fds.render.normals import normals_from_displacement, normals_from_positions
 from fds.render.shading import sh_irradiance
 
@@ -107,6 +108,47 @@ def normal_loss(
     n_pred = normals_from_displacement(pred_mm, texel_mm)  # [B, 3, H, W]
     n_gt = normals_from_displacement(target_mm, texel_mm)
     return masked_l1(n_pred, n_gt.to(n_pred.dtype), mask) * 3.0  # sum over the 3 components, mean over texels
+
+
+def concordance_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                     eps: float = 1e-12) -> torch.Tensor:
+    """1 − Lin's concordance correlation ρ_c between two fields ``[B, C, H, W]`` over the masked elements of the
+    batch (pooled), ρ_c = 2·cov / (σ_p² + σ_t² + (μ_p − μ_t)²); in [0, 2], 0 only for identical fields.
+
+    Unlike an L1/L2 regression, whose optimum under uncertainty is the conditional median/mean and so shrinks
+    detail the input leaves unsure towards 0 (by the correlation itself: a·E[y|x] with a = 1 has RMS ratio
+    ρ < 1), ρ_c over predictions a·E[y|x] peaks at a = σ_t / σ_E[y|x], i.e. at an RMS ratio of exactly 1, while
+    the pattern (and so the correlation) is the one regression finds. 0 (zero gradient) for an empty mask.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+    w = torch.ones_like(pred) if mask is None else (mask > 0).to(pred.dtype).expand_as(pred)
+    n = w.sum()
+    if n <= 0:
+        return (pred * 0).sum()
+    p = torch.where(w > 0, pred, torch.zeros_like(pred))
+    t = torch.where(w > 0, target.to(pred.dtype), torch.zeros_like(pred))
+    mp, mt = p.sum() / n, t.sum() / n
+    dp, dt = (p - mp) * w, (t - mt) * w
+    cov = (dp * dt).sum() / n
+    var_p, var_t = dp.square().sum() / n, dt.square().sum() / n
+    return 1.0 - 2.0 * cov / (var_p + var_t + (mp - mt).square() + eps)
+
+
+def detail_concordance_loss(
+    pred_mm: torch.Tensor,
+    target_mm: torch.Tensor,
+    texel_mm: float | tuple[float, float],
+    mask: torch.Tensor | None = None,
+    sigma_high: float = 6.0,
+) -> torch.Tensor:
+    """:func:`concordance_loss` of the detail normals (tangent-space x, y) of two displacements ``[B, 1, H, W]``
+    (mm), high-passed by ``sigma_high`` texels (0: not), as the validation's ``detail_r`` / ``amplitude_ratio``
+    score them (:mod:`fds.metrics`): trains where the relief is and how much of it, not its mean offset."""
+    p, t = detail_normals_xy(pred_mm, texel_mm), detail_normals_xy(target_mm, texel_mm)  # [B, 2, H, W]
+    if sigma_high > 0:
+        p, t = detail_band(p, sigma_high, 0.0, mask), detail_band(t, sigma_high, 0.0, mask)
+    return concordance_loss(p, t, mask)
 
 
 def reconstruct_texture(

@@ -50,10 +50,19 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from fds.metrics import displacement_mae_mm, displacement_normal_deg, wrinkle_relief_mask
+from fds.metrics import (
+    UV_DETAIL_BAND_TEXELS,
+    DetailAgreement,
+    detail_band,
+    detail_normals_xy,
+    displacement_mae_mm,
+    displacement_normal_deg,
+    wrinkle_relief_mask,
+)
 from fds.models.generator import GeneratorOutput, RegionModels
 from fds.models.losses import (
     appearance_loss,
+    detail_concordance_loss,
     gan_loss_d,
     gan_loss_g,
     geometry_loss,
@@ -112,6 +121,11 @@ class DFDNModule(pl.LightningModule):
         lambda_geo: λ, weight of the L1 terms (paper: 100).
         lambda_normal: weight of the normal term on scans (:func:`~fds.models.losses.normal_loss` of the
             refined output; not in the paper, 0 turns it off): trains the slopes the normal-angle metric scores.
+        lambda_concordance: weight of the amplitude-keeping term on scans
+            (:func:`~fds.models.losses.detail_concordance_loss` of the refined output: 1 − the concordance of the
+            high-passed detail normals; 0 turns it off). L1 and normal terms shrink detail the input leaves unsure
+            towards 0; this term's optimum carries the GT's amplitude (validation: ``val/amplitude_ratio``).
+        concordance_sigma_texels: high-pass σ (texels) of that term's detail normals (0: none).
         eta_app: η, weight of the appearance loss inside the L1 term (paper: 0.5).
         app_updates_bn_stats: let appearance (photo) batches update the generator's BatchNorm running statistics.
             Off by default: measured on dfdn_geo_app, photo batches moved the statistics away from the scans' and
@@ -142,6 +156,8 @@ class DFDNModule(pl.LightningModule):
         gan_mode: str = "lsgan",
         lambda_geo: float = 100.0,
         lambda_normal: float = 0.0,
+        lambda_concordance: float = 0.0,
+        concordance_sigma_texels: float = 6.0,
         target_blur_texels: float = 0.0,
         eta_app: float = 0.5,
         app_updates_bn_stats: bool = False,
@@ -178,6 +194,8 @@ class DFDNModule(pl.LightningModule):
             self._load_generator_weights(init_weights)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema_decay else None
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+        # validation detail agreement (r, amplitude ratio), pooled over the epoch: every valid texel / wrinkle texels
+        self.val_detail = {"": DetailAgreement(), "_wrinkles": DetailAgreement()}
 
     def _load_generator_weights(self, path: str) -> None:
         from fds.models.checkpoint import CheckpointError, read_detail_checkpoint
@@ -281,6 +299,12 @@ class DFDNModule(pl.LightningModule):
             loss_n = normal_loss(out.refined.float() * scale, y * scale, self._texel_mm(geo), mask)
             loss_g = loss_g + self.hparams.lambda_normal * loss_n
             self.log("train/loss_normal", loss_n.detach(), batch_size=batch)
+        if self.hparams.lambda_concordance > 0:
+            scale = self.hparams.disp_scale_mm
+            loss_c = detail_concordance_loss(out.refined.float() * scale, y * scale, self._texel_mm(geo), mask,
+                                             self.hparams.concordance_sigma_texels)
+            loss_g = loss_g + self.hparams.lambda_concordance * loss_c
+            self.log("train/loss_concordance", loss_c.detach(), batch_size=batch)
         if use_gan:
             loss_adv = gan_loss_g(self.discriminator(region, x, out.refined).float(), self.hparams.gan_mode)
             loss_g = loss_g + self.hparams.gan_weight * loss_adv
@@ -390,9 +414,37 @@ class DFDNModule(pl.LightningModule):
                 self.log_dict({k: metrics.pop(k) for k in list(metrics) if "wrinkles" in k}, batch_size=n,
                               sync_dist=True)
             self.log_dict(metrics, batch_size=batch_size, prog_bar=True, sync_dist=True)
+            self._update_detail_agreement(pred_mm, gt_mm, self._texel_mm(geo), mask, wrinkles)
         if batch_idx == 0 and self.hparams.panel_rows > 0 and not self.trainer.sanity_checking:
             normals = normals_from_displacement(pred * scale, texel_mm)
             self._log_panel(make_panel(x, pred, y, normals, self.hparams.panel_rows))
+
+    def _update_detail_agreement(self, pred_mm: torch.Tensor, gt_mm: torch.Tensor, texel_mm: tuple[float, float],
+                                 mask: torch.Tensor | None, wrinkles: torch.Tensor) -> None:
+        """Band-passed detail normals (``fds.metrics.UV_DETAIL_BAND_TEXELS``) of prediction and GT into the epoch's
+        agreement accumulators (all valid texels, wrinkle texels)."""
+        low, high = UV_DETAIL_BAND_TEXELS
+        valid = torch.ones_like(gt_mm) if mask is None else (mask > 0.5).to(gt_mm.dtype)
+        p = detail_band(detail_normals_xy(pred_mm, texel_mm), high, low, valid)  # [B, 2, H, W]
+        t = detail_band(detail_normals_xy(gt_mm, texel_mm), high, low, valid)
+        self.val_detail[""].update(p, t, valid)
+        self.val_detail["_wrinkles"].update(p, t, wrinkles.to(gt_mm.dtype) * valid)
+
+    def on_validation_epoch_start(self) -> None:
+        for acc in self.val_detail.values():
+            acc.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        """``val/detail_r`` and ``val/amplitude_ratio`` (RMS prediction / GT) of the band-passed detail normals,
+        pooled over the epoch's validation texels (and ``…_wrinkles`` over its wrinkle texels)."""
+        for suffix, acc in self.val_detail.items():
+            sums = acc.sums.to(self.device)
+            if self.trainer.world_size > 1:
+                sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+            acc.sums = sums.cpu()
+            for k, v in acc.compute().items():
+                if math.isfinite(v):
+                    self.log(f"val/{k}{suffix}", v, prog_bar=not suffix)
 
     def _log_panel(self, panel: Any) -> None:
         """Send the panel to every logger that takes images (W&B ``log_image``, TensorBoard ``add_image``)."""
