@@ -6,6 +6,7 @@ radiance convention) and ``fds.render.normals`` (UV chart and tangent frame).
 """
 
 from fds.render.camera import (
+    PinholeCamera,
     eos_pose_to_clip,
     perspective_to_clip,
     pixels_to_clip,
@@ -27,18 +28,21 @@ from fds.render.shading import (
     blinn_phong_specular,
     estimate_sh,
     estimate_sh_and_albedo,
+    ggx_specular,
     sh_basis,
     sh_irradiance,
     shade_lambert,
 )
 
 __all__ = [
+    "PinholeCamera",
     "BACKENDS",
     "antialias",
     "blinn_phong_specular",
     "eos_pose_to_clip",
     "estimate_sh",
     "estimate_sh_and_albedo",
+    "ggx_specular",
     "interpolate",
     "normals_from_displacement",
     "normals_from_positions",
