@@ -152,3 +152,20 @@ def test_renderer_matches_the_baked_detailed_mesh(sfm):
     err = np.sqrt(((delta - ref)[inside] ** 2).sum(-1).mean() / (ref[inside] ** 2).sum(-1).mean())
     assert err < 1.5 / 4
     assert np.abs(renderer.detail_delta(np.zeros_like(d))).max() == 0
+
+
+def test_scored_regions_drop_brows_and_eye_openings():
+    from fds.evaluation_image import PHOTO_LABELS, scored_regions
+
+    region = np.zeros((40, 60), np.uint8)
+    region[5:35, 5:55] = PHOTO_LABELS.index("cheeks") + 1
+    region[5:10, 5:55] = PHOTO_LABELS.index("brows") + 1
+    region[10:20, 10:50] = PHOTO_LABELS.index("eyes") + 1
+    lm = np.full((68, 2), np.nan, np.float32)
+    lm[36:42] = [[12, 15], [14, 13], [18, 13], [20, 15], [18, 17], [14, 17]]  # one eye opening (x, y), px
+    scored, regions = scored_regions(region, lm)
+    assert not scored[5:10].any() and not scored[15, 16]  # brows and the opening are out
+    assert scored[11, 45] and regions["eyes"][11, 45]  # the lids / corners around the other eye stay
+    assert regions["cheeks"].sum() + regions["eyes"].sum() == scored.sum()
+    scored_no_lm, _ = scored_regions(region)
+    assert not scored_no_lm[10:20, 10:50].any()  # without landmarks the whole eye region is left out

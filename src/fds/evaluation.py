@@ -253,6 +253,17 @@ def evaluate(cfg: DictConfig) -> dict:
 
         payload["photos"], photo_sample = evaluate_photos(cfg, methods, int(module.fds_meta["map_resolution"]),
                                                           device, module.fds_meta.get("face_model", "sfm"))
+    if cfg.get("photo_level") is not None and cfg.photo_level.enabled:
+        from fds.evaluation_photo_level import evaluate_photo_level
+
+        level_methods = dict(methods)
+        if cfg.photo_level.get("highpass_fit_dir"):  # the heuristic's scale fitted on photo-level training samples
+            fit = OmegaConf.merge(cfg, {"highpass_fit_dir": cfg.photo_level.highpass_fit_dir})
+            level_methods["highpass"] = _highpass_map_predictor(
+                fitted_highpass_scale(fit, dm, float(module.fds_meta["disp_scale_mm"])))
+        payload["photo_level"] = evaluate_photo_level(
+            cfg.photo_level, level_methods, int(module.fds_meta["map_resolution"]),
+            module.fds_meta.get("face_model", "sfm"), dm.make_photo_generator(), cfg.paths.assets_dir)
     figures = write_outputs(payload, {name: s.first_angle_map for name, s in scans.items()},
                             Path(cfg.paths.output_dir) / "eval", cfg.get("readme"), photo_sample)
     log_results(instantiate_loggers(cfg), payload, figures)
@@ -286,6 +297,14 @@ def scalar_metrics(payload: dict) -> dict[str, float]:
     """Flat ``eval/...`` scalars for loggers: scans per method/region/metric, photo summaries."""
     out = {f"eval/scans/{m}/{region}/{k}": v for m, regions in payload["results"].items()
            for region, vals in regions.items() for k, v in vals.items()}
+    level = (payload.get("photo_level") or {}).get("summary", {})
+    for m, vals in level.get("overall", {}).items():
+        out.update({f"eval/photo_level/{m}/{k}": v for k, v in vals.items()})
+        if m in level.get("line_relief", {}):
+            out[f"eval/photo_level/{m}/line_relief"] = level["line_relief"][m]
+    for group in ("by_lighting", "by_region"):
+        for g, per in level.get(group, {}).items():
+            out.update({f"eval/photo_level/{g}/{m}/{k}": v for m, vals in per.items() for k, v in vals.items()})
     summary = (payload.get("photos") or {}).get("summary", {})
     for group in ("labelled", "wild"):
         for k, v in summary.get(group, {}).items():
@@ -298,6 +317,9 @@ def scalar_metrics(payload: dict) -> dict[str, float]:
 
 REGION_COLUMNS = ("disp_mae_mm", "disp_rmse_mm", "normal_deg", "normal_median_deg", "normal_under_5deg",
                   "normal_under_10deg", "normal_under_20deg", "normal_ssim", "normal_psnr_db")
+
+
+PHOTO_LEVEL_COLUMNS = ("detail_r", "amplitude_ratio", "normal_deg", "normal_deg_zero", "pixels")
 
 
 def log_results(loggers: list, payload: dict, figures: dict[str, Path]) -> None:
@@ -313,6 +335,13 @@ def log_results(loggers: list, payload: dict, figures: dict[str, Path]) -> None:
         lg.log_metrics(scalar_metrics(payload))
         if hasattr(lg, "log_table"):
             lg.log_table(key="eval/scans_per_region", columns=["method", "region", *REGION_COLUMNS], data=region_rows)
+            level_rows = [[r["photo"], r["lighting"], m, reg, *(v.get(k) for k in PHOTO_LEVEL_COLUMNS),
+                           r["line_relief"].get(m)]
+                          for r in (payload.get("photo_level") or {}).get("rows", [])
+                          for m, regions in r["scores"].items() for reg, v in regions.items()]
+            if level_rows:
+                lg.log_table(key="eval/photo_level_per_photo", data=level_rows,
+                             columns=["photo", "lighting", "method", "region", *PHOTO_LEVEL_COLUMNS, "line_relief"])
             if photo_rows:
                 lg.log_table(key="eval/wild_photos", data=photo_rows, columns=[
                     "photo", "proxy_ok", "reprojection_px", "reprojection_nme", *(f"photo_l1_{m}" for m in methods)])

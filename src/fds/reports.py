@@ -232,6 +232,11 @@ def results_table(payload: dict) -> str:
             text += (f", fit reprojection error {wild['reprojection_px_mean']:.2f} px "
                      f"({wild['reprojection_nme_mean']:.4f} of the eye-corner distance)")
         lines += ["", text + "."]
+    level = (payload.get("photo_level") or {}).get("summary")
+    if level and level.get("photos"):
+        lines += ["", f"Held-out heads rendered as photos ({level['photos']} photos, 3 lightings each): high-passed "
+                  "detail normals in the photo against the GT's, inside the face minus brows and eyes.", "",
+                  *photo_level_table(level)]
     return "\n".join(lines) + "\n"
 
 
@@ -288,6 +293,64 @@ def photo_tables(photos: dict) -> list[str]:
     return lines
 
 
+PHOTO_LEVEL_LABELS = {**METHOD_LABELS, "mirrored_gt": "mirrored GT (chance)"}
+
+
+def _f(v: float | None, fmt: str = ".3f") -> str:
+    return "–" if v is None or not np.isfinite(v) else format(v, fmt)
+
+
+def photo_level_table(summary: dict) -> list[str]:
+    """Markdown rows: each method on the held-out photos (means over photos, ``all`` region), the flat-line relief."""
+    lines = ["| method | detail r | amplitude ratio | normal error (°) | no detail (°) | below no detail on every "
+             "photo | relief on flat lines / skin |", "|---|---:|---:|---:|---:|:---:|---:|"]
+    for m, v in summary.get("overall", {}).items():
+        below = summary.get("below_zero_every_photo", {}).get(m)
+        lines.append(f"| {PHOTO_LEVEL_LABELS.get(m, m)} | {_f(v['detail_r'])} | {_f(v['amplitude_ratio'])} | "
+                     f"{_f(v['normal_deg'])} | {_f(v['normal_deg_zero'])} | "
+                     f"{'–' if m == 'zero' else ('yes' if below else 'no')} | "
+                     f"{_f(summary.get('line_relief', {}).get(m), '.2f')} |")
+    return lines
+
+
+def photo_level_tables(photo_level: dict) -> list[str]:
+    """``report.md``'s photo-level section: overall, per lighting, per region, per photo; skipped photos."""
+    s = photo_level["summary"]
+    lines = ["## Photo-level benchmark (held-out heads rendered as photos)", "",
+             f"{s['photos']} photos ({len(photo_level.get('skipped', []))} skipped); in each photo, inside the face "
+             "minus brows and eye openings: Pearson r and RMS ratio (method / GT) of the detail normals (detailed − "
+             "proxy vs GT detailed − GT smooth) high-passed at σ = 3 px; normal error = angle between the GT smooth "
+             "normal carrying the method's detail and the GT detailed normal; flat lines = painted marks and cast-"
+             "shadow edges the GT says are flat. Means over photos.", "", *photo_level_table(s), ""]
+    metrics = (("detail_r", "r"), ("amplitude_ratio", "amp."), ("normal_deg", "°"))
+    for title, groups in (("lighting", s.get("by_lighting", {})), ("region", s.get("by_region", {}))):
+        if not groups:
+            continue
+        methods = list(next(iter(groups.values())))
+        lines += [f"Per {title} (r / amplitude ratio / normal error °; no detail: "
+                  + ", ".join(f"{g} {_f(v.get('zero', {}).get('normal_deg_zero'))}°" for g, v in groups.items()) + ")",
+                  "", f"| {title} | " + " | ".join(PHOTO_LEVEL_LABELS.get(m, m) for m in methods) + " |",
+                  "|---|" + "---:|" * len(methods)]
+        for g, per in groups.items():
+            lines.append(f"| {g} | " + " | ".join(" / ".join(_f(per[m].get(k)) for k, _ in metrics) for m in methods)
+                         + " |")
+        lines.append("")
+    rows = photo_level.get("rows", [])
+    if rows:
+        methods = list(rows[0]["scores"])
+        lines += ["Per photo (r / amplitude ratio / normal error °; flat-line pixels)", "",
+                  "| photo | lighting | no detail (°) | " + " | ".join(PHOTO_LEVEL_LABELS.get(m, m) for m in methods)
+                  + " | flat-line px |", "|---|---|---:|" + "---:|" * (len(methods) + 1)]
+        for r in rows:
+            zero = r["scores"].get("zero", next(iter(r["scores"].values())))["all"]["normal_deg_zero"]
+            lines.append(f"| {r['photo']} | {r['lighting']} | {_f(zero)} | " + " | ".join(
+                " / ".join(_f(r["scores"][m]["all"].get(k)) for k, _ in metrics) for m in methods)
+                + f" | {r['line_pixels']} |")
+        lines.append("")
+    lines += [f"- skipped {x}" for x in photo_level.get("skipped", [])]
+    return lines
+
+
 def eval_report_markdown(payload: dict, figures: dict[str, Path]) -> str:
     """``report.md``: the README table, the figures (linked by file name, they sit beside the report), the
     per-region table and the real-photo details."""
@@ -298,4 +361,6 @@ def eval_report_markdown(payload: dict, figures: dict[str, Path]) -> str:
     lines += ["", "## Held-out scans per region", "", *region_table(payload["results"]), ""]
     if payload.get("photos"):
         lines += [*photo_tables(payload["photos"]), ""]
+    if payload.get("photo_level"):
+        lines += [*photo_level_tables(payload["photo_level"]), ""]
     return "\n".join(lines)

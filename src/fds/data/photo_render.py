@@ -80,6 +80,8 @@ class RenderedPhoto:
     baked: BakedMesh  # the rendered detailed mesh (model frame, mm)
     tri_id: np.ndarray  # int32 [H, W] baked triangle seen at the pixel centre, −1 = none
     params: dict = field(default_factory=dict)  # pose, lights, SH, camera effects, background, levels
+    shadow: np.ndarray | None = None  # float32 [H, W] visibility of the strongest light: 0 = cast shadow (1 off face)
+    marks: np.ndarray | None = None  # float32 [H, W] colour-only marks' albedo change seen at the pixel (0 = none)
 
     def surface_at(self, pixels: np.ndarray) -> SurfaceHits:
         """The rendered surface under sub-pixel positions ``pixels [N, 2]``: exact camera-ray / triangle
@@ -260,11 +262,14 @@ def _random_lights(rng: np.random.Generator) -> list[dict]:
 
 
 def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map: np.ndarray,
-                 backgrounds, config: PhotoConfig = PhotoConfig(), backend: str = "auto") -> RenderedPhoto:
+                 backgrounds, config: PhotoConfig = PhotoConfig(), backend: str = "auto",
+                 lights: list[dict] | None = None) -> RenderedPhoto:
     """Render ``head`` (from :meth:`ProceduralScanGenerator.head`, with ``albedo``) as a photo (module doc).
 
     ``region_map`` = :func:`photo_region_labels` at the head's UV resolution; ``backgrounds`` a
-    :class:`fds.data.backgrounds.BackgroundBank` (or anything with ``sample(rng, h, w)``).
+    :class:`fds.data.backgrounds.BackgroundBank` (or anything with ``sample(rng, h, w)``). ``lights`` replaces
+    the random distant lights (dicts ``direction`` camera frame, ``rgb``, ``radius_deg``); everything else is drawn
+    as without it, so one seed renders the same photo under several given lightings.
     """
     cfg = config
     verts = np.asarray(head["vertices"], np.float64)
@@ -339,7 +344,8 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
 
     # --- light -------------------------------------------------------------------------------------------
     sh = torch.from_numpy(random_sh(rng)).float()
-    lights = _random_lights(rng)
+    drawn = _random_lights(rng)  # drawn either way: the stream after it stays the same
+    lights = drawn if lights is None else [dict(light) for light in lights]
     view = F.normalize(-pos, dim=-1)
     mask_f = inside.float()
     n_d_img = n_d.permute(2, 0, 1)[None]
@@ -353,6 +359,7 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
     # bias (mm): the caster is the unsubdivided face (chords of its ≈ 3.8 mm edges lie up to ≈ 0.1 mm inside the
     # curved surface, its vertices carry the low-passed relief of ≤ 2 mm) plus 1.5 shadow-map texels
     shadow_bias = 1.0 + 1.5 * 250.0 / cfg.shadow_resolution
+    key_vis, key_power = torch.ones(hh, ww), -1.0
     for light in lights:
         ldir = torch.tensor(light["direction"], dtype=torch.float32)
         vis = torch.zeros(hh, ww)
@@ -361,6 +368,8 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
                                         cfg.shadow_resolution, shadow_bias, backend)
         vis[inside] = vis_pts
         light["lit_fraction"] = round(float(vis_pts.mean()), 4) if len(vis_pts) else 0.0
+        if sum(light["rgb"]) > key_power:
+            key_vis, key_power = torch.where(inside, vis, torch.ones(())), sum(light["rgb"])
         rgb = torch.tensor(light["rgb"], dtype=torch.float32).view(3, 1, 1)
         cos = (n_d * ldir).sum(-1).clamp_min(0)
         irr = irr + rgb * (cos * vis * occlusion.sqrt())[None]
@@ -454,7 +463,7 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
         normal_detail=full(np.where(ins[..., None], n_d.numpy(), 0).astype(np.float32), 0.0),
         normal_smooth=full(np.where(ins[..., None], n_s.numpy(), 0).astype(np.float32), 0.0),
         region=full(np.where(ins, region.numpy(), 0).astype(np.uint8), 0), landmarks_px=lm, baked=baked,
-        tri_id=full(tri_id, -1), params=params)
+        tri_id=full(tri_id, -1), params=params, shadow=full(key_vis.numpy().astype(np.float32), 1.0))
 
 
 def _light_visibility(verts, tri, points, normals, ldir, radius_deg, resolution, bias, backend) -> torch.Tensor:

@@ -137,8 +137,9 @@ class PhotoScanGenerator:
         self.backgrounds.faces  # noqa: B018
 
     # ------------------------------------------------------------------------------------------------------
-    def render(self, seed: int) -> tuple[RenderedPhoto, dict]:
-        """The photo of ``seed`` and its head (``ProceduralScanGenerator.head`` + painted albedo, ``marks``)."""
+    def render(self, seed: int, lights: list[dict] | None = None) -> tuple[RenderedPhoto, dict]:
+        """The photo of ``seed`` and its head (``ProceduralScanGenerator.head`` + painted albedo, ``marks``);
+        ``lights`` replaces the seed's random distant lights (``render_photo``)."""
         rng_geo, rng_alb, rng_marks, rng_photo = (np.random.default_rng(s)
                                                   for s in np.random.SeedSequence(int(seed)).spawn(4))
         head = self.heads.head(rng_geo, rng_alb)
@@ -146,19 +147,30 @@ class PhotoScanGenerator:
         albedo, tinted = tint_grey_albedo(rng_marks, albedo, head["covered"])
         info = {"tinted_grey_source": tinted}
         if self.marks:
+            plain = albedo
             albedo, marks = paint_face_marks(rng_marks, albedo, self.heads.chart, self._static["mapper"])
             info.update(marks)
+            # where the marks changed the albedo (max over RGB, sRGB units): dark lines the GT says are flat
+            head["marks_cover"] = np.abs(albedo - plain).max(-1).astype(np.float32)  # [R, R]
         head["albedo"] = torch.from_numpy(np.ascontiguousarray(albedo)).permute(2, 0, 1)[None]
         head["marks"] = info
-        photo = render_photo(rng_photo, self.fm, head, self._static["regions"], self.backgrounds, self.photo_config)
+        photo = render_photo(rng_photo, self.fm, head, self._static["regions"], self.backgrounds, self.photo_config,
+                             lights=lights)
+        if "marks_cover" in head:
+            from fds.export.bake import sample_map
+
+            seen = np.isfinite(photo.gt_uv[..., 0])
+            photo.marks = np.zeros(seen.shape, np.float32)
+            photo.marks[seen] = sample_map(head["marks_cover"], photo.gt_uv[seen])
         return photo, head
 
-    def generate(self, seed: int) -> PhotoSample:
-        """The sample of ``seed``; raises :class:`SkippedPhoto` when the proxy stage cannot use the photo."""
+    def generate(self, seed: int, lights: list[dict] | None = None) -> PhotoSample:
+        """The sample of ``seed`` (``lights``: see :meth:`render`); raises :class:`SkippedPhoto` when the proxy
+        stage cannot use the photo."""
         from fds.proxy.landmarks import NoFaceError
 
         t0 = time.perf_counter()
-        photo, head = self.render(seed)
+        photo, head = self.render(seed, lights)
         t_render = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
@@ -213,7 +225,9 @@ def write_photo_sample(folder: str | os.PathLike, sample: PhotoSample) -> Path:
         np.savez_compressed(tmp / "photo_gt.npz", normal_detail=p.normal_detail.astype(np.float16),
                             normal_smooth=p.normal_smooth.astype(np.float16), region=p.region,
                             face_mask=p.face_mask.astype(np.uint8), gt_uv=p.gt_uv.astype(np.float32),
-                            landmarks_px=p.landmarks_px)
+                            landmarks_px=p.landmarks_px,
+                            **{k: getattr(p, k).astype(np.float16) for k in ("shadow", "marks")
+                               if getattr(p, k) is not None})
         np.savez_compressed(tmp / "gt_fitted.npz", height_mm=sample.gt.height_mm, gt_uv=sample.gt.gt_uv)
         (tmp / "proxy").mkdir()
         sample.proxy.save(tmp / "proxy")

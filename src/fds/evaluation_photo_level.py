@@ -1,0 +1,229 @@
+"""Photo-level half of ``eval/run.py``: every detail method on held-out heads rendered as photos, scored in the
+photo's pixel grid against the head's GT detail (:mod:`fds.evaluation_image` has the math).
+
+Held-out set: heads of seeds no training set uses (``photo_level.start_seed``), each rendered by
+:class:`fds.data.photo_scans.PhotoScanGenerator` under the three :data:`LIGHTINGS` (the same head, pose, camera
+and background; only the distant light changes), then put through the real proxy stage as inference does. Sample
+folders ``photo_<seed>_<lighting>`` (the photo-level sample format) are written once and reused; photos whose
+detection or fit fails are skipped and counted.
+
+Per photo and method: the method's displacement of the photo's unwrap (faded towards unseen texels as inference
+does) rendered as detail normals in the fitted pose (:class:`~fds.evaluation_image.PhotoDetailRenderer`), scored
+inside the face minus brows and eye openings, overall and per region (:func:`~fds.evaluation_image.
+score_detail_normals`): ``detail_r``, ``amplitude_ratio``, ``normal_deg`` against ``normal_deg_zero``. The mirrored
+GT (``mirrored_gt``) is scored beside the methods as the chance level. ``line_relief`` is each method's relief
+on the lines the GT says are flat (painted eyebrow hairs, hair strands, stubble, moles; edges of cast shadows of
+the strongest light) over its relief on the skin around them (:func:`~fds.evaluation_image.line_relief_ratio`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fds.evaluation_image import (
+    PHOTO_LABELS,
+    PhotoDetailRenderer,
+    line_relief_ratio,
+    mirrored_field,
+    score_detail_normals,
+    scored_regions,
+)
+
+log = logging.getLogger(__name__)
+
+MapPredictor = Callable[[np.ndarray], np.ndarray]  # UV texture uint8 [R,R,3] → displacement mm [R,R]
+
+#: Distant lights of the three held-out photos of each head (camera frame: x right, y up, z to the viewer;
+#: ``direction`` points from the face to the light), added to the seed's own SH environment: soft frontal, 45°
+#: from the upper left, and a hard light from the side (80° off the view axis) that casts sharp shadows.
+LIGHTINGS: dict[str, list[dict]] = {
+    "soft_front": [{"direction": [0.0, 0.259, 0.966], "rgb": [1.6, 1.6, 1.6], "radius_deg": 12.0}],
+    "upper_left_45": [{"direction": [-0.5, 0.5, 0.707], "rgb": [1.8, 1.8, 1.8], "radius_deg": 4.0}],
+    "hard_side": [{"direction": [0.975, 0.087, 0.174], "rgb": [2.2, 2.2, 2.2], "radius_deg": 0.0}],
+}
+#: A colour-only mark counts as a dark line where it changed the albedo by more than this (sRGB, 0–1: ~25 levels).
+MARK_MIN_CHANGE = 0.1
+#: A cast-shadow edge is where the strongest light's visibility changes by more than this per pixel (a hard
+#: shadow drops from 1 to 0 within 2 px; soft penumbras stay under it).
+SHADOW_EDGE_PER_PX = 0.25
+METRICS = ("detail_r", "amplitude_ratio", "normal_deg", "normal_deg_zero")
+
+
+@dataclass
+class PhotoCase:
+    """One held-out photo: its folder, the GT in its pixel grid and the proxy stage's result on it."""
+
+    name: str
+    seed: int | None
+    lighting: str
+    gt: dict[str, np.ndarray]  # photo_gt.npz: normal_detail, normal_smooth, region, face_mask, landmarks_px, …
+    proxy: object  # fds.proxy.ProxyResult
+
+
+def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
+                          lightings: Mapping[str, list[dict]] = LIGHTINGS) -> tuple[list[Path], list[str]]:
+    """``photo_<seed>_<lighting>`` sample folders under ``root`` (existing ones kept) → (folders, skipped reasons).
+    ``generator`` is a :class:`fds.data.photo_scans.PhotoScanGenerator`."""
+    from fds.data.photo_scans import SkippedPhoto, write_photo_sample
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    folders, skipped = [], []
+    for seed in seeds:
+        for name, lights in lightings.items():
+            folder = root / f"photo_{int(seed):06d}_{name}"
+            if not (folder / "sample.json").is_file():
+                try:
+                    sample = generator.generate(int(seed), lights=lights)
+                except SkippedPhoto as exc:
+                    skipped.append(f"{folder.name}: {exc}")
+                    log.warning("photo-level held-out set: skipped %s", exc)
+                    continue
+                sample.meta["lighting"] = name
+                sample.scan.meta["lighting"] = name
+                write_photo_sample(folder, sample)
+            folders.append(folder)
+    return folders, skipped
+
+
+def load_case(folder: str | Path) -> PhotoCase:
+    """A photo-level sample folder → :class:`PhotoCase` (a clear error naming the folder when a file is missing)."""
+    from fds.data.sample_io import read_meta
+    from fds.proxy.stage import ProxyResult
+
+    folder = Path(folder)
+    path = folder / "photo_gt.npz"
+    if not path.is_file() or not (folder / "proxy").is_dir():
+        raise FileNotFoundError(f"{folder} is not a photo-level sample (needs photo_gt.npz and proxy/): generate it "
+                                "with fds.data.photo_scans (datasets/generate_photo_scans.py)")
+    with np.load(path) as z:
+        gt = {k: z[k] for k in z.files}
+    meta = read_meta(folder)
+    return PhotoCase(folder.name, meta.get("seed"), str(meta.get("lighting", "random")), gt,
+                     ProxyResult.load(folder / "proxy"))
+
+
+def line_scope(gt: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``bool [H, W]``: where the flat-lines check looks: the face minus the eye openings and the mouth (the
+    painted lip line runs along the lips' real crease). Unlike the scored mask it keeps the brows: eyebrow hairs
+    are the lines it is about."""
+    from fds.evaluation_image import eye_openings
+
+    region = np.asarray(gt["region"])
+    scope = (region > 0) & (region != PHOTO_LABELS.index("mouth") + 1)
+    if "landmarks_px" in gt:
+        scope &= ~eye_openings(gt["landmarks_px"], region.shape)
+    else:
+        scope &= region != PHOTO_LABELS.index("eyes") + 1
+    return scope
+
+
+def flat_lines(gt: Mapping[str, np.ndarray], scope: np.ndarray) -> np.ndarray:
+    """``bool [H, W]``: pixels of ``scope`` the GT says are flat dark lines: colour-only marks (``marks`` >
+    :data:`MARK_MIN_CHANGE`: eyebrow hairs, hair strands, stubble, moles) and cast-shadow edges of the strongest
+    light (``shadow``)."""
+    import kornia
+    import torch
+
+    from fds.metrics import masked_blur
+
+    lines = np.zeros(scope.shape, bool)
+    if "marks" in gt:
+        lines |= np.asarray(gt["marks"], np.float32) > MARK_MIN_CHANGE
+    if "shadow" in gt:
+        vis = torch.from_numpy(np.asarray(gt["shadow"], np.float32))[None, None]
+        grad = kornia.filters.spatial_gradient(masked_blur(vis, 0.5), normalized=True)[0, 0]  # [2, H, W] per px
+        lines |= (grad.norm(dim=0) > SHADOW_EDGE_PER_PX).numpy()
+    return lines & scope
+
+
+def score_case(case: PhotoCase, methods: Mapping[str, MapPredictor], face_model, resolution: int,
+               edge_blur_texels: float = 4.0) -> dict:
+    """Scores of every method and the mirrored-GT control on one photo: ``{"photo", "seed", "lighting", "scores":
+    {method: {region: {metric: value}}}, "line_relief": {method: ratio}, "line_pixels"}``."""
+    from fds.evaluation_photos import faded_detail
+
+    p, gt = case.proxy, case.gt
+    fm = face_model
+    renderer = PhotoDetailRenderer(p.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, p.rotation,
+                                   p.scale_px_per_mm, p.translation_mm, p.image_size, resolution)
+    detailed = np.asarray(gt["normal_detail"], np.float32)
+    smooth = np.asarray(gt["normal_smooth"], np.float32)
+    scored, regions = scored_regions(gt["region"], gt.get("landmarks_px"))
+    scored &= renderer.covered & np.asarray(gt["face_mask"], bool) & (np.abs(smooth).sum(-1) > 0)
+    scope = line_scope(gt) & renderer.covered & (np.abs(smooth).sum(-1) > 0)
+    lines = flat_lines(gt, scope)
+    deltas = {name: renderer.detail_delta(faded_detail(fn, p.uv_texture, p.confidence, edge_blur_texels))
+              for name, fn in methods.items()}
+    deltas["mirrored_gt"] = mirrored_field(detailed - smooth, scored)
+    scores = {name: score_detail_normals(d, detailed, smooth, scored, regions) for name, d in deltas.items()}
+    relief = {name: line_relief_ratio(d, lines, scope) for name, d in deltas.items() if name != "mirrored_gt"}
+    return {"photo": case.name, "seed": case.seed, "lighting": case.lighting, "scores": scores,
+            "line_relief": relief, "line_pixels": int(lines.sum()), "scored_pixels": int(scored.sum())}
+
+
+def _mean(values: list[float]) -> float:
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def summarise_photo_level(rows: list[dict]) -> dict:
+    """Means over the photos: ``overall`` ``{method: {metric}}`` (``all`` region), ``by_lighting``
+    ``{lighting: {method: {metric}}}``, ``by_region`` ``{region: {method: {metric}}}``, ``line_relief``
+    ``{method: mean ratio}``, and ``below_zero_every_photo`` ``{method: bool}`` (normal error under no detail's)."""
+    out: dict = {"photos": len(rows), "overall": {}, "by_lighting": defaultdict(dict), "by_region": defaultdict(dict),
+                 "line_relief": {}, "below_zero_every_photo": {}}
+    if not rows:
+        return out
+    methods = list(rows[0]["scores"])
+    for m in methods:
+        per = [r["scores"][m].get("all", {}) for r in rows]
+        out["overall"][m] = {k: _mean([s.get(k) for s in per]) for k in METRICS}
+        out["below_zero_every_photo"][m] = all(s.get("normal_deg", math.inf) < s.get("normal_deg_zero", -math.inf)
+                                               for s in per)
+        for lighting in sorted({r["lighting"] for r in rows}):
+            sel = [r["scores"][m].get("all", {}) for r in rows if r["lighting"] == lighting]
+            out["by_lighting"][lighting][m] = {k: _mean([s.get(k) for s in sel]) for k in METRICS}
+        regions = sorted({reg for r in rows for reg in r["scores"][m]} - {"all"})
+        for reg in regions:
+            sel = [r["scores"][m][reg] for r in rows if reg in r["scores"][m]]
+            out["by_region"][reg][m] = {k: _mean([s.get(k) for s in sel]) for k in METRICS}
+        if m in rows[0]["line_relief"]:
+            out["line_relief"][m] = _mean([r["line_relief"].get(m) for r in rows])
+    out["by_lighting"], out["by_region"] = dict(out["by_lighting"]), dict(out["by_region"])
+    return out
+
+
+def evaluate_photo_level(c, methods: Mapping[str, MapPredictor], resolution: int, face_model_name: str,
+                         generator, assets_dir=None) -> dict:
+    """The photo-level half of ``evaluate``: ``c`` = the eval config's ``photo_level`` (``data_dir``, ``start_seed``,
+    ``num_heads``, ``edge_blur_texels``); ``generator`` a :class:`fds.data.photo_scans.PhotoScanGenerator` in the
+    checkpoint's chart. Writes the held-out photos when missing and scores every method on each. Returns
+    ``{"rows": [...], "summary": {...}, "skipped": [...], "lightings": LIGHTINGS}``."""
+    from fds.facemodel import load_face_model
+
+    if generator.face_model_name != face_model_name or int(generator.resolution) != int(resolution):
+        raise ValueError(f"the photo-level generator renders {generator.face_model_name} at {generator.resolution}² "
+                         f"but the checkpoint works in the {face_model_name} chart at {resolution}²: set "
+                         "data.photo.face_model / data.photo.resolution to match")
+    seeds = range(int(c.start_seed), int(c.start_seed) + int(c.num_heads))
+    folders, skipped = write_held_out_photos(c.data_dir, generator, seeds)
+    fm = load_face_model(face_model_name, assets_dir)
+    rows = []
+    for folder in folders:
+        try:
+            rows.append(score_case(load_case(folder), methods, fm, resolution, float(c.edge_blur_texels)))
+        except Exception as exc:  # one bad photo is a reported skip, not the end of the run
+            skipped.append(f"{folder.name}: {type(exc).__name__}: {exc}")
+            log.error("photo-level benchmark: %s failed: %s", folder.name, exc)
+            continue
+        log.info("photo-level benchmark: %s scored", folder.name)
+    return {"rows": rows, "summary": summarise_photo_level(rows), "skipped": skipped,
+            "lightings": {k: v for k, v in LIGHTINGS.items()}}

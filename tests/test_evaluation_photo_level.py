@@ -1,0 +1,54 @@
+"""Photo-level benchmark driver (fds.evaluation_photo_level): flat-line masks, summaries, report tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fds.evaluation_image import PHOTO_LABELS
+from fds.evaluation_photo_level import flat_lines, line_scope, summarise_photo_level
+from fds.reports import photo_level_tables
+
+
+def test_flat_lines_are_marks_and_hard_shadow_edges_outside_the_mouth():
+    h, w = 40, 40
+    region = np.full((h, w), PHOTO_LABELS.index("cheeks") + 1, np.uint8)
+    region[30:, :] = PHOTO_LABELS.index("mouth") + 1
+    marks = np.zeros((h, w), np.float32)
+    marks[5, 5:15] = 0.3  # a drawn hair
+    marks[8, 5:15] = 0.05  # a faint tint, not a line
+    marks[33, 5:15] = 0.3  # the lip line, inside the mouth
+    shadow = np.ones((h, w), np.float32)
+    shadow[:, 25:] = 0.0  # a hard cast-shadow edge between columns 24 and 25
+    soft = np.ones((h, w), np.float32) * np.clip((np.arange(w) - 10) / 20.0, 0, 1)[None]  # a 20 px penumbra
+    gt = {"region": region, "marks": marks, "shadow": shadow}
+    lines = flat_lines(gt, line_scope(gt))
+    assert lines[5, 5:15].all() and not lines[8, :20].any() and not lines[33, :20].any()
+    assert lines[15, 24] and lines[15, 25] and not lines[15, 20] and not lines[15, 30]
+    assert not flat_lines({**gt, "marks": np.zeros_like(marks), "shadow": soft}, line_scope(gt)).any()
+
+
+def _row(photo: str, lighting: str, r: float, deg: float, zero: float) -> dict:
+    s = {"all": {"detail_r": r, "amplitude_ratio": 0.5, "normal_deg": deg, "normal_deg_zero": zero, "pixels": 10},
+         "forehead": {"detail_r": r + 0.1, "amplitude_ratio": 0.6, "normal_deg": deg, "normal_deg_zero": zero,
+                      "pixels": 4}}
+    z = {k: {**v, "detail_r": math.nan, "amplitude_ratio": 0.0, "normal_deg": zero} for k, v in s.items()}
+    return {"photo": photo, "seed": 1, "lighting": lighting, "scores": {"dfdn": s, "zero": z},
+            "line_relief": {"dfdn": 0.8, "zero": math.nan}, "line_pixels": 3, "scored_pixels": 10}
+
+
+def test_summary_averages_photos_per_lighting_and_region():
+    rows = [_row("a", "soft_front", 0.4, 1.0, 1.2), _row("b", "hard_side", 0.6, 1.3, 1.2)]
+    s = summarise_photo_level(rows)
+    assert s["photos"] == 2
+    assert s["overall"]["dfdn"]["detail_r"] == pytest.approx(0.5)
+    assert s["by_lighting"]["hard_side"]["dfdn"]["detail_r"] == pytest.approx(0.6)
+    assert s["by_region"]["forehead"]["dfdn"]["detail_r"] == pytest.approx(0.6)
+    assert math.isnan(s["overall"]["zero"]["detail_r"])  # undefined for no detail, never a number
+    assert s["below_zero_every_photo"]["dfdn"] is False  # photo b: 1.3° vs 1.2° without detail
+    assert s["line_relief"]["dfdn"] == pytest.approx(0.8) and math.isnan(s["line_relief"]["zero"])
+    text = "\n".join(photo_level_tables({"rows": rows, "summary": s, "skipped": ["photo_x: no face"]}))
+    assert "| DFDN (checkpoint) | 0.500 | 0.500 |" in text and "hard_side" in text and "skipped photo_x" in text
+    assert summarise_photo_level([])["photos"] == 0
