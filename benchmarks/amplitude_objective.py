@@ -8,7 +8,8 @@ on the same patches. Prints, per variant and after its last epoch, the validatio
 - ``detail_r``: the Pearson r of the band-passed detail normals against the GT's (``fds.metrics``);
 - ``amplitude``: their RMS ratio, prediction / GT (1 = the GT's amplitude; shrinkage shows as < 1);
 
-each also as a ratio of the first variant's (the baseline objective). Run folders (CSV logs) stay under ``--out``.
+each also as a ratio of the first variant's (the baseline objective). Run folders (CSV logs) stay under ``--out``;
+a variant whose folder already holds a finished run is not trained again.
 
     python benchmarks/amplitude_objective.py [--epochs 5] [--variant NAME=OVERRIDES ...] [--out logs/amplitude]
 """
@@ -40,13 +41,16 @@ def config(out: Path, overrides: list[str]):
                                            f"paths.output_dir={out}", f"paths.work_dir={ROOT}", *overrides])
 
 
-def last_epoch_metrics(run: Path) -> dict[str, float]:
-    """The last logged value of each validation metric in the run's CSV log."""
+def last_epoch_metrics(run: Path) -> tuple[dict[str, float], int]:
+    """The last logged value of each validation metric in the run's CSV log, and the number of validated epochs."""
     found: dict[str, float] = {}
+    epochs: set[str] = set()
     for path in sorted(run.glob("csv/version_*/metrics.csv")):
         for row in csv.DictReader(open(path)):
             found.update({k: float(v) for k, v in row.items() if k.startswith("val/") and v not in ("", None)})
-    return found
+            if row.get("val/normal_deg"):
+                epochs.add(row["epoch"])
+    return found, len(epochs)
 
 
 def validate_start(out: Path, common: list[str]) -> dict[str, float]:
@@ -76,8 +80,11 @@ def main() -> None:
     for spec in variants:
         name, _, overrides = spec.partition("=")
         run = args.out / name
-        train(config(run, [*common, *shlex.split(overrides)]))
-        rows[name] = last_epoch_metrics(run)
+        metrics, done = last_epoch_metrics(run)
+        if done < args.epochs:  # a finished run of an earlier call is reused
+            train(config(run, [*common, *shlex.split(overrides)]))
+            metrics, _ = last_epoch_metrics(run)
+        rows[name] = metrics
     base = rows[variants[0].partition("=")[0]]
     print("| variant | " + " | ".join(label for _, label in COLUMNS) + " |")
     print("|---|" + "---:|" * len(COLUMNS))

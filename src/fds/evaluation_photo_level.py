@@ -13,7 +13,9 @@ inside the face minus brows and eye openings, overall and per region (:func:`~fd
 score_detail_normals`): ``detail_r``, ``amplitude_ratio``, ``normal_deg`` against ``normal_deg_zero``. The mirrored
 GT (``mirrored_gt``) is scored beside the methods as the chance level. ``line_relief`` is each method's relief
 on the lines the GT says are flat (painted eyebrow hairs, hair strands, stubble, moles; edges of cast shadows of
-the strongest light) over its relief on the skin around them (:func:`~fds.evaluation_image.line_relief_ratio`).
+the strongest light) over its relief on the skin around them (:func:`~fds.evaluation_image.line_relief_ratio`),
+divided by the same ratio of the GT's own detail (the skin under a drawn line keeps its pores and wrinkles): 1 =
+the lines carry as much relief, relative to the skin around, as the truth; > 1 = the method grooves the lines.
 """
 
 from __future__ import annotations
@@ -69,21 +71,32 @@ class PhotoCase:
 
 def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
                           lightings: Mapping[str, list[dict]] = LIGHTINGS) -> tuple[list[Path], list[str]]:
-    """``photo_<seed>_<lighting>`` sample folders under ``root`` (existing ones kept) → (folders, skipped reasons).
-    ``generator`` is a :class:`fds.data.photo_scans.PhotoScanGenerator`."""
+    """``photo_<seed>_<lighting>`` sample folders under ``root`` → (folders, skipped reasons). Existing folders are
+    kept and photos skipped before (``<root>/skipped.json``) are not rendered again. ``generator`` is a
+    :class:`fds.data.photo_scans.PhotoScanGenerator`."""
+    import json
+
     from fds.data.photo_scans import SkippedPhoto, write_photo_sample
+    from fds.fileio import atomic_write_bytes
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    known_path = root / "skipped.json"
+    known = json.loads(known_path.read_text()) if known_path.is_file() else {}
     folders, skipped = [], []
     for seed in seeds:
         for name, lights in lightings.items():
             folder = root / f"photo_{int(seed):06d}_{name}"
+            if folder.name in known:
+                skipped.append(f"{folder.name}: {known[folder.name]}")
+                continue
             if not (folder / "sample.json").is_file():
                 try:
                     sample = generator.generate(int(seed), lights=lights)
                 except SkippedPhoto as exc:
                     skipped.append(f"{folder.name}: {exc}")
+                    known[folder.name] = str(exc)
+                    atomic_write_bytes(known_path, [json.dumps(known, indent=1, sort_keys=True).encode()])
                     log.warning("photo-level held-out set: skipped %s", exc)
                     continue
                 sample.meta["lighting"] = name
@@ -164,9 +177,13 @@ def score_case(case: PhotoCase, methods: Mapping[str, MapPredictor], face_model,
               for name, fn in methods.items()}
     deltas["mirrored_gt"] = mirrored_field(detailed - smooth, scored)
     scores = {name: score_detail_normals(d, detailed, smooth, scored, regions) for name, d in deltas.items()}
-    relief = {name: line_relief_ratio(d, lines, scope) for name, d in deltas.items() if name != "mirrored_gt"}
+    # the skin under a drawn line keeps its own relief: each method's line/skin ratio over the GT's own
+    gt_relief = line_relief_ratio(detailed - smooth, lines, scope)
+    relief = {name: line_relief_ratio(d, lines, scope) / gt_relief for name, d in deltas.items()
+              if name != "mirrored_gt"}
     return {"photo": case.name, "seed": case.seed, "lighting": case.lighting, "scores": scores,
-            "line_relief": relief, "line_pixels": int(lines.sum()), "scored_pixels": int(scored.sum())}
+            "line_relief": relief, "line_relief_gt": gt_relief, "line_pixels": int(lines.sum()),
+            "scored_pixels": int(scored.sum())}
 
 
 def _mean(values: list[float]) -> float:

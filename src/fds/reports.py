@@ -303,7 +303,7 @@ def _f(v: float | None, fmt: str = ".3f") -> str:
 def photo_level_table(summary: dict) -> list[str]:
     """Markdown rows: each method on the held-out photos (means over photos, ``all`` region), the flat-line relief."""
     lines = ["| method | detail r | amplitude ratio | normal error (°) | no detail (°) | below no detail on every "
-             "photo | relief on flat lines / skin |", "|---|---:|---:|---:|---:|:---:|---:|"]
+             "photo | relief on flat lines (GT = 1) |", "|---|---:|---:|---:|---:|:---:|---:|"]
     for m, v in summary.get("overall", {}).items():
         below = summary.get("below_zero_every_photo", {}).get(m)
         lines.append(f"| {PHOTO_LEVEL_LABELS.get(m, m)} | {_f(v['detail_r'])} | {_f(v['amplitude_ratio'])} | "
@@ -320,8 +320,10 @@ def photo_level_tables(photo_level: dict) -> list[str]:
              f"{s['photos']} photos ({len(photo_level.get('skipped', []))} skipped); in each photo, inside the face "
              "minus brows and eye openings: Pearson r and RMS ratio (method / GT) of the detail normals (detailed − "
              "proxy vs GT detailed − GT smooth) high-passed at σ = 3 px; normal error = angle between the GT smooth "
-             "normal carrying the method's detail and the GT detailed normal; flat lines = painted marks and cast-"
-             "shadow edges the GT says are flat. Means over photos.", "", *photo_level_table(s), ""]
+             "normal carrying the method's detail and the GT detailed normal; relief on flat lines = the method's "
+             "RMS relief on painted marks and cast-shadow edges (flat in the GT) over that on the skin within 8 px, "
+             "relative to the GT's own ratio (1 = as the truth, > 1 = grooves along the lines). Means over photos.", "",
+             *photo_level_table(s), ""]
     metrics = (("detail_r", "r"), ("amplitude_ratio", "amp."), ("normal_deg", "°"))
     for title, groups in (("lighting", s.get("by_lighting", {})), ("region", s.get("by_region", {}))):
         if not groups:
