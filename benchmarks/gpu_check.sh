@@ -380,7 +380,7 @@ from fds.models.checkpoint import load_detail_module, read_detail_checkpoint
 safe, ckpt, metrics, last = sys.argv[1:5]
 for path in dict.fromkeys([ckpt, last]):
     if os.path.isfile(path):
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         print(f"{path}: epoch {state.get('epoch')}, global step {state.get('global_step')}")
 timer = state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {})  # of latest.ckpt: the whole fit
 if timer.get("train"):
@@ -389,7 +389,7 @@ if timer.get("train"):
     print(f"fit time {timer}: {steps / secs:.2f} optimizer steps/s, ~{steps * batch / secs / 2:.0f} patches/s "
           f"(batch {batch}; Lightning counts each of the generator's and the discriminator's steps)")
 _, meta = read_detail_checkpoint(safe)
-print("safetensors metadata:", {k: v for k, v in meta.items() if k != "model_config"})
+print("safetensors metadata:", {k: v for k, v in meta.to_metadata().items() if k != "model_config"})
 module = load_detail_module(safe)
 print("reloaded:", type(module).__name__, sum(p.numel() for p in module.parameters()), "parameters")
 if metrics:

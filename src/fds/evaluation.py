@@ -33,7 +33,7 @@ import kornia
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from fds.data.sample_io import list_samples
@@ -209,8 +209,9 @@ def detail_methods(module, fm, k_mm: float, batch_size: int, device: str, flip: 
                    ) -> dict[str, MapPredictor]:
     """Every method scored: the checkpoint, its network untrained, zero detail, the high-pass heuristic.
     ``flip``: the networks' maps are averaged with those of the mirrored texture, as inference does."""
-    untrained = instantiate(OmegaConf.create(module.fds_meta["model_config"])).to(device).eval()
-    untrained.fds_meta = module.fds_meta
+    from fds.models.checkpoint import build_detail_module
+
+    untrained = build_detail_module(module.meta, device)
     return {
         "dfdn": _module_map_predictor(module, fm, batch_size, flip),
         "untrained": _module_map_predictor(untrained, fm, batch_size, flip),
@@ -235,7 +236,7 @@ def evaluate(cfg: DictConfig) -> dict:
     module = load_detail_module(cfg.ckpt, device)
     samples, dm = held_out_samples(cfg)
     fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), dm.hparams.assets_dir)
-    k = fitted_highpass_scale(cfg, dm, float(module.fds_meta["disp_scale_mm"]))
+    k = fitted_highpass_scale(cfg, dm, module.meta.disp_scale_mm)
     methods = detail_methods(module, fm, k, cfg.batch_size, device, bool(cfg.get("flip_average", False)))
     scans = {}
     for name, fn in methods.items():
@@ -251,8 +252,8 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.photos.enabled:
         from fds.evaluation_photos import evaluate_photos
 
-        payload["photos"], photo_sample = evaluate_photos(cfg, methods, int(module.fds_meta["map_resolution"]),
-                                                          device, module.fds_meta.get("face_model", "sfm"))
+        payload["photos"], photo_sample = evaluate_photos(cfg, methods, module.meta.map_resolution,
+                                                          device, module.meta.face_model)
     figures = write_outputs(payload, {name: s.first_angle_map for name, s in scans.items()},
                             Path(cfg.paths.output_dir) / "eval", cfg.get("readme"), photo_sample)
     log_results(instantiate_loggers(cfg), payload, figures)

@@ -136,11 +136,11 @@ def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode
     from fds.data.patches import preprocess
     from fds.facemodel.uvchart import uv_chart
 
-    meta = module.fds_meta
-    n, regions, channels = int(meta["map_resolution"]), json.loads(meta["regions"]), meta.get("channels", "v")
-    if mode == "full" and n != int(meta["patch_size"]):
+    meta = module.meta
+    n, regions, channels = meta.map_resolution, meta.regions, meta.channels
+    if mode == "full" and n != meta.patch_size:
         raise ValueError(f"detail.mode=full needs a network that takes whole {n}² maps; this checkpoint takes "
-                         f"{meta['patch_size']}² patches (its PCA basis is patch-sized): use detail.mode=patches")
+                         f"{meta.patch_size}² patches (its PCA basis is patch-sized): use detail.mode=patches")
     chart = uv_chart(fm, n)
 
     def predict(x: torch.Tensor, region: str) -> torch.Tensor:
@@ -148,8 +148,8 @@ def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode
             return module.predict_step({"input": x.to(module.device), "region": region}, 0)["displacement"].cpu()
 
     return synthesize_displacement(
-        uv_texture, predict, resolution=n, disp_scale_mm=float(meta["disp_scale_mm"]),
-        regions={r: chart.zone_mask(r) for r in regions}, patch_size=int(meta["patch_size"]), batch_size=batch_size,
+        uv_texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
+        regions={r: chart.zone_mask(r) for r in regions}, patch_size=meta.patch_size, batch_size=batch_size,
         mode=mode, preprocess=(lambda t: preprocess(t, channels)) if mode == "patches" else None)
 
 
@@ -185,11 +185,11 @@ class DetailPipeline:
 
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.module = load_detail_module(ckpt, self.device)
-        meta = self.module.fds_meta
-        self.disp_scale_mm = float(meta["disp_scale_mm"])
-        self.map_resolution = int(meta["map_resolution"])
+        meta = self.module.meta
+        self.disp_scale_mm = meta.disp_scale_mm
+        self.map_resolution = meta.map_resolution
         self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
-        trained_on = meta.get("face_model", "sfm")
+        trained_on = meta.face_model
         if trained_on != self.stage.config.face_model:
             raise ValueError(f"checkpoint {ckpt} was trained in the {trained_on!r} UV chart but proxy.face_model="
                              f"{self.stage.config.face_model!r}: set proxy.face_model={trained_on} or use a "

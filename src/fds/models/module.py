@@ -182,8 +182,8 @@ class DFDNModule(pl.LightningModule):
     def _load_generator_weights(self, path: str) -> None:
         from fds.models.checkpoint import CheckpointError, read_detail_checkpoint
 
-        tensors, meta = read_detail_checkpoint(path)
-        scale = float(meta.get("disp_scale_mm", "nan"))
+        tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
+        scale = meta.disp_scale_mm
         if scale != float(self.hparams.disp_scale_mm):
             raise CheckpointError(f"init_weights {path} was trained at disp_scale_mm={scale} but this run uses "
                                   f"{self.hparams.disp_scale_mm}: set data's disp_scale_mm to {scale}")
