@@ -40,6 +40,7 @@ from fds.export.mesh_io import MeshData, write_obj
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, render_detailed, render_proxy, write_preview
 from fds.fileio import atomic_write_bytes
+from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
 from fds.proxy.stage import IMAGE_SUFFIXES
@@ -233,6 +234,7 @@ class DetailPipeline:
         t = time.perf_counter()
         disp_mm, coverage, warnings = self.detail(result)
         times["detail"] = time.perf_counter() - t
+        log.info("%s: detail done in %.1f s", out.name, times["detail"])
 
         t = time.perf_counter()
         proxy = MeshData(result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
@@ -246,18 +248,21 @@ class DetailPipeline:
         write_normal_map(out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
         write_normal_map(out / "normal_object.png", maps.object, "object", maps.coverage)
         times["maps"] = time.perf_counter() - t
+        log.info("%s: maps done in %.1f s", out.name, times["maps"])
 
         t = time.perf_counter()
         baked = bake_displacement(proxy, disp_mm, max_triangles=s.max_triangles)
         files = write_baked(out / "detailed", baked, texture="texture.png", formats=tuple(s.formats),
                             texture_image=result.uv_texture)
         times["bake"] = time.perf_counter() - t
+        log.info("%s: bake done in %.1f s", out.name, times["bake"])
 
         t = time.perf_counter()
         crop, view = face_crop_view(result, s.preview_height)
         write_preview(out / "preview.png", crop, render_proxy(proxy, view), render_detailed(baked, view),
                       encode_normal_map(maps.tangent, maps.coverage, (0.0, 0.0, 1.0)), height=s.preview_height)
         times["preview"] = time.perf_counter() - t
+        log.info("%s: preview done in %.1f s", out.name, times["preview"])
 
         info = {
             "image": result.image_path, "face_index": result.face_index, "face_model": result.face_model,
@@ -282,7 +287,7 @@ class DetailPipeline:
         """Every photo into ``output``; one failure never stops the others. Writes ``summary.json``."""
         outcomes: list[ImageOutcome] = []
         names = unique_names(inputs)
-        for path in inputs:
+        for path in progress(inputs, "photos", unit="photo"):
             try:
                 results = self.stage(path)
                 folders = []
