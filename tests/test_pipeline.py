@@ -17,6 +17,7 @@ from fds.models.checkpoint import save_detail_checkpoint
 from fds.pipeline import infer
 
 EXPECTED = {"proxy.obj", "proxy.mtl", "texture.png", "displacement.png", "displacement.json", "displacement.npy",
+            "displacement.exr",
             "normal_tangent.png", "normal_object.png", "detailed.obj", "detailed.ply", "preview.png", "result.json"}
 
 
@@ -82,6 +83,8 @@ def test_maps_and_meshes_are_consistent(run):
     assert mm_npy.shape == (1024, 1024) and meta["scale_mm"] == 2.0
     assert np.abs(mm_png - mm_npy).max() <= 2.0 / 65535 + 1e-6
     assert np.abs(mm_npy).max() > 0  # the network wrote detail
+    mm_exr, _ = read_displacement(d / "displacement.png", prefer="exr")
+    np.testing.assert_array_equal(mm_exr, mm_npy)  # the EXR holds the .npy's float32 values exactly
     tangent = read_normal_map(d / "normal_tangent.png")
     assert tangent.shape == (1024, 1024, 3) and (tangent[..., 2] > 0).all()
     proxy = trimesh.load(d / "proxy.obj", process=False, force="mesh")

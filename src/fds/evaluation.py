@@ -41,6 +41,7 @@ from fds.data.scans import GeometryGridPatches, ScanFolder
 from fds.facemodel import REGIONS
 from fds.fileio import atomic_write_bytes
 from fds.metrics import normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
+from fds.progress import progress
 from fds.reports import (
     eval_report_markdown,
     plot_angle_histograms,
@@ -136,7 +137,7 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
     pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     per_sample: dict[str, list[tuple[float, float]]] = defaultdict(list)
     hist, first = np.zeros(len(ANGLE_BINS_DEG) - 1, np.int64), None
-    for s in samples:
+    for s in progress(samples, "held-out scans", unit="scan"):
         r = s.resolution
         masks = fm.region_masks(r)
         valid = s.mask.astype(bool) & masks["face"]
@@ -239,8 +240,9 @@ def evaluate(cfg: DictConfig) -> dict:
     k = fitted_highpass_scale(cfg, dm, module.meta.disp_scale_mm)
     methods = detail_methods(module, fm, k, cfg.batch_size, device, bool(cfg.get("flip_average", False)))
     scans = {}
-    for name, fn in methods.items():
+    for i, (name, fn) in enumerate(methods.items()):
         t = time.perf_counter()
+        log.info("held-out scans: method %d/%d, %s", i + 1, len(methods), name)
         scans[name] = score_maps(fn, samples, fm)
         log.info("held-out scans: %s scored in %.0f s", name, time.perf_counter() - t)
     photo_sample = None

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fds.progress import progress
 from fds.proxy.landmarks import OUTER_EYE_CORNERS, FaceDetector, load_image, nme, read_pts
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def nearest_face(faces: list, gt_px: np.ndarray):
 def landmark_nme(photos: Sequence[Path], detector: FaceDetector) -> list[dict]:
     """Per labelled photo: ``{"photo", "nme"}`` (``nme`` None and a ``reason`` when no face is found)."""
     rows = []
-    for p in photos:
+    for p in progress(photos, "labelled photos", unit="photo"):
         gt = read_pts(p.with_suffix(".pts"))
         try:
             face = nearest_face(detector(load_image(p), all_faces=True), gt)
@@ -149,7 +150,7 @@ def wild_photo_scores(photos: Sequence[Path], stage, methods: dict[str, MapPredi
     from fds.data.wild import appearance_maps
 
     rows = []
-    for p in photos:
+    for p in progress(photos, "wild photos", unit="photo"):
         try:
             result = stage(p)[0]
             if stage.cache_dir is not None:  # read back: a first run scores the cached (8-bit) confidence too

@@ -7,7 +7,8 @@ One code path: the proxy comes from :class:`fds.proxy.ProxyStage`, the detail fr
 Outputs per face, in ``<output>/<photo stem>/`` (``<stem>_face<k>`` for further faces):
 
 - ``proxy.obj`` + ``proxy.mtl`` + ``texture.png``: the fitted proxy (mm, model frame) with the unwrapped photo;
-- ``displacement.png`` (16-bit) + ``displacement.json`` (mm scale, conventions) + ``displacement.npy`` (mm);
+- ``displacement.png`` (16-bit) + ``displacement.json`` (mm scale, conventions) + ``displacement.exr`` and/or
+  ``displacement.npy`` (float32 mm, ``detail.float_format``);
 - ``normal_tangent.png``, ``normal_object.png``: 8-bit normal maps ((n + 1)/2·255);
 - ``detailed.obj`` / ``detailed.ply`` (+ ``detailed.glb`` on request): the proxy subdivided and displaced;
 - ``preview.png``: input | proxy shaded | detailed shaded | normal map;
@@ -39,6 +40,7 @@ from fds.export.mesh_io import MeshData, write_obj
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, render_detailed, render_proxy, write_preview
 from fds.fileio import atomic_write_bytes
+from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
 from fds.proxy.stage import IMAGE_SUFFIXES
@@ -56,6 +58,7 @@ class DetailSettings:
     mode: str = "patches"  # "patches" (Gaussian-blended 75 % overlap) | "full" (fully convolutional)
     edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
     flip_average: bool = True  # average with the mirrored texture's map (module_detail_map)
+    float_format: str = "both"  # the float32 mm displacement: "exr" | "npy" | "both" (fds.export.maps)
     max_triangles: int = 2_000_000  # cap of the baked mesh
     formats: tuple[str, ...] = ("obj", "ply")
     preview_height: int = 512
@@ -231,30 +234,35 @@ class DetailPipeline:
         t = time.perf_counter()
         disp_mm, coverage, warnings = self.detail(result)
         times["detail"] = time.perf_counter() - t
+        log.info("%s: detail done in %.1f s", out.name, times["detail"])
 
         t = time.perf_counter()
         proxy = MeshData(result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
         write_png(out / "texture.png", result.uv_texture)
         write_obj(out / "proxy.obj", proxy, texture="texture.png")
         write_displacement(out / "displacement", disp_mm, self.disp_scale_mm, coverage=coverage,
-                           metadata={"checkpoint": Path(self.ckpt).name, "image": result.image_path})
+                           metadata={"checkpoint": Path(self.ckpt).name, "image": result.image_path},
+                           float_format=s.float_format)
         maps = normal_maps(disp_mm, result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, coverage=coverage,
                            work_resolution=min(s.resolution, 1024))
         write_normal_map(out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
         write_normal_map(out / "normal_object.png", maps.object, "object", maps.coverage)
         times["maps"] = time.perf_counter() - t
+        log.info("%s: maps done in %.1f s", out.name, times["maps"])
 
         t = time.perf_counter()
         baked = bake_displacement(proxy, disp_mm, max_triangles=s.max_triangles)
         files = write_baked(out / "detailed", baked, texture="texture.png", formats=tuple(s.formats),
                             texture_image=result.uv_texture)
         times["bake"] = time.perf_counter() - t
+        log.info("%s: bake done in %.1f s", out.name, times["bake"])
 
         t = time.perf_counter()
         crop, view = face_crop_view(result, s.preview_height)
         write_preview(out / "preview.png", crop, render_proxy(proxy, view), render_detailed(baked, view),
                       encode_normal_map(maps.tangent, maps.coverage, (0.0, 0.0, 1.0)), height=s.preview_height)
         times["preview"] = time.perf_counter() - t
+        log.info("%s: preview done in %.1f s", out.name, times["preview"])
 
         info = {
             "image": result.image_path, "face_index": result.face_index, "face_model": result.face_model,
@@ -279,7 +287,7 @@ class DetailPipeline:
         """Every photo into ``output``; one failure never stops the others. Writes ``summary.json``."""
         outcomes: list[ImageOutcome] = []
         names = unique_names(inputs)
-        for path in inputs:
+        for path in progress(inputs, "photos", unit="photo"):
             try:
                 results = self.stage(path)
                 folders = []
@@ -310,6 +318,7 @@ def infer(cfg: DictConfig) -> int:
     d = cfg.detail
     settings = DetailSettings(resolution=int(d.resolution), batch_size=int(d.batch_size), mode=str(d.mode),
                               edge_blur_texels=float(d.edge_blur_texels), flip_average=bool(d.flip_average),
+                              float_format=str(d.get("float_format", "both")),
                               max_triangles=int(cfg.bake.max_triangles),
                               formats=tuple(cfg.bake.formats), preview_height=int(cfg.preview.height))
     pipeline = DetailPipeline(cfg.ckpt, proxy=OmegaConf.to_container(cfg.proxy, resolve=True),

@@ -11,6 +11,8 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from fds.loggers import quiet_training_noise
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +33,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    quiet_training_noise()  # two known messages not caused by fds (fds.loggers says which and why)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -373,7 +373,8 @@ def run_folder(
 ) -> RunSummary:
     """Proxy for every photo in ``input_dir`` (or ``paths``) into ``cache_dir``; never stops on bad input."""
     import torch
-    from tqdm import tqdm
+
+    from fds.progress import progress as show_progress
 
     stage = ProxyStage(config, cache_dir=cache_dir)
     stage.face_model  # noqa: B018  load once in the parent (pickled to workers, eos objects rebuilt lazily)
@@ -383,7 +384,8 @@ def run_folder(
     )
     ok, bad, sums = [], [], {}
     t0 = time.perf_counter()
-    for rec in tqdm(loader, total=len(paths), disable=not progress, desc="proxy", unit="img"):
+    records = show_progress(loader, "proxy", total=len(paths), unit="photo") if progress else loader
+    for rec in records:
         if rec["ok"]:
             ok.append((rec["path"], rec["cache"]))
             for k, v in rec["timings"].items():
