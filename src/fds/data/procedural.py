@@ -135,11 +135,17 @@ class ProceduralScanGenerator:
         """The sample of ``seed`` (same seed → identical arrays)."""
         return self.generate_with_internals(seed)[0]
 
-    def generate_with_internals(self, seed: int) -> tuple[ScanSample, dict[str, torch.Tensor]]:
-        """:meth:`generate` plus intermediate maps ``[1,C,R,R]``: ``normal_detail`` (model frame),
-        ``shading``, ``clean`` (texture before degradation), ``albedo``."""
-        fm, chart, r = self.fm, self.chart, self.resolution
-        rng_geo, rng_app, rng_deg = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
+    def head(self, rng_geo: np.random.Generator, rng_app: np.random.Generator | None = None) -> dict:
+        """The detailed head of one sample in the face model's UV chart (no lighting, no degradation).
+
+        Draws identity, expression, age, wrinkles and micro-relief from ``rng_geo`` and, when ``rng_app`` is
+        given, the albedo from it. Returns ``vertices [V,3]`` (mm, model frame), ``id_coeffs``, ``expr``, ``age``,
+        ``activations``, ``wrinkles``, ``displacement_mm [R,R]``, ``position_mm [R,R,3]``, ``texel_mm (du, dv)``,
+        ``covered [R,R]``, the model-frame maps ``normal [1,3,R,R]`` (proxy), ``normal_detail [1,3,R,R]``
+        (tilted by the displacement's metric slope), ``tangent``/``bitangent [1,3,R,R]`` and, with ``rng_app``,
+        ``albedo [1,3,R,R]`` in [0, 1] and ``albedo_source``.
+        """
+        fm, chart = self.fm, self.chart
         id_coeffs = rng_geo.standard_normal(fm.num_identity) * self.id_scale  # in standard deviations
         expr = self._expression(rng_geo)
         verts = fm.vertices(id_coeffs.astype(np.float32), expr)
@@ -169,14 +175,31 @@ class ProceduralScanGenerator:
         n_ts = normals_from_displacement(disp_t, (du, dv))
         n_detail = tangent_to_object(n_ts, t_map, b_map, n_map, dim=1)
         cov_t = torch.from_numpy(covered)[None, None].float()
-        n_detail = n_detail * cov_t
+        out = {"vertices": verts, "id_coeffs": id_coeffs, "expr": expr, "age": age, "activations": act,
+               "wrinkles": wrinkles, "displacement_mm": disp, "position_mm": position, "texel_mm": (du, dv),
+               "covered": covered, "normal": n_map, "normal_detail": n_detail * cov_t, "tangent": t_map,
+               "bitangent": b_map}
+        if rng_app is not None:
+            if self.bank is not None:
+                base, albedo_src = self.bank.sample(rng_app)
+            else:
+                base, albedo_src = flat_albedo(rng_app, self.albedo_resolution), "palette"
+            out["albedo"] = torch.from_numpy(vary_albedo(rng_app, base, self.resolution)).permute(2, 0, 1)[None]
+            out["albedo_source"] = albedo_src
+        return out
+
+    def generate_with_internals(self, seed: int) -> tuple[ScanSample, dict[str, torch.Tensor]]:
+        """:meth:`generate` plus intermediate maps ``[1,C,R,R]``: ``normal_detail`` (model frame),
+        ``shading``, ``clean`` (texture before degradation), ``albedo``."""
+        fm = self.fm
+        rng_geo, rng_app, rng_deg = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
+        h = self.head(rng_geo, rng_app)
+        id_coeffs, expr, age, act, wrinkles = h["id_coeffs"], h["expr"], h["age"], h["activations"], h["wrinkles"]
+        disp, covered, position, (du, dv) = h["displacement_mm"], h["covered"], h["position_mm"], h["texel_mm"]
+        n_map, n_detail, albedo, albedo_src = h["normal"], h["normal_detail"], h["albedo"], h["albedo_source"]
+        cov_t = torch.from_numpy(covered)[None, None].float()
 
         # appearance
-        if self.bank is not None:
-            base, albedo_src = self.bank.sample(rng_app)
-        else:
-            base, albedo_src = flat_albedo(rng_app, self.albedo_resolution), "palette"
-        albedo = torch.from_numpy(vary_albedo(rng_app, base, r)).permute(2, 0, 1)[None]
         sh = random_sh(rng_app)
         occlusion = torch.from_numpy(cavity_occlusion(disp, covered, (du, dv), self.occlusion_radius_mm,
                                                       self.occlusion_strength))[None, None]

@@ -130,6 +130,42 @@ def blinn_phong_specular(
     return strength * n_dot_h.pow(shininess) * lit
 
 
+def ggx_specular(
+    normals: torch.Tensor,
+    light_dir: torch.Tensor,
+    view_dir: torch.Tensor,
+    roughness: float | torch.Tensor = 0.4,
+    f0: float = 0.028,
+) -> torch.Tensor:
+    """Cook-Torrance specular with the GGX distribution → ``[B, 1, H, W]`` (radiance per unit light irradiance).
+
+    f = D·G·F / (4 (n·l)(n·v)) times n·l, with D = α² / (π ((n·h)²(α² − 1) + 1)²), α = roughness², Smith-Schlick
+    G with k = α/2 and Schlick's Fresnel F = f0 + (1 − f0)(1 − v·h)⁵ (f0 = 0.028: skin, n ≈ 1.4). Directions as
+    in :func:`blinn_phong_specular` (towards the light / the eye, ``[B, 3]`` or ``[B, 3, H, W]``); zero where
+    n·l ≤ 0 or n·v ≤ 0.
+    """
+    _check_image("normals", normals, 3)
+
+    def as_map(d: torch.Tensor) -> torch.Tensor:
+        d = d[:, :, None, None] if d.dim() == 2 else d
+        return F.normalize(d.to(normals), dim=1)
+
+    l_dir, v_dir = as_map(light_dir), as_map(view_dir)
+    h = F.normalize(l_dir + v_dir, dim=1)
+    n_l = (normals * l_dir).sum(1, keepdim=True)
+    n_v = (normals * v_dir).sum(1, keepdim=True)
+    n_h = (normals * h).sum(1, keepdim=True).clamp_min(0.0)
+    v_h = (v_dir * h).sum(1, keepdim=True).clamp_min(0.0)
+    alpha = torch.as_tensor(roughness, dtype=normals.dtype, device=normals.device) ** 2
+    d = alpha**2 / (math.pi * (n_h**2 * (alpha**2 - 1) + 1) ** 2)
+    k = alpha / 2
+    nl, nv = n_l.clamp_min(1e-4), n_v.clamp_min(1e-4)
+    g = nl / (nl * (1 - k) + k) * nv / (nv * (1 - k) + k)
+    fresnel = f0 + (1 - f0) * (1 - v_h) ** 5
+    spec = d * g * fresnel / (4 * nv)  # (· n_l / (4 n_l n_v)) = / (4 n_v)
+    return torch.where((n_l > 0) & (n_v > 0), spec, torch.zeros_like(spec))
+
+
 def estimate_sh(
     image: torch.Tensor,
     normals: torch.Tensor,
