@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,10 @@ def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(Path(path), [buf.getvalue()])
 
 
-def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = False) -> Path:
-    """Write ``s`` as ``folder`` atomically (temp sibling folder + rename). Returns the folder."""
+def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = False,
+                 extras: Callable[[Path], None] | None = None) -> Path:
+    """Write ``s`` as ``folder`` atomically (temp sibling folder + rename). ``extras(tmp)`` may add more files
+    to the temporary folder before the rename. Returns the folder."""
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"sample folder {folder} exists (pass overwrite=True to replace it)")
@@ -80,6 +83,8 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
             normal=s.normal.astype(np.float16))
         meta = {"format": FORMAT, "version": VERSION, "resolution": s.resolution, **s.meta}
         (tmp / "sample.json").write_text(json.dumps(meta, indent=1))
+        if extras is not None:
+            extras(tmp)
     return folder
 
 

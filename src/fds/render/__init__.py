@@ -6,6 +6,7 @@ radiance convention) and ``fds.render.normals`` (UV chart and tangent frame).
 """
 
 from fds.render.camera import (
+    PinholeCamera,
     eos_pose_to_clip,
     perspective_to_clip,
     pixels_to_clip,
@@ -34,6 +35,7 @@ from fds.render.shading import (
 )
 
 __all__ = [
+    "PinholeCamera",
     "BACKENDS",
     "antialias",
     "blinn_phong_specular",

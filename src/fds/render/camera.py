@@ -10,6 +10,8 @@ backend culls back faces.) Depth: smaller z/w is nearer, as both backends keep t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -144,3 +146,51 @@ def rasterize_uv(
     into texel maps (``[1, H, W, C]``; permute to ``[1, C, H, W]`` for the networks).
     """
     return rasterize(uv_to_clip(uv), uv_tri, resolution, backend=backend)
+
+
+@dataclass
+class PinholeCamera:
+    """A perspective camera looking at a model placed in front of it.
+
+    Camera frame as the proxy stage's (x right, y up, **z toward the viewer**: the camera sits at the origin and
+    looks along −z); a model point v (mm, model frame) is at ``rotation @ v + translation_mm`` in it. Pixels are
+    0-based centres, x = column, y = row **down**: x = cx + fx·X/(−Z), y = cy − fy·Y/(−Z).
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    rotation: np.ndarray  # float64 [3, 3] model → camera
+    translation_mm: np.ndarray  # float64 [3]
+
+    def to_camera(self, points_mm: np.ndarray) -> np.ndarray:
+        """Model points ``[N, 3]`` → camera frame ``[N, 3]`` (mm)."""
+        return np.asarray(points_mm, np.float64) @ self.rotation.T + self.translation_mm
+
+    def project(self, points_cam: np.ndarray) -> np.ndarray:
+        """Camera-frame points ``[N, 3]`` → pixels ``[N, 2]`` (0-based, y down)."""
+        p = np.asarray(points_cam, np.float64)
+        z = -p[:, 2]
+        return np.stack([self.cx + self.fx * p[:, 0] / z, self.cy - self.fy * p[:, 1] / z], 1)
+
+    def ray_directions(self, pixels: np.ndarray) -> np.ndarray:
+        """Unit camera-frame directions ``[N, 3]`` of the rays through ``pixels [N, 2]`` (from the origin)."""
+        px = np.asarray(pixels, np.float64)
+        d = np.stack([(px[:, 0] - self.cx) / self.fx, -(px[:, 1] - self.cy) / self.fy, -np.ones(len(px))], 1)
+        return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+    def clip(self, points_cam: torch.Tensor, window: tuple[int, int, int, int] | None = None,
+             near: float = 10.0, far: float = 10_000.0) -> torch.Tensor:
+        """Clip coordinates ``[1, N, 4]`` for :func:`fds.render.rasterize` over the pixel ``window`` (x0, y0,
+        x1, y1; default the whole image), so the raster's pixel (r, c) is the photo's (y0 + r, x0 + c)."""
+        x0, y0, x1, y1 = window or (0, 0, self.width, self.height)
+        cv = points_cam * torch.tensor([1.0, -1.0, -1.0], dtype=points_cam.dtype)  # OpenCV: y down, z forward
+        return perspective_to_clip(cv, self.fx, self.fy, self.cx - x0, self.cy - y0, x1 - x0, y1 - y0, near, far)
+
+    def to_dict(self) -> dict:
+        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy, "width": self.width,
+                "height": self.height, "rotation": np.round(self.rotation, 8).tolist(),
+                "translation_mm": np.round(self.translation_mm, 5).tolist()}

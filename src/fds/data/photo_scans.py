@@ -1,0 +1,323 @@
+"""Photo-level scan samples: a detailed head rendered as a photo, run through the real proxy stage, with the GT
+detail ray-cast into the fitted proxy's UV — the network's input exactly as inference sees it.
+
+Per seed (four independent random streams spawned from it: geometry, albedo, marks, photo):
+
+1. the detailed head of ``ProceduralScanGenerator.head`` (identity, expression, age, wrinkles, pores, skin noise;
+   albedo from the bank of real unwraps, greyscale sources tinted to a skin tone) with colour-only marks painted
+   into the albedo (``fds.data.face_marks``: eyebrows, stubble/beard, moles, forehead hair strands, eyes, lip line);
+2. the photo (``fds.data.photo_render``);
+3. ``fds.proxy.ProxyStage.process`` on the photo — detection, landmarks, expression prior, fit, unwrap, exactly as
+   ``infer.py``; the detected face must be the rendered one (its box holds the true nose tip and is 0.4–2.5× the
+   true landmarks' width), else the photo is skipped;
+4. the GT in the fitted UV (``fds.data.raycast_gt``).
+
+A photo whose detection or fit fails is *skipped* (:class:`SkippedPhoto` with the reason); writers count them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fds.data.backgrounds import BackgroundBank
+from fds.data.face_marks import FrameToTexel, paint_face_marks
+from fds.data.photo_render import PHOTO_REGIONS, PhotoConfig, RenderedPhoto, photo_region_labels, render_photo
+from fds.data.procedural import ProceduralScanGenerator
+from fds.data.raycast_gt import FittedGT, fitted_gt
+from fds.data.sample_io import ScanSample, write_sample
+from fds.data.skin import SKIN_PALETTE
+
+log = logging.getLogger(__name__)
+SAMPLE_PREFIX = "photo_"
+
+
+class SkippedPhoto(RuntimeError):
+    """The proxy stage could not use a rendered photo (no face found, another face found, fit failed)."""
+
+
+@dataclass
+class PhotoSample:
+    """One photo-level sample in memory: the scan sample (network input/GT in the fitted UV), the photo with
+    its per-pixel GT, the proxy result and the fitted-UV GT details."""
+
+    scan: ScanSample
+    photo: RenderedPhoto
+    proxy: object  # fds.proxy.ProxyResult
+    gt: FittedGT
+    meta: dict = field(default_factory=dict)
+
+
+def tint_grey_albedo(rng: np.random.Generator, albedo: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Bank albedos unwrapped from greyscale photos (mean chroma < 0.03) get a jittered palette skin tone,
+    keeping their brightness pattern; colour albedos are returned unchanged."""
+    a = albedo[covered]
+    chroma = float(np.mean(a.max(1) - a.min(1)))
+    if chroma >= 0.03:
+        return albedo, False
+    tone = SKIN_PALETTE[int(rng.integers(len(SKIN_PALETTE)))] * rng.uniform(0.92, 1.08, 3)
+    lum = albedo.mean(-1, keepdims=True)
+    return np.clip(lum / max(float(np.mean(a)), 1e-3) * tone, 0, 1).astype(np.float32), True
+
+
+class PhotoScanGenerator:
+    """Seed → :class:`PhotoSample` (module doc). Picklable; face model, albedo bank, backgrounds, dlib and eos
+    objects are built lazily per process, so it runs inside DataLoader workers.
+
+    Args:
+        face_model: face model of both the GT head and the proxy (one UV chart).
+        resolution: the fitted UV maps' side (unwrap, GT), texels.
+        gt_resolution: the GT head's displacement/albedo maps' side.
+        age_range, neutral_prob, id_scale: the head (``ProceduralScanGenerator``).
+        albedo_dirs, albedo_max_photos, albedo_resolution: the skin-albedo bank.
+        background_dirs, background_max_photos: photos whose face-free crops become backgrounds (+ the
+            libraries' sample scenes).
+        cache_dir: albedo bank and background face boxes; assets_dir: face-model assets.
+        proxy: ``fds.proxy.ProxyConfig`` overrides (``unwrap.resolution`` follows ``resolution``).
+        photo: :class:`~fds.data.photo_render.PhotoConfig` overrides.
+        band_sigma_mm: the GT detail band's low-pass width (``fds.data.raycast_gt``).
+        marks: paint the colour-only marks (eyebrows, stubble, moles, strands, eyes, lip line).
+    """
+
+    def __init__(self, face_model: str = "sfm", resolution: int = 1024, gt_resolution: int = 1024,
+                 age_range: tuple[float, float] = (0.0, 1.0), neutral_prob: float = 0.3, id_scale: float = 0.8,
+                 albedo_dirs: Sequence[str | os.PathLike] = (), albedo_max_photos: int = 16,
+                 albedo_resolution: int = 256, background_dirs: Sequence[str | os.PathLike] = (),
+                 background_max_photos: int | None = 40, cache_dir: str | os.PathLike | None = None,
+                 assets_dir: str | os.PathLike | None = None, proxy: dict | None = None, photo: dict | None = None,
+                 band_sigma_mm: float = 4.0, marks: bool = True) -> None:
+        self.heads = ProceduralScanGenerator(face_model, gt_resolution, tuple(age_range), neutral_prob, id_scale,
+                                             albedo_dirs=albedo_dirs, albedo_max_photos=albedo_max_photos,
+                                             albedo_resolution=albedo_resolution, cache_dir=cache_dir,
+                                             assets_dir=assets_dir)
+        self.face_model_name, self.resolution = str(face_model), int(resolution)
+        self.backgrounds = BackgroundBank(background_dirs, cache_dir, max_photos=background_max_photos)
+        proxy = dict(proxy or {})
+        proxy["face_model"] = self.face_model_name
+        proxy["unwrap"] = {**dict(proxy.get("unwrap", {}) or {}), "resolution": self.resolution}
+        self.proxy_config = proxy
+        self.photo_config = PhotoConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                           for k, v in dict(photo or {}).items()})
+        self.band_sigma_mm, self.marks, self.assets_dir = float(band_sigma_mm), bool(marks), assets_dir
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for k in ("stage", "_static"):
+            state.pop(k, None)
+        return state
+
+    @property
+    def fm(self):
+        return self.heads.fm
+
+    @cached_property
+    def stage(self):
+        from fds.proxy.stage import ProxyStage
+
+        return ProxyStage(self.proxy_config, cache_dir=None, assets_dir=self.assets_dir)
+
+    @cached_property
+    def _static(self) -> dict:
+        r = self.heads.resolution
+        return {"regions": photo_region_labels(self.fm, r), "mapper": FrameToTexel.of(self.heads.chart)}
+
+    def prepare(self) -> None:
+        """Build the cached banks (albedo, background face boxes) once, before workers start."""
+        self.heads.bank  # noqa: B018
+        self.backgrounds.faces  # noqa: B018
+
+    # ------------------------------------------------------------------------------------------------------
+    def render(self, seed: int) -> tuple[RenderedPhoto, dict]:
+        """The photo of ``seed`` and its head (``ProceduralScanGenerator.head`` + painted albedo, ``marks``)."""
+        rng_geo, rng_alb, rng_marks, rng_photo = (np.random.default_rng(s)
+                                                  for s in np.random.SeedSequence(int(seed)).spawn(4))
+        head = self.heads.head(rng_geo, rng_alb)
+        albedo = head["albedo"][0].permute(1, 2, 0).numpy()
+        albedo, tinted = tint_grey_albedo(rng_marks, albedo, head["covered"])
+        info = {"tinted_grey_source": tinted}
+        if self.marks:
+            albedo, marks = paint_face_marks(rng_marks, albedo, self.heads.chart, self._static["mapper"])
+            info.update(marks)
+        head["albedo"] = torch.from_numpy(np.ascontiguousarray(albedo)).permute(2, 0, 1)[None]
+        head["marks"] = info
+        photo = render_photo(rng_photo, self.fm, head, self._static["regions"], self.backgrounds, self.photo_config)
+        return photo, head
+
+    def generate(self, seed: int) -> PhotoSample:
+        """The sample of ``seed``; raises :class:`SkippedPhoto` when the proxy stage cannot use the photo."""
+        from fds.proxy.landmarks import NoFaceError
+
+        t0 = time.perf_counter()
+        photo, head = self.render(seed)
+        t_render = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        try:
+            results = self.stage.process(photo.image, f"seed {seed}")
+        except NoFaceError as exc:
+            raise SkippedPhoto(f"seed {seed}: no face found ({exc})") from exc
+        except Exception as exc:  # eos / unwrap failure on this photo
+            raise SkippedPhoto(f"seed {seed}: proxy stage failed ({type(exc).__name__}: {exc})") from exc
+        proxy = results[0]
+        t_proxy = time.perf_counter() - t0
+        lm = photo.landmarks_px
+        nose = lm[30]
+        true_w = float(np.nanmax(lm[:, 0]) - np.nanmin(lm[:, 0]))
+        x0, y0, x1, y1 = (float(v) for v in proxy.box_px)
+        if not (x0 <= nose[0] <= x1 and y0 <= nose[1] <= y1 and 0.4 * true_w <= x1 - x0 <= 2.5 * true_w):
+            raise SkippedPhoto(f"seed {seed}: the detector found another face (box {np.round(proxy.box_px, 1)})")
+        t0 = time.perf_counter()
+        try:
+            gt = fitted_gt(photo, proxy, self.fm, self.resolution, head["displacement_mm"], self.band_sigma_mm)
+        except ValueError as exc:
+            raise SkippedPhoto(f"seed {seed}: {exc}") from exc
+        t_gt = time.perf_counter() - t0
+        meta = {
+            "source": "photo", "seed": int(seed), "face_model": self.fm.name,
+            "texel_mm": [round(v, 5) for v in gt.texel_mm],
+            "head": {"age": round(head["age"], 4), "id_coeffs": np.round(head["id_coeffs"], 4).tolist(),
+                     "expression": np.round(np.asarray(head["expr"], float), 4).tolist(),
+                     "activations": {k: round(v, 4) for k, v in head["activations"].items()},
+                     "albedo_source": head.get("albedo_source"), "marks": head["marks"],
+                     "wrinkles": [w.as_dict() for w in head["wrinkles"]], "gt_resolution": self.heads.resolution,
+                     "gt_texel_mm": [round(v, 5) for v in head["texel_mm"]]},
+            "photo": {"camera": photo.camera.to_dict(), **photo.params},
+            "proxy": {"detector": proxy.detector, "yaw_pitch_roll_deg": list(proxy.yaw_pitch_roll_deg),
+                      "reprojection_error_px": round(float(proxy.reprojection_error_px), 3),
+                      "box_px": np.round(proxy.box_px, 2).tolist(), "expression_mode": proxy.expression_mode},
+            "gt": gt.stats, "photo_regions": list(PHOTO_REGIONS),
+            "timings_s": {"render": round(t_render, 3), "proxy": round(t_proxy, 3), "gt": round(t_gt, 3)},
+        }
+        scan = ScanSample(texture=np.asarray(proxy.uv_texture), displacement_mm=gt.displacement_mm, mask=gt.mask,
+                          visibility=np.asarray(proxy.confidence, np.float32), position_mm=gt.position_mm,
+                          normal=gt.normal, meta=meta)
+        return PhotoSample(scan, photo, proxy, gt, meta)
+
+
+# ---------------------------------------------------------------------------------------------- on disk
+def write_photo_sample(folder: str | os.PathLike, sample: PhotoSample) -> Path:
+    """Write ``sample`` as one folder, atomically (the scan-sample files + the photo-level extras, see
+    ``datasets/README.md``)."""
+    def extras(tmp: Path) -> None:
+        p = sample.photo
+        Image.fromarray(p.image).save(tmp / "photo.png", compress_level=1)
+        np.savez_compressed(tmp / "photo_gt.npz", normal_detail=p.normal_detail.astype(np.float16),
+                            normal_smooth=p.normal_smooth.astype(np.float16), region=p.region,
+                            face_mask=p.face_mask.astype(np.uint8), gt_uv=p.gt_uv.astype(np.float32),
+                            landmarks_px=p.landmarks_px)
+        np.savez_compressed(tmp / "gt_fitted.npz", height_mm=sample.gt.height_mm, gt_uv=sample.gt.gt_uv)
+        (tmp / "proxy").mkdir()
+        sample.proxy.save(tmp / "proxy")
+
+    return write_sample(folder, sample.scan, overwrite=True, extras=extras)
+
+
+class _SeedJobs(torch.utils.data.Dataset):
+    """Seeds → written sample folders (generation and writing happen in the DataLoader worker)."""
+
+    def __init__(self, generator: PhotoScanGenerator, root: Path, seeds: list[int]) -> None:
+        self.generator, self.root, self.seeds = generator, root, seeds
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, i: int) -> dict:
+        seed = self.seeds[i]
+        folder = self.root / f"{SAMPLE_PREFIX}{seed:06d}"
+        if (folder / "sample.json").is_file():
+            return {"seed": seed, "ok": True, "folder": folder.name, "existing": True}
+        t0 = time.perf_counter()
+        try:
+            sample = self.generator.generate(seed)
+        except SkippedPhoto as exc:
+            return {"seed": seed, "ok": False, "reason": str(exc), "seconds": time.perf_counter() - t0}
+        write_photo_sample(folder, sample)
+        return {"seed": seed, "ok": True, "folder": folder.name, "seconds": time.perf_counter() - t0,
+                "timings": sample.meta["timings_s"]}
+
+
+@dataclass
+class GenerationReport:
+    """What :func:`write_photo_samples` did: written folders, skipped seeds with reasons, seconds per sample."""
+
+    written: list[str]
+    skipped: list[tuple[int, str]]
+    seconds: list[float]
+    wall_s: float
+
+    @property
+    def skip_rate(self) -> float:
+        n = len(self.written) + len(self.skipped)
+        return len(self.skipped) / max(n, 1)
+
+    def format(self) -> str:
+        lines = [f"{len(self.written)} samples, {len(self.skipped)} photos skipped ({self.skip_rate:.0%}) in "
+                 f"{self.wall_s:.1f} s"]
+        lines += [f"  SKIPPED seed {s}: {r}" for s, r in self.skipped]
+        return "\n".join(lines)
+
+
+def write_photo_samples(root: str | os.PathLike, seeds: Sequence[int], generator: PhotoScanGenerator,
+                        workers: int = 0, progress: bool = False) -> GenerationReport:
+    """Write ``photo_<seed>`` folders under ``root`` with a DataLoader (``workers`` processes, each building
+    its own dlib/eos objects); existing complete samples are kept, skipped seeds are counted and listed in
+    ``<root>/skipped.json`` (merged with earlier runs). Never stops on one bad photo."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    generator.prepare()
+    jobs = _SeedJobs(generator, root, [int(s) for s in seeds])
+    loader = torch.utils.data.DataLoader(jobs, batch_size=None, shuffle=False, num_workers=int(workers),
+                                         collate_fn=lambda x: x,
+                                         multiprocessing_context="spawn" if workers else None)
+    written, skipped, seconds = [], [], []
+    t0 = time.perf_counter()
+    for rec in (__import__("tqdm").tqdm(loader, total=len(jobs), desc="photo samples") if progress else loader):
+        if rec["ok"]:
+            written.append(rec["folder"])
+            if "seconds" in rec:
+                seconds.append(rec["seconds"])
+        else:
+            skipped.append((rec["seed"], rec["reason"]))
+            log.warning("photo samples: skipped %s", rec["reason"])
+    report = GenerationReport(written, skipped, seconds, time.perf_counter() - t0)
+    path = root / "skipped.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    old.update({str(s): r for s, r in skipped})
+    for name in written:  # a seed that now succeeded is no longer skipped
+        old.pop(str(int(name[len(SAMPLE_PREFIX):])), None)
+    from fds.fileio import atomic_write_bytes
+
+    atomic_write_bytes(path, [json.dumps(old, indent=1, sort_keys=True).encode()])
+    return report
+
+
+class PhotoSource:
+    """Photo-level samples generated on demand inside DataLoader workers (``fds.data.scans`` source API). A
+    skipped seed is replaced by the next seed ``+ stride`` so every index yields a sample."""
+
+    def __init__(self, generator: PhotoScanGenerator, seeds: Sequence[int], max_tries: int = 5) -> None:
+        self.generator, self.seeds, self.max_tries = generator, [int(s) for s in seeds], int(max_tries)
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, i: int) -> ScanSample:
+        seed = self.seeds[i]
+        for k in range(self.max_tries):
+            try:
+                return self.generator.generate(seed + k * 1_000_003).scan
+            except SkippedPhoto as exc:
+                log.info("photo source: %s", exc)
+        raise RuntimeError(f"photo source: {self.max_tries} photos in a row skipped from seed {seed}")
+
+    def chart_key(self, i: int) -> tuple[str, int]:
+        return self.generator.face_model_name, self.generator.resolution

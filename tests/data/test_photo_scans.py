@@ -1,0 +1,118 @@
+"""Photo-level samples: render → real proxy stage → GT ray-cast into the fitted UV (fds.data.photo_scans)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fds.data.photo_scans import PhotoScanGenerator, SkippedPhoto, write_photo_samples
+from fds.data.raycast_gt import masked_lowpass, umeyama
+from fds.data.sample_io import list_samples, read_sample
+from fds.export.bake import sample_map
+
+R = 256
+SMALL = {"face_width_px": [220.0, 260.0], "yaw_deg": 25.0, "pitch_deg": 10.0, "roll_deg": 5.0}
+
+
+@pytest.fixture(scope="module")
+def gen(tmp_path_factory) -> PhotoScanGenerator:
+    # palette albedo and the libraries' scenes: no albedo bank to build, no wild photos to scan for faces
+    return PhotoScanGenerator("sfm", R, R, cache_dir=tmp_path_factory.mktemp("cache"), photo=SMALL)
+
+
+@pytest.fixture(scope="module")
+def sample(gen):
+    for seed in range(3, 10):
+        try:
+            return gen.generate(seed)
+        except SkippedPhoto:
+            continue
+    pytest.fail("no photo of seeds 3..9 got a proxy")
+
+
+def test_umeyama_recovers_a_similarity_and_lowpass_keeps_constants() -> None:
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(200, 3)) * 50
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    dst = 1.3 * src @ q.T + [5, -2, 40]
+    s, rot, t = umeyama(src, dst)
+    assert s == pytest.approx(1.3, abs=1e-9) and np.allclose(rot, q, atol=1e-9) and np.allclose(t, [5, -2, 40])
+    mask = np.zeros((64, 64), bool)
+    mask[10:50, 5:40] = True
+    low = masked_lowpass(np.full((64, 64), 2.5), mask, (4.0, 4.0))
+    assert np.allclose(low[mask], 2.5) and np.all(low[~mask] == 0)
+
+
+@pytest.mark.slow
+def test_ray_cast_gt_shows_what_the_texel_shows(sample, gen) -> None:
+    """Each GT texel describes the GT surface point seen at the photo pixel the unwrap sampled: that point
+    projects back onto the texel's pixel, and the GT equals the head's own (shared-UV) displacement there,
+    band-passed, up to the 1/cos factor of measuring along the fitted normal."""
+    from fds.data.raycast_gt import proxy_maps
+    from fds.proxy.fit import project_px
+
+    s, photo, proxy, gt = sample.scan, sample.photo, sample.proxy, sample.gt
+    m = s.mask
+    assert m.sum() > 0.2 * (s.visibility > 0).sum()
+    # (1) pixel consistency: the GT point seen at the texel projects to the texel's pixel (exact ray hits)
+    pos, _, _ = proxy_maps(gen.fm, proxy.vertices_mm, R)
+    px = project_px(pos[m], proxy.rotation, proxy.translation_mm, proxy.scale_px_per_mm, proxy.image_size)
+    hits = photo.surface_at(px)
+    back = photo.camera.project(hits.point_cam[hits.valid].astype(np.float64))
+    assert np.abs(back - px[hits.valid]).max() < 1e-3
+    # (2) the GT is the head's displacement at the seen UV, band-passed the same way
+    head_disp = gen.render(sample.meta["seed"])[1]["displacement_mm"]
+    d_ref = np.zeros((R, R))
+    d_ref[m] = sample_map(head_disp, np.nan_to_num(hits.uv)) * hits.valid
+    du, dv = gt.texel_mm
+    sig = (gen.band_sigma_mm / dv, gen.band_sigma_mm / du)
+    ref = np.where(m, d_ref - masked_lowpass(d_ref, m, sig), 0)
+    got = s.displacement_mm
+    # 1/cos ≤ 1/0.3 in principle; the fitted and GT normals agree within ~25° on most texels, so the relative
+    # RMS difference is bounded by 1/cos(25°) − 1 = 0.10 (+ the uv interpolation of the mesh's surface)
+    diff = np.sqrt(np.mean((got[m] - ref[m]) ** 2)) / np.sqrt(np.mean(ref[m] ** 2))
+    assert diff < 0.15, diff
+    r = np.corrcoef(got[m], ref[m])[0, 1]
+    assert r > 0.97
+    mirrored = np.where(m, ref[:, ::-1], 0)  # negative control: the left-right mirrored GT
+    both = m & m[:, ::-1]
+    assert abs(np.corrcoef(got[both], mirrored[both])[0, 1]) < 0.3
+
+
+@pytest.mark.slow
+def test_same_seed_same_sample(sample, gen) -> None:
+    again = gen.generate(sample.meta["seed"])
+    assert np.array_equal(again.photo.image, sample.photo.image)
+    assert np.array_equal(again.scan.texture, sample.scan.texture)
+    assert np.array_equal(again.scan.displacement_mm, sample.scan.displacement_mm)
+
+
+@pytest.mark.slow
+def test_undetectable_photos_are_skipped_counted_and_not_written(tmp_path, gen) -> None:
+    tiny = PhotoScanGenerator("sfm", R, R, cache_dir=gen.backgrounds.cache_dir,
+                              photo={**SMALL, "face_width_px": [24.0, 30.0]})  # below min_face_px = 40
+    with pytest.raises(SkippedPhoto, match="seed 1"):
+        tiny.generate(1)
+    report = write_photo_samples(tmp_path, [1, 2], tiny)
+    assert report.written == [] and [s for s, _ in report.skipped] == [1, 2] and report.skip_rate == 1.0
+    assert list_samples(tmp_path) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["skipped.json"]  # no half-written sample folder
+    assert set(json.loads((tmp_path / "skipped.json").read_text())) == {"1", "2"}
+
+
+@pytest.mark.slow
+def test_written_sample_reads_as_a_scan_sample(tmp_path, sample) -> None:
+    from fds.data.photo_scans import write_photo_sample
+
+    folder = write_photo_sample(tmp_path / "photo_000001", sample)
+    s = read_sample(folder)
+    assert s.texture.shape == (R, R, 3) and np.array_equal(s.mask, sample.scan.mask)
+    assert s.meta["source"] == "photo" and "camera" in s.meta["photo"] and s.meta["photo"]["lights"]
+    with np.load(folder / "photo_gt.npz") as z:
+        h, w = sample.photo.image.shape[:2]
+        assert z["normal_detail"].shape == (h, w, 3) and z["region"].shape == (h, w)
+        assert set(np.unique(z["region"])) >= {0, 1, 5}  # background, forehead, cheeks
+    assert (folder / "photo.png").is_file() and (folder / "proxy" / "face0.npz").is_file()
