@@ -156,3 +156,20 @@ def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):
     for key in ("input", "displacement", "mask"):
         assert torch.equal(torch.rot90(a[key], 1, dims=(-2, -1)), b[key])
     assert not torch.equal(a["displacement"], b["displacement"])
+
+
+@pytest.mark.slow
+def test_scans_datamodule_trains_on_photo_level_samples(tmp_path):
+    photo = {"resolution": 128, "gt_resolution": 128, "albedo_dirs": [], "background_dirs": [],
+             "photo": {"face_width_px": [200.0, 240.0], "yaw_deg": 20.0}}
+    dm = _scans(tmp_path, kind="photo", photo=photo, num_generate=3, generate_start_seed=3, min_valid=0.3)
+    dm.prepare_data()
+    names = [p.name for p in list_samples(tmp_path / "scans")]
+    assert names and all(n.startswith("photo_") for n in names)
+    dm.setup("fit")
+    b = next(iter(dm.train_dataloader()))
+    _check_geo(b)
+    # a procedural data module on the same folder does not mistake the photo samples for its own
+    proc = _scans(tmp_path, generate_if_empty=False)
+    with pytest.raises(FileNotFoundError, match="procedural"):
+        proc.prepare_data()

@@ -1,9 +1,11 @@
 """Lightning DataModules: ``ScansDataModule`` (geometry), ``WildDataModule`` (appearance), ``GeoAppDataModule``.
 
 - Scans: sample folders under ``data_dir``; when it holds none and ``generate_if_empty``, ``num_generate``
-  procedural samples are written there first (so a fresh clone trains offline). The sorted samples are
-  split by ``split_seed`` into train/val (``val_fraction``). Train: random patches; val: the full-map grid
-  (``val_stride``), at most ``val_max_patches`` of them.
+  procedural samples are written there first (so a fresh clone trains offline). ``kind="photo"`` uses the
+  photo-level samples (``photo_<seed>`` folders, ``fds.data.photo_scans``: rendered photos through the real proxy
+  stage) instead, generated the same way when there are none; ``kind="procedural"`` uses every other folder.
+  The sorted samples are split by ``split_seed`` into train/val (``val_fraction``). Train: random patches; val:
+  the full-map grid (``val_stride``), at most ``val_max_patches`` of them.
 - Wild: photos from ``photo_dirs`` (+ the libraries' photos) → proxy + appearance maps cached under
   ``cache_dir`` (persistent across runs); rejected photos are skipped and listed (``skipped``).
 - GeoApp: train yields ``{"geo": geometry batch, "app": appearance batch}`` (Lightning ``CombinedLoader``,
@@ -40,9 +42,12 @@ class ScansDataModule(pl.LightningDataModule):
 
     Args:
         data_dir: folder of sample folders (``fds.data.sample_io`` format).
-        generate_if_empty / num_generate / generation_workers: procedural samples written when empty, with seeds
-            from ``generate_start_seed`` (give held-out sets seeds no training set uses).
+        kind: ``"procedural"`` (UV-space procedural scans) or ``"photo"`` (photo-level samples).
+        generate_if_empty / num_generate / generation_workers: samples written when empty, with seeds
+            from ``generate_start_seed`` (give held-out sets seeds no training set uses); photo-level seeds whose
+            photo the proxy stage cannot use are skipped and listed in ``<data_dir>/skipped.json``.
         generator: keyword arguments of :class:`~fds.data.procedural.ProceduralScanGenerator`.
+        photo: keyword arguments of :class:`~fds.data.photo_scans.PhotoScanGenerator` (``kind="photo"``).
         shared_data_dir: the shared data kit; its labelled photos feed the albedo bank unless
             ``generator.albedo_dirs`` is given.
         on_the_fly: train on ``num_on_the_fly`` freshly generated samples (seeds after the written ones)
@@ -63,8 +68,11 @@ class ScansDataModule(pl.LightningDataModule):
                  val_max_patches: int | None = 64,
                  val_fraction: float = 0.1, split_seed: int = 0, batch_size: int = 8, num_workers: int = 0,
                  persistent_workers: bool = True, pin_memory: bool = False, cache_size: int = 64,
-                 assets_dir: str | os.PathLike | None = None) -> None:
+                 assets_dir: str | os.PathLike | None = None, kind: str = "procedural",
+                 photo: dict | None = None) -> None:
         super().__init__()
+        if kind not in ("procedural", "photo"):
+            raise ValueError(f"data.scans.kind must be 'procedural' or 'photo', got {kind!r}")
         self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir)
         self.regions = list(regions)
@@ -80,16 +88,45 @@ class ScansDataModule(pl.LightningDataModule):
         kw.setdefault("assets_dir", self.hparams.assets_dir)
         return ProceduralScanGenerator(**kw)
 
+    def make_photo_generator(self):
+        from fds.data.photo_scans import PhotoScanGenerator
+
+        kw = dict(self.hparams.photo or {})
+        shared = self.hparams.shared_data_dir
+        kw.setdefault("albedo_dirs", default_albedo_dirs(shared))
+        wild = Path(shared) / "faces" / "wild" if shared else None
+        kw.setdefault("background_dirs", [str(wild)] if wild is not None and wild.is_dir() else [])
+        kw.setdefault("cache_dir", str(self.data_dir.parent / "cache"))
+        kw.setdefault("assets_dir", self.hparams.assets_dir)
+        return PhotoScanGenerator(**kw)
+
+    def samples(self) -> list[Path]:
+        """The sample folders of this ``kind`` under ``data_dir`` (photo: ``photo_*``; procedural: the rest)."""
+        from fds.data.photo_scans import SAMPLE_PREFIX
+
+        photo = [f.name.startswith(SAMPLE_PREFIX) for f in list_samples(self.data_dir)]
+        return [f for f, p in zip(list_samples(self.data_dir), photo, strict=True)
+                if p == (self.hparams.kind == "photo")]
+
     def prepare_data(self) -> None:
-        if not list_samples(self.data_dir):
-            if not self.hparams.generate_if_empty:
+        if not self.samples():
+            hp = self.hparams
+            if not hp.generate_if_empty:
+                script = "generate_photo_scans.py" if hp.kind == "photo" else "generate_scans.py"
                 raise FileNotFoundError(
-                    f"no scan samples under {self.data_dir}: run datasets/generate_scans.py or set "
+                    f"no {hp.kind} scan samples under {self.data_dir}: run datasets/{script} or set "
                     "data.generate_if_empty=true")
-            log.info("generating %d procedural scan samples into %s", self.hparams.num_generate, self.data_dir)
-            write_procedural_samples(self.data_dir, self.hparams.num_generate, self.make_generator(),
-                                     start_seed=self.hparams.generate_start_seed,
-                                     workers=self.hparams.generation_workers)
+            log.info("generating %d %s scan samples into %s", hp.num_generate, hp.kind, self.data_dir)
+            if hp.kind == "photo":
+                from fds.data.photo_scans import write_photo_samples
+
+                seeds = range(hp.generate_start_seed, hp.generate_start_seed + hp.num_generate)
+                report = write_photo_samples(self.data_dir, seeds, self.make_photo_generator(),
+                                             workers=hp.generation_workers)
+                log.info("photo samples: %s", report.format())
+                return
+            write_procedural_samples(self.data_dir, hp.num_generate, self.make_generator(),
+                                     start_seed=hp.generate_start_seed, workers=hp.generation_workers)
 
     def _warn_if_generated_differently(self, folders: Sequence[Path]) -> None:
         """Warn when procedural samples on disk were made with other appearance settings than the config's
@@ -109,10 +146,10 @@ class ScansDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        folders = list_samples(self.data_dir)
+        folders = self.samples()
         if not folders:
             self.prepare_data()
-            folders = list_samples(self.data_dir)
+            folders = self.samples()
         self._warn_if_generated_differently(folders)
         order = np.random.default_rng(self.hparams.split_seed).permutation(len(folders))
         n_val = min(max(math.ceil(self.hparams.val_fraction * len(folders)), 1), len(folders) - 1)
@@ -125,9 +162,17 @@ class ScansDataModule(pl.LightningDataModule):
         if hp.on_the_fly:
             start = 1 + max((int(f.name.split("_")[-1]) for f in folders if f.name.split("_")[-1].isdigit()),
                             default=-1)
-            gen = self.make_generator()
-            gen.bank  # noqa: B018  build the albedo bank once here; it travels to the workers with the generator
-            source = ProceduralSource(gen, range(start + 10_000, start + 10_000 + hp.num_on_the_fly))
+            seeds = range(start + 10_000, start + 10_000 + hp.num_on_the_fly)
+            if hp.kind == "photo":
+                from fds.data.photo_scans import PhotoSource
+
+                gen = self.make_photo_generator()
+                gen.prepare()  # banks built once here; they travel to the workers with the generator
+                source = PhotoSource(gen, seeds)
+            else:
+                gen = self.make_generator()
+                gen.bank  # noqa: B018  build the albedo bank once here; it travels to the workers with the generator
+                source = ProceduralSource(gen, seeds)
         else:
             source = ScanFolder(folders=self.train_folders)
         self.train_set = GeometryPatches(source, num_patches=hp.train_patches_per_epoch, min_valid=hp.min_valid,
