@@ -259,15 +259,18 @@ def _random_lights(rng: np.random.Generator) -> list[dict]:
     return lights
 
 
-def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map: np.ndarray,
-                 backgrounds, config: PhotoConfig = PhotoConfig(), backend: str = "auto") -> RenderedPhoto:
+def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region_map: np.ndarray,
+                 backgrounds, config: PhotoConfig = PhotoConfig(), backend: str = "auto",
+                 landmark_vertices: np.ndarray | None = None) -> RenderedPhoto:
     """Render ``head`` (from :meth:`ProceduralScanGenerator.head`, with ``albedo``) as a photo (module doc).
 
+    ``surface``: the smooth head mesh (mm, model frame: y up, the face looking along +z) with the UVs of the
+    head's maps; ``landmark_vertices [68]`` its iBUG vertices (−1 = none; None: unknown, e.g. a scan);
     ``region_map`` = :func:`photo_region_labels` at the head's UV resolution; ``backgrounds`` a
     :class:`fds.data.backgrounds.BackgroundBank` (or anything with ``sample(rng, h, w)``).
     """
     cfg = config
-    verts = np.asarray(head["vertices"], np.float64)
+    verts = np.asarray(surface.vertices, np.float64)
     disp = np.asarray(head["displacement_mm"], np.float32)
     covered = np.asarray(head["covered"], bool)
     du, dv = head["texel_mm"]
@@ -275,8 +278,8 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
     # --- pose and camera ---------------------------------------------------------------------------------
     yaw, pitch, roll = (float(rng.uniform(-a, a)) for a in (cfg.yaw_deg, cfg.pitch_deg, cfg.roll_deg))
     rot = rotation_ypr(yaw, pitch, roll)
-    lm_ids = fm.landmarks_ibug68
-    centre = verts[lm_ids[lm_ids >= 0]].mean(0)
+    lm_ids = np.full(68, -1) if landmark_vertices is None else np.asarray(landmark_vertices)
+    centre = verts[lm_ids[lm_ids >= 0]].mean(0) if (lm_ids >= 0).any() else (verts.min(0) + verts.max(0)) / 2
     face_px = float(np.exp(rng.uniform(*np.log(cfg.face_width_px))))
     width = int(round(face_px * rng.uniform(*cfg.image_over_face)))
     aspect = float(rng.choice([0.75, 1.0, 4 / 3]))
@@ -295,12 +298,12 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
     px_per_mm = f_px / dist
 
     # --- geometry: bake the (pre-filtered) displacement at ≈ 2 px edges -------------------------------------
-    tri = fm.triangles.astype(np.int64)
+    tri = np.asarray(surface.triangles, np.int64)
     edge_mm = float(np.linalg.norm(verts[tri] - np.roll(verts[tri], 1, axis=1), axis=-1).mean())
     levels = int(np.clip(np.ceil(np.log2(max(edge_mm * px_per_mm / 2.0, 1.0))), 0, cfg.max_levels))
     sigma_mm = edge_mm / 2 ** levels / 2
     disp_low = ndimage.gaussian_filter(disp, (sigma_mm / dv, sigma_mm / du)) if levels < 8 else disp
-    proxy = MeshData(verts.astype(np.float32), fm.triangles, fm.uv, fm.uv_triangles)
+    proxy = MeshData(verts.astype(np.float32), surface.triangles, surface.uv, surface.uv_triangles)
     baked = bake_displacement(proxy, np.where(covered, disp_low, 0), levels=levels)
     caster = bake_displacement(proxy, np.where(covered, disp_low, 0), levels=0)  # casts the face's own shadows
     v_cam = torch.from_numpy(camera.to_camera(baked.mesh.vertices)).float()

@@ -37,6 +37,7 @@ from fds.data.procedural import ProceduralScanGenerator
 from fds.data.raycast_gt import FittedGT, fitted_gt
 from fds.data.sample_io import ScanSample, write_sample
 from fds.data.skin import SKIN_PALETTE
+from fds.export.mesh_io import MeshData
 
 log = logging.getLogger(__name__)
 SAMPLE_PREFIX = "photo_"
@@ -150,7 +151,10 @@ class PhotoScanGenerator:
             info.update(marks)
         head["albedo"] = torch.from_numpy(np.ascontiguousarray(albedo)).permute(2, 0, 1)[None]
         head["marks"] = info
-        photo = render_photo(rng_photo, self.fm, head, self._static["regions"], self.backgrounds, self.photo_config)
+        fm = self.fm
+        surface = MeshData(head["vertices"], fm.triangles, fm.uv, fm.uv_triangles)
+        photo = render_photo(rng_photo, surface, head, self._static["regions"], self.backgrounds, self.photo_config,
+                             landmark_vertices=fm.landmarks_ibug68)
         return photo, head
 
     def generate(self, seed: int) -> PhotoSample:
@@ -169,12 +173,7 @@ class PhotoScanGenerator:
             raise SkippedPhoto(f"seed {seed}: proxy stage failed ({type(exc).__name__}: {exc})") from exc
         proxy = results[0]
         t_proxy = time.perf_counter() - t0
-        lm = photo.landmarks_px
-        nose = lm[30]
-        true_w = float(np.nanmax(lm[:, 0]) - np.nanmin(lm[:, 0]))
-        x0, y0, x1, y1 = (float(v) for v in proxy.box_px)
-        if not (x0 <= nose[0] <= x1 and y0 <= nose[1] <= y1 and 0.4 * true_w <= x1 - x0 <= 2.5 * true_w):
-            raise SkippedPhoto(f"seed {seed}: the detector found another face (box {np.round(proxy.box_px, 1)})")
+        check_detection(photo, proxy, f"seed {seed}")
         t0 = time.perf_counter()
         try:
             gt = fitted_gt(photo, proxy, self.fm, self.resolution, head["displacement_mm"], self.band_sigma_mm)
@@ -201,6 +200,22 @@ class PhotoScanGenerator:
                           visibility=np.asarray(proxy.confidence, np.float32), position_mm=gt.position_mm,
                           normal=gt.normal, meta=meta)
         return PhotoSample(scan, photo, proxy, gt, meta)
+
+
+def check_detection(photo: RenderedPhoto, proxy, name: str) -> None:
+    """Raise :class:`SkippedPhoto` unless the detected face is the rendered one: its box holds the true nose tip
+    (or, without landmarks, the centre of the rendered face) and is 0.4–2.5× as wide as the true landmarks (or
+    0.25–2× the rendered face)."""
+    lm = photo.landmarks_px
+    x0, y0, x1, y1 = (float(v) for v in proxy.box_px)
+    if np.isfinite(lm[30]).all():
+        point, ref_w, lo, hi = lm[30], float(np.nanmax(lm[:, 0]) - np.nanmin(lm[:, 0])), 0.4, 2.5
+    else:
+        rows, cols = np.nonzero(photo.face_mask)
+        point = np.array([cols.mean(), rows.mean()]) if len(rows) else np.array([-1.0, -1.0])
+        ref_w, lo, hi = float(np.ptp(cols)) if len(cols) else 0.0, 0.25, 2.0
+    if not (x0 <= point[0] <= x1 and y0 <= point[1] <= y1 and lo * ref_w <= x1 - x0 <= hi * ref_w):
+        raise SkippedPhoto(f"{name}: the detector found another face (box {np.round(proxy.box_px, 1)})")
 
 
 # ---------------------------------------------------------------------------------------------- on disk
