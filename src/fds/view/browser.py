@@ -57,6 +57,7 @@ class HeadlessChromium:
         self.requests: list[str] = []
         self.console: list[str] = []
         self._id = 0
+        self._loaded = False
 
     def __enter__(self) -> HeadlessChromium:
         from websockets.sync.client import connect
@@ -100,7 +101,9 @@ class HeadlessChromium:
 
     def _event(self, msg: dict) -> None:
         method = msg.get("method", "")
-        if method == "Network.requestWillBeSent":
+        if method == "Page.loadEventFired":
+            self._loaded = True
+        elif method == "Network.requestWillBeSent":
             self.requests.append(msg["params"]["request"]["url"])
         elif method == "Runtime.consoleAPICalled":
             args = msg["params"].get("args", [])
@@ -122,8 +125,18 @@ class HeadlessChromium:
                 return msg.get("result", {})
             self._event(msg)
 
-    def navigate(self, url: str) -> None:
-        self.call("Page.navigate", url=url)
+    def navigate(self, url: str, timeout_s: float = 60.0) -> None:
+        """Open ``url`` and wait for its load event."""
+        self._loaded = False
+        result = self.call("Page.navigate", url=url)
+        if result.get("errorText"):
+            raise BrowserError(f"{url}: {result['errorText']}")
+        deadline = time.monotonic() + timeout_s
+        while not self._loaded:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrowserError(f"{url}: not loaded within {timeout_s:.0f} s")
+            self._event(json.loads(self._ws.recv(timeout=left)))
 
     def evaluate(self, expression: str):
         """The value of a JavaScript expression in the page."""
