@@ -80,10 +80,11 @@ def test_viewer_draws_proxy_and_detail_in_chromium(chromium, hopper_output, tmp_
             # where the face must be: project the display mesh with the camera the viewer set
             face = viewer._faces[viewer.face]
             mesh = face.mesh
-            cam_z = float(client.camera.position[2])
+            cam_x, _, cam_z = (float(c) for c in client.camera.position)  # looking straight down −z
             f_px = (H / 2) / np.tan(float(client.camera.fov) / 2)
             v = mesh.vertices(0.0)
-            px = np.stack([W / 2 + f_px * v[:, 0] / (cam_z - v[:, 2]), H / 2 - f_px * v[:, 1] / (cam_z - v[:, 2])], 1)
+            depth = cam_z - v[:, 2]
+            px = np.stack([W / 2 + f_px * (v[:, 0] - cam_x) / depth, H / 2 - f_px * v[:, 1] / depth], 1)
             front = mesh.normals[:, 2] > 0.6  # facing the camera: not hidden behind the nose or cheeks
             inside = (px[:, 0] > 2) & (px[:, 0] < W - 3) & (px[:, 1] > 2) & (px[:, 1] < H - 3)
             lo, hi = px[inside].min(0).astype(int), px[inside].max(0).astype(int)
@@ -107,7 +108,7 @@ def test_viewer_draws_proxy_and_detail_in_chromium(chromium, hopper_output, tmp_
             pts = np.round(px[front & inside]).astype(int)
             drawn = np.abs(proxy[pts[:, 1], pts[:, 0]].astype(int) - background).sum(-1) > 30
             assert drawn.mean() > 0.95, f"only {drawn.mean():.0%} of the face's front is drawn"
-            strip = proxy[lo[1]:hi[1], 5:lo[0] - 20].astype(int)
+            strip = proxy[max(lo[1], 200):hi[1], 5:lo[0] - 20].astype(int)  # below viser's software-WebGL notice
             assert (np.abs(strip - background).sum(-1) <= 30).mean() > 0.98
 
             # 2. detail changes the picture where the displacement is largest, not where it is ~0

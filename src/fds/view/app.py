@@ -38,7 +38,12 @@ MODES = ("detailed", "proxy", "side by side")
 COLOURS = ("photo", "clay", "normal map", "displacement")
 ALL = "all faces"
 CLAY_RGBA = (205, 180, 165, 255)
+# a narrow field of view: side by side, a wide one shows the left face from its right and the right one from
+# its left, so under one light they look differently lit although only the displacement differs
+CAMERA_FOV_RAD = float(np.radians(30.0))
 FACE_SPACING_M = 0.24  # between faces in "all faces" and between proxy and detail side by side
+FACE_HALF_HEIGHT_M = 0.14  # half a face's height with its label below
+PANEL_FRACTION = 0.27  # of a wide window's width, covered by the control panel on the right
 
 
 @dataclass
@@ -141,24 +146,32 @@ class FaceViewer:
     def _shown_faces(self) -> list[str]:
         return [f.name for f in self.folders] if self.face == ALL else [self.face]
 
-    def _camera_distance(self, fov_rad: float, aspect: float) -> float:
-        """Metres from the origin at which the shown meshes fill the view's height (one face) or width (a row)."""
+    def _camera_pose(self, aspect: float) -> tuple[float, float]:
+        """(x, z) in metres of a camera looking straight down −z at the shown meshes: far enough that they fit
+        the part of the view left of the control panel, shifted so they sit in the middle of that part."""
         columns = len(self._shown_faces()) * (2 if self.mode == "side by side" else 1)
-        width = max(columns, 1) * FACE_SPACING_M
-        return 0.05 + 0.55 * max(width / max(aspect, 1e-3), FACE_SPACING_M) / np.tan(0.5 * fov_rad)
+        half_width = max(columns, 1) * FACE_SPACING_M / 2
+        tan = float(np.tan(CAMERA_FOV_RAD / 2))
+        free = 1.0 - PANEL_FRACTION  # of the view's width
+        z = 0.05 + max(half_width / (0.95 * free * tan * aspect), FACE_HALF_HEIGHT_M / (0.9 * tan))
+        return PANEL_FRACTION * tan * aspect * z, z
 
     def reset_camera(self, client=None) -> None:
         """Look at the shown meshes from the front (+z); new browser tabs start there too."""
         initial = self.server.initial_camera
+        x, z = self._camera_pose(16 / 10)
+        initial.fov = CAMERA_FOV_RAD
         initial.up = (0.0, 1.0, 0.0)
-        initial.position = (0.0, 0.0, self._camera_distance(initial.fov, 16 / 10))
-        initial.look_at = (0.0, 0.0, 0.0)
+        initial.position = (x, 0.0, z)
+        initial.look_at = (x, 0.0, 0.0)
         clients = [client] if client is not None else list(self.server.get_clients().values())
         for c in clients:
+            x, z = self._camera_pose(max(float(c.camera.aspect), 0.2))
             with c.atomic():  # position first: setting it moves look_at along (viser's orbit convention)
+                c.camera.fov = CAMERA_FOV_RAD
                 c.camera.up_direction = (0.0, 1.0, 0.0)
-                c.camera.position = (0.0, 0.0, self._camera_distance(float(c.camera.fov), float(c.camera.aspect)))
-                c.camera.look_at = (0.0, 0.0, 0.0)
+                c.camera.position = (x, 0.0, z)
+                c.camera.look_at = (x, 0.0, 0.0)
 
     def _redraw(self) -> None:
         """(Re)send every shown mesh for the current face, mode, colour and scale."""
@@ -176,11 +189,18 @@ class FaceViewer:
                 if key not in face.glb_cache:
                     face.glb_cache.clear()  # keep one GLB per face: they are large
                     face.glb_cache[key] = _glb(face.mesh, scale, self._image(face))
-                scene.add_glb(f"/faces/{name}/{kind}", face.glb_cache[key], position=(x0 + i * FACE_SPACING_M, 0, 0),
+                x = x0 + i * FACE_SPACING_M
+                scene.add_glb(f"/faces/{name}/{kind}", face.glb_cache[key], position=(x, 0, 0),
                               cast_shadow=False, receive_shadow=False)
+                if len(columns) > 1:
+                    label = kind if len(names) == 1 else f"{name} ({kind})"
+                    scene.add_label(f"/faces/{name}/{kind}_label", label, position=(x, -0.13, 0))
             if hasattr(self, "_numbers"):
-                self._numbers.content = "\n\n---\n\n".join(
-                    summary_markdown(self._faces[n].data, self._faces[n].mesh) for n in names)
+                text = "\n\n---\n\n".join(summary_markdown(self._faces[n].data, self._faces[n].mesh) for n in names)
+                if self.colour == "displacement":
+                    limits = ", ".join(f"±{self._faces[n].heat_limit_mm:.3f} mm" for n in names)
+                    text += f"\n\nHeat map: blue inward, white 0, red outward, saturated at {limits}."
+                self._numbers.content = text
 
     # ------------------------------------------------------------------------------------------ controls
     # Each setter updates the state, then the panel's control (whose callback sees no change and returns),
