@@ -40,6 +40,7 @@ from fds.export.mesh_io import MeshData, write_obj
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, render_detailed, render_proxy, write_preview
 from fds.fileio import atomic_write_bytes
+from fds.models.fusion import inference_copy
 from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
@@ -153,7 +154,8 @@ def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode
     return synthesize_displacement(
         uv_texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
         regions={r: chart.zone_mask(r) for r in regions}, patch_size=meta.patch_size, batch_size=batch_size,
-        mode=mode, preprocess=(lambda t: preprocess(t, channels)) if mode == "patches" else None)
+        mode=mode, preprocess=(lambda t: preprocess(t, channels)) if mode == "patches" else None,
+        shared_network=bool(getattr(module.inference_generator, "shared", False)))
 
 
 def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35) -> tuple[np.ndarray, View]:
@@ -188,6 +190,9 @@ class DetailPipeline:
 
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.module = load_detail_module(ckpt, self.device)
+        # the network pass runs a copy with BatchNorm folded and channels-last weights (fds.models.fusion);
+        # self.module stays the reference
+        self.predictor = inference_copy(self.module, fold_bn=not self.module.hparams.inference_batch_stats)
         meta = self.module.meta
         self.disp_scale_mm = meta.disp_scale_mm
         self.map_resolution = meta.map_resolution
@@ -209,7 +214,7 @@ class DetailPipeline:
         training). Detail fades out towards texels the photo does not see.
         """
         s, n = self.settings, self.map_resolution
-        res = module_detail_map(self.module, result.uv_texture, self.stage.face_model, batch_size=s.batch_size,
+        res = module_detail_map(self.predictor, result.uv_texture, self.stage.face_model, batch_size=s.batch_size,
                                 mode=s.mode, flip_average=s.flip_average)
         visible = upsample_mask(result.confidence > 0, n)
         disp = res.displacement_mm * _soft_visibility(visible & res.coverage, s.edge_blur_texels)
