@@ -8,7 +8,7 @@
 #          cache/albedo_bank_<key>.npz (that bank, already built: generation only loads it).
 # Steps, each under its own time cap, the whole within GPU_CHECK_BUDGET_S (default 530 s):
 #   a. wheels, nvidia-smi, versions, `import fds`      b. nvdiffrast JIT build; pytest -m cuda (+ gpu trainers)
-#   c. render + model benchmarks (CUDA, bf16)           d. procedural scans (train + held-out), in the background
+#   c. render + model + pipeline benchmarks (CUDA)      d. procedural scans (train + held-out), in the background
 #   e. train experiment=dfdn_geo_gpu trainer=gpu until the budget's end; export the checkpoint as safetensors
 # Everything goes to $OUT (default $TMPDIR/gpu_check): gpu_check.log, bench_render.md, bench_models.md,
 # metrics.csv, train_config.yaml and <GPU_CHECK_CKPT_NAME>.safetensors (split into .partN files over 15 MB:
@@ -18,7 +18,9 @@
 # GPU_CHECK_WORKERS (generation processes, default nproc), GPU_CHECK_DATA_DIR (data), GPU_CHECK_DATA_OVERRIDES
 # (for generation and training alike, e.g. data.generator.resolution=256), GPU_CHECK_TRAINER (gpu),
 # GPU_CHECK_SKIP (any of: wheels nvdiffrast tests bench bench_models gen train), GPU_CHECK_PYTHON (python3),
-# GPU_CHECK_CKPT_NAME (dfdn_lite_gpu), BENCH_MODELS_ARGS, BENCH_RENDER_ARGS.
+# GPU_CHECK_CKPT_NAME (dfdn_lite_gpu), BENCH_MODELS_ARGS, BENCH_RENDER_ARGS, BENCH_PIPELINE_ARGS (GPU_CHECK_SKIP
+# also takes bench_pipeline). A pipeline-only check: GPU_CHECK_SKIP="gen train bench_models"
+# GPU_CHECK_TRAIN_RESERVE_S=0; it writes $OUT/bench_pipeline.md.
 # GPU_CHECK_TRAIN_RESERVE_S (210): seconds the earlier steps leave for training; set 0 with GPU_CHECK_SKIP=train,
 # or the earlier steps are cut short for a training that never runs. GPU_CHECK_VARIANTS="name:overrides;..."
 # trains several variants at once and exports the best (see step e).
@@ -261,6 +263,11 @@ if ! skipped bench; then
     TEE_TO=$OUT/bench_render.md step bench_render 150 $PY benchmarks/bench_render.py --device cuda $BENCH_RENDER_ARGS
     # shellcheck disable=SC2086
     skipped bench_models || TEE_TO=$OUT/bench_models.md step bench_models 180 $PY benchmarks/bench_models.py $BENCH_MODELS_ARGS
+    # per-face time of the inference pipeline, fast and reference paths, 1024² and 4096², network on CUDA
+    # (goal ≤ 0.5 s at 4096²; maps and meshes still run on the CPU)
+    # shellcheck disable=SC2086
+    skipped bench_pipeline || step bench_pipeline 240 $PY benchmarks/bench_pipeline.py --device cuda \
+        --out "$OUT/bench_pipeline.md" ${BENCH_PIPELINE_ARGS:-}
 fi
 
 # --- e. training --------------------------------------------------------------------------------------------

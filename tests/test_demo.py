@@ -29,7 +29,7 @@ def test_demo_runs_the_pipeline_on_a_real_photo(tmp_path):
     [folder] = summary["photo"]["outputs"]
     info = json.loads((tmp_path / "grace_hopper" / "result.json").read_text())
     assert folder.endswith("grace_hopper") and info["reprojection_error_px"] < 10
-    for name in ("proxy.obj", "displacement.png", "normal_tangent.png", "detailed.obj", "detailed.ply", "preview.png"):
+    for name in ("proxy.obj", "displacement.png", "normal_tangent.png", "detailed.glb", "preview.png"):
         assert (tmp_path / "grace_hopper" / name).is_file(), name
-    mesh = trimesh.load(tmp_path / "grace_hopper" / "detailed.obj", process=False, force="mesh")
+    mesh = trimesh.load(tmp_path / "grace_hopper" / "detailed.glb", process=False, force="mesh")
     assert mesh.visual.uv is not None and len(mesh.faces) > 100_000

@@ -17,8 +17,8 @@ from fds.models.checkpoint import save_detail_checkpoint
 from fds.pipeline import infer
 
 EXPECTED = {"proxy.obj", "proxy.mtl", "texture.png", "displacement.png", "displacement.json", "displacement.npy",
-            "displacement.exr",
-            "normal_tangent.png", "normal_object.png", "detailed.obj", "detailed.ply", "preview.png", "result.json"}
+            "displacement.exr", "normal_tangent.png", "normal_object.png", "detailed.glb", "detailed.obj",
+            "detailed.ply", "preview.png", "result.json"}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,8 @@ def _infer_cfg(tmp_path, inputs, ckpt, out):
     with initialize(version_base="1.3", config_path="../configs"):
         cfg = compose(config_name="infer", overrides=[
             f"input={inputs}", f"ckpt={ckpt}", f"output={out}", f"cache_dir={tmp_path / 'cache'}",
-            "bake.max_triangles=200000", "device=cpu", "paths.output_dir=" + str(tmp_path)])
+            "bake.max_triangles=200000", "bake.formats=[glb,ply,obj]", "device=cpu",
+            "paths.output_dir=" + str(tmp_path)])
     return cfg
 
 
@@ -93,6 +94,8 @@ def test_maps_and_meshes_are_consistent(run):
     assert len(proxy.faces) == 6736 and proxy.visual.uv is not None
     assert detailed.visual.uv is not None and len(detailed.faces) > 4 * len(proxy.faces)
     assert len(ply.faces) == len(detailed.faces)
+    glb = trimesh.load(d / "detailed.glb", process=False, force="mesh")
+    assert len(glb.faces) == len(detailed.faces) and glb.visual.material.normalTexture is not None
     # the detailed surface stays within the displacement range of the proxy surface
     assert abs(detailed.area / proxy.area - 1) < 0.05
 
