@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("infer", help="photos → proxy, detail maps, detailed meshes, previews", formatter_class=fmt,
                        description="Run the whole pipeline on photos. Per face OUT/<photo stem>/ receives proxy.obj, "
-                                   "displacement.png/.json/.exr/.npy, normal maps, detailed.obj/.ply, preview.png "
+                                   "displacement.png/.json/.exr/.npy, normal maps, detailed.glb (.ply/.obj on "
+                                   "request), preview.png "
                                    "and result.json; OUT/summary.json lists what worked and what did not "
                                    "(exit status 1 when a photo failed).",
                        epilog="examples:\n  fds infer photo.jpg\n  fds infer photos/ -o out/ --resolution 2048 "
