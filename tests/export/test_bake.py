@@ -73,7 +73,8 @@ def test_levels_follow_the_texel_pitch(proxy):
     lo = subdivision_levels(proxy, 256)
     hi = subdivision_levels(proxy, 1024, max_triangles=10**9)
     assert hi == lo + 2
-    assert subdivision_levels(proxy, 4096) == 4  # capped: 6,736 · 4⁴ ≤ 2M < 6,736 · 4⁵
+    assert subdivision_levels(proxy, 4096, max_triangles=2_000_000) == 4  # capped: 6,736 · 4⁴ ≤ 2M < 6,736 · 4⁵
+    assert subdivision_levels(proxy, 4096, max_triangles=500_000) == 3  # 6,736 · 4³ ≤ 500k < 6,736 · 4⁴
     assert subdivision_levels(proxy, 4096, max_triangles=len(proxy.triangles)) == 0
 
 
