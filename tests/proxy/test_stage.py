@@ -24,7 +24,7 @@ def test_stage_caches_by_content_and_config(tmp_path, labelled_dir):
     (again,) = stage(img)  # from the cache
     np.testing.assert_array_equal(again.vertices_mm, first.vertices_mm)
     np.testing.assert_array_equal(again.uv_texture, first.uv_texture)
-    assert np.abs(again.confidence - first.confidence).max() <= 0.5 / 255 + 1e-6
+    np.testing.assert_array_equal(again.confidence, first.confidence)  # full precision
     assert again.yaw_pitch_roll_deg == first.yaw_pitch_roll_deg
     shutil.copy(src, tmp_path / "b.png")  # same content, other name: same key
     stage(tmp_path / "b.png")
