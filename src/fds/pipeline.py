@@ -15,15 +15,17 @@ Outputs per face, in ``<output>/<photo stem>/`` (``<stem>_face<k>`` for further 
 - ``preview.png``: input | proxy shaded | detailed shaded | normal map;
 - ``result.json``: timings by stage, fit error, emotion, expression coefficients, warnings.
 
-``<output>/summary.json`` lists the photos that worked and those that did not, with the reason.
+``<output>/summary.json`` lists the photos that worked (with their warnings), those that did not and the input
+entries that are not photos, each with its reason. Each photo's folders appear complete or not at all, and one
+run at a time writes into ``output=`` (:mod:`fds.outputs`); folder input is walked by :mod:`fds.inputs`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import logging
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -41,14 +43,19 @@ from fds.export.mesh_io import MeshData, write_obj
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, preview_maps, render_proxy_and_detail, write_preview
 from fds.fileio import atomic_write_bytes
+from fds.inputs import InputEntry, NoInputError, expand_inputs
 from fds.models.fusion import inference_copy
+from fds.outputs import OutputError, OutputFolder, unique_names
 from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
-from fds.proxy.stage import IMAGE_SUFFIXES
 from fds.synthesis import synthesize_displacement, upsample_mask
 
 log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """An inference setting is invalid (found before any photo is processed)."""
 
 
 @dataclass
@@ -65,6 +72,25 @@ class DetailSettings:
     formats: tuple[str, ...] = ("glb",)
     preview_height: int = 512
 
+    def __post_init__(self) -> None:
+        r = self.resolution
+        checks = [
+            ("detail.resolution", r, isinstance(r, int) and 256 <= r <= 8192 and r & (r - 1) == 0,
+             "a power of two from 256 to 8192 texels (1024, 2048, 4096)"),
+            ("detail.batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 1,
+             "at least 1"),
+            ("detail.mode", self.mode, self.mode in ("patches", "full"), "patches or full"),
+            ("detail.edge_blur_texels", self.edge_blur_texels, 0 <= self.edge_blur_texels <= 256, "0 to 256"),
+            ("detail.float_format", self.float_format, self.float_format in ("exr", "npy", "both"), "exr, npy or both"),
+            ("bake.max_triangles", self.max_triangles, self.max_triangles >= 10_000, "at least 10000"),
+            ("bake.formats", list(self.formats), set(self.formats) <= {"obj", "ply", "glb"} and len(self.formats) > 0,
+             "a non-empty list of obj, ply, glb"),
+            ("preview.height", self.preview_height, 64 <= self.preview_height <= 4096, "64 to 4096 px"),
+        ]
+        for key, value, ok, want in checks:
+            if not ok:
+                raise ConfigError(f"{key}={value!r} is invalid: use {want}")
+
 
 @dataclass
 class ImageOutcome:
@@ -72,38 +98,7 @@ class ImageOutcome:
     ok: bool
     faces: list[str] = field(default_factory=list)  # output folders
     reason: str = ""
-
-
-def expand_inputs(spec: str | list[str]) -> list[Path]:
-    """A file, a folder (its images, sorted) or a glob → image paths. Nothing found → a clear error."""
-    specs = [spec] if isinstance(spec, str) else list(spec)
-    paths: list[Path] = []
-    for s in specs:
-        p = Path(s).expanduser()
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.exists():
-            paths.append(p)
-        else:
-            paths += sorted(Path(q) for q in glob.glob(str(p), recursive=True))
-    if not paths:
-        raise FileNotFoundError(f"input={spec!r} matches no image: give a photo, a folder of photos or a glob")
-    return list(dict.fromkeys(p.resolve() for p in paths))  # each photo once
-
-
-def unique_names(paths: list[Path]) -> dict[Path, str]:
-    """One output folder name per photo: its stem, made unique (``_2``, ``_3`` …) when stems repeat
-    (``a.jpg`` and ``a.png``, or the same file name in two folders), so no photo overwrites another's outputs."""
-    names: dict[Path, str] = {}
-    used: set[str] = set()
-    for p in paths:
-        name, k = p.stem, 1
-        while name in used or any(name == f"{u}_face{i}" for u in used for i in range(1, 9)):
-            k += 1
-            name = f"{p.stem}_{k}"
-        used.add(name)
-        names[p] = name
-    return names
+    warnings: list[str] = field(default_factory=list)
 
 
 def _soft_visibility(visible: np.ndarray, sigma: float) -> np.ndarray:
@@ -193,6 +188,10 @@ class DetailPipeline:
         from fds.models.checkpoint import load_detail_module
 
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        try:  # the cheap checks first
+            self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
+        except (ValueError, TypeError) as exc:  # unknown keys or values of the proxy config
+            raise ConfigError(f"proxy settings: {exc}") from None
         self.module = load_detail_module(ckpt, self.device)
         # the network pass runs a copy with BatchNorm folded and channels-last weights (fds.models.fusion);
         # self.module stays the reference
@@ -200,10 +199,9 @@ class DetailPipeline:
         meta = self.module.meta
         self.disp_scale_mm = meta.disp_scale_mm
         self.map_resolution = meta.map_resolution
-        self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
         trained_on = meta.face_model
         if trained_on != self.stage.config.face_model:
-            raise ValueError(f"checkpoint {ckpt} was trained in the {trained_on!r} UV chart but proxy.face_model="
+            raise ConfigError(f"checkpoint {ckpt} was trained in the {trained_on!r} UV chart but proxy.face_model="
                              f"{self.stage.config.face_model!r}: set proxy.face_model={trained_on} or use a "
                              "checkpoint trained on that face model")
         self.settings = settings or DetailSettings()
@@ -280,7 +278,8 @@ class DetailPipeline:
         log.info("%s: preview done in %.1f s", out.name, times["preview"])
 
         info = {
-            "image": result.image_path, "face_index": result.face_index, "face_model": result.face_model,
+            "image": result.image_path, "image_sha1": result.image_sha1, "face_index": result.face_index,
+            "face_model": result.face_model,
             "checkpoint": self.ckpt, "timings_s": {k: round(v, 4) for k, v in times.items()},
             "reprojection_error_px": float(result.reprojection_error_px),
             "yaw_pitch_roll_deg": [float(a) for a in result.yaw_pitch_roll_deg],
@@ -298,52 +297,103 @@ class DetailPipeline:
         return info
 
     # -------------------------------------------------------------------------------------- many photos
-    def run(self, inputs: list[Path], output: Path) -> list[ImageOutcome]:
-        """Every photo into ``output``; one failure never stops the others. Writes ``summary.json``."""
-        outcomes: list[ImageOutcome] = []
-        names = unique_names(inputs)
-        for path in progress(inputs, "photos", unit="photo"):
+    def run(self, inputs: list[Path], output: Path | OutputFolder,
+            rejected: list[InputEntry] | tuple = ()) -> list[ImageOutcome]:
+        """Every photo into ``output`` (locked for the run); one failure never stops the others. Each photo's
+        folders appear complete or not at all. Writes ``summary.json`` with the ``rejected`` input entries too."""
+        folder = output if isinstance(output, OutputFolder) else OutputFolder(output)
+        opened_here = not folder.is_open
+        folder.open()
+        try:
+            names = unique_names(inputs)
+            outcomes = [self._run_one(path, folder, names) for path in progress(inputs, "photos", unit="photo")]
+            outcomes += [ImageOutcome(str(e.path), False, reason=e.reason) for e in rejected if e.photo]
+            summary = {
+                "checkpoint": self.ckpt,
+                "succeeded": [{"image": o.image, "outputs": o.faces, "warnings": o.warnings} for o in outcomes if o.ok],
+                "failed": [{"image": o.image, "reason": o.reason} for o in outcomes if not o.ok],
+                "skipped": [{"path": str(e.path), "reason": e.reason} for e in rejected if not e.photo],
+            }
             try:
-                results = self.stage(path)
-                folders = []
-                for r in results:
-                    name = names[path]
-                    out = output / (name if r.face_index == 0 else f"{name}_face{r.face_index}")
-                    self.write_face(r, out)
-                    folders.append(str(out))
-                outcomes.append(ImageOutcome(str(path), True, folders))
-                log.info("%s → %s", path, ", ".join(folders))
-            except (ImageReadError, NoFaceError) as exc:
-                outcomes.append(ImageOutcome(str(path), False, reason=str(exc)))
-                log.warning("skipped %s: %s", path, exc)
-            except Exception as exc:  # report and go on with the next photo
-                outcomes.append(ImageOutcome(str(path), False, reason=f"{type(exc).__name__}: {exc}"))
-                log.error("failed on %s:\n%s", path, traceback.format_exc())
-        summary = {
-            "checkpoint": self.ckpt,
-            "succeeded": [{"image": o.image, "outputs": o.faces} for o in outcomes if o.ok],
-            "failed": [{"image": o.image, "reason": o.reason} for o in outcomes if not o.ok],
-        }
-        atomic_write_bytes(output / "summary.json", [json.dumps(summary, indent=2).encode()])
+                folder.write_json("summary.json", summary)
+            except OSError as exc:
+                log.error("could not write %s: %s", folder.root / "summary.json", exc)
+        finally:
+            if opened_here:
+                folder.close()
         return outcomes
+
+    def _run_one(self, path: Path, folder: OutputFolder, names: dict[Path, str]) -> ImageOutcome:
+        try:
+            results = self.stage(path)
+            sha = results[0].image_sha1
+            name = folder.claim(names[path], sha, reserved=set(names.values()))
+            face_names = [name if r.face_index == 0 else f"{name}_face{r.face_index}" for r in results]
+            warnings: list[str] = []
+            with folder.photo(face_names, sha) as tmps:
+                for r, tmp in zip(results, tmps, strict=True):
+                    warnings += self.write_face(r, tmp)["warnings"]
+            folders = [str(folder.root / n) for n in face_names]
+            log.info("%s → %s", path, ", ".join(folders))
+            return ImageOutcome(str(path), True, folders, warnings=warnings)
+        except (ImageReadError, NoFaceError) as exc:
+            log.warning("skipped %s: %s", path, exc)
+            return ImageOutcome(str(path), False, reason=str(exc))
+        except OSError as exc:  # disk full, I/O error: name the file; nothing of the photo was left behind
+            log.error("failed on %s: %s", path, exc)
+            return ImageOutcome(str(path), False, reason=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # report and go on with the next photo
+            log.error("failed on %s:\n%s", path, traceback.format_exc())
+            return ImageOutcome(str(path), False, reason=f"{type(exc).__name__}: {exc}")
+
+
+def _settings(cfg: DictConfig) -> DetailSettings:
+    d = cfg.detail
+    try:
+        return DetailSettings(resolution=int(d.resolution), batch_size=int(d.batch_size), mode=str(d.mode),
+                              edge_blur_texels=float(d.edge_blur_texels), flip_average=bool(d.flip_average),
+                              float_format=str(d.get("float_format", "both")),
+                              max_triangles=int(cfg.bake.max_triangles), formats=tuple(cfg.bake.formats),
+                              preview_height=int(cfg.preview.height))
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"detail/bake/preview settings: {exc}") from None
 
 
 def infer(cfg: DictConfig) -> int:
-    """``infer.py``: run the pipeline on ``cfg.input``; returns the exit status (1 if any photo failed)."""
-    d = cfg.detail
-    settings = DetailSettings(resolution=int(d.resolution), batch_size=int(d.batch_size), mode=str(d.mode),
-                              edge_blur_texels=float(d.edge_blur_texels), flip_average=bool(d.flip_average),
-                              float_format=str(d.get("float_format", "both")),
-                              max_triangles=int(cfg.bake.max_triangles),
-                              formats=tuple(cfg.bake.formats), preview_height=int(cfg.preview.height))
-    pipeline = DetailPipeline(cfg.ckpt, proxy=OmegaConf.to_container(cfg.proxy, resolve=True),
-                              cache_dir=cfg.cache_dir, settings=settings, device=cfg.device,
-                              assets_dir=cfg.paths.assets_dir)
-    inputs = expand_inputs(OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input)
-    output = Path(cfg.output)
-    outcomes = pipeline.run(inputs, output)
+    """``infer.py``: run the pipeline on ``cfg.input``. Returns the exit status: 0 when every photo worked, 1
+    when some failed (``summary.json`` says why), 2 for a problem with the configuration, the output folder,
+    the checkpoint or the input found before any photo is processed (one line on stderr, no traceback)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from fds.models.checkpoint import CheckpointError
+
+    early = (ConfigError, OutputError, CheckpointError, NoInputError, OmegaConfBaseException)
+    try:
+        settings = _settings(cfg)
+        output = OutputFolder(cfg.output).open()
+    except early as exc:
+        print(f"fds infer: {exc}", file=sys.stderr)
+        return 2
+    with output:
+        try:
+            pipeline = DetailPipeline(cfg.ckpt, proxy=OmegaConf.to_container(cfg.proxy, resolve=True),
+                                      cache_dir=cfg.cache_dir, settings=settings, device=cfg.device,
+                                      assets_dir=cfg.paths.assets_dir)
+            spec = OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input
+            exclude = [output.root] + ([Path(cfg.cache_dir)] if cfg.cache_dir else [])
+            inputs = expand_inputs(spec, recursive=bool(cfg.get("recursive", True)), exclude=exclude)
+        except early as exc:
+            print(f"fds infer: {exc}", file=sys.stderr)
+            return 2
+        outcomes = pipeline.run(inputs.photos, output, inputs.rejected)
     failed = [o for o in outcomes if not o.ok]
-    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} photos processed into {output}")
+    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} photos processed into {output.root}"
+          + (f"; {len(inputs.skipped)} other entries skipped (see summary.json)" if inputs.skipped else ""))
     for o in failed:
         print(f"FAILED {o.image}: {o.reason}")
+    if not (output.root / "summary.json").is_file():
+        print(f"fds infer: could not write {output.root / 'summary.json'} (see the log)", file=sys.stderr)
+        return 1
     return 1 if failed else 0
