@@ -6,14 +6,39 @@ Used by ``train.py`` and the ``fds-train`` console script (lightning-hydra-templ
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from fds.loggers import quiet_training_noise
 
 log = logging.getLogger(__name__)
+
+
+class ResumableCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose best-so-far bookkeeping survives a resume into a new run folder.
+
+    ``python train.py ckpt_path=RUN/checkpoints/latest.ckpt`` starts a new Hydra run folder, so ``dirpath``
+    differs from the one saved in the checkpoint, and Lightning then forgets ``best_model_score`` (with a
+    warning): the first epoch after the resume was marked best even when it was worse. Here the saved state is
+    restored whatever the folder. The best checkpoint stays where it was written (Lightning never deletes files
+    outside ``dirpath`` nor the file it resumed from) until a better epoch is saved in the new folder.
+    The state key stays ``ModelCheckpoint``'s, so runs saved with the plain callback resume too.
+    """
+
+    @property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.dirpath is not None and state_dict.get("dirpath") not in (None, self.dirpath):
+            log.info("resuming checkpoint bookkeeping of %s in %s (best so far: %s)", state_dict["dirpath"],
+                     self.dirpath, state_dict.get("best_model_path"))
+            state_dict = {**state_dict, "dirpath": self.dirpath}
+        super().load_state_dict(state_dict)
 
 
 def instantiate_group(cfg: DictConfig | None) -> list:
