@@ -49,6 +49,7 @@ from fds.outputs import OutputError, OutputFolder, unique_names
 from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
+from fds.proxy.quality import exposure_warnings
 from fds.synthesis import synthesize_displacement, upsample_mask
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,11 @@ def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode
         shared_network=shared_windows and bool(getattr(module.inference_generator, "shared", False)))
 
 
-def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35) -> tuple[np.ndarray, View]:
+def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35,
+                   photo: np.ndarray | None = None) -> tuple[np.ndarray, View]:
     """A square crop of the photo around the face (``size``² px, uint8) and the fitted pose's view of it, so
-    renders of the proxy and the detailed mesh overlay the crop pixel for pixel."""
-    photo = load_image(result.image_path)
+    renders of the proxy and the detailed mesh overlay the crop pixel for pixel (``photo``: already loaded)."""
+    photo = load_image(result.image_path) if photo is None else photo
     h, w = result.image_size
     lo, hi = result.landmarks_px.min(0), result.landmarks_px.max(0)
     half = (1 + margin) * float((hi - lo).max()) / 2
@@ -238,9 +240,11 @@ class DetailPipeline:
         """Every output of one face into ``out``; returns the ``result.json`` content."""
         fm, s = self.stage.face_model, self.settings
         times: dict[str, float] = {f"proxy_{k}": float(v) for k, v in result.timings_s.items()}
+        photo = load_image(result.image_path)
         t = time.perf_counter()
         disp_mm, coverage, warnings = self.detail(result)
         times["detail"] = time.perf_counter() - t
+        warnings = exposure_warnings(photo, result.landmarks_px) + warnings
         log.info("%s: detail done in %.1f s", out.name, times["detail"])
 
         t = time.perf_counter()
@@ -269,7 +273,7 @@ class DetailPipeline:
         log.info("%s: bake done in %.1f s", out.name, times["bake"])
 
         t = time.perf_counter()
-        crop, view = face_crop_view(result, s.preview_height)
+        crop, view = face_crop_view(result, s.preview_height, photo=photo)
         small = preview_maps(maps, 1024)  # the panels are ~512 px: shade from ≤ 1024² maps
         proxy_img, detail_img = render_proxy_and_detail(proxy, small.object, view)
         write_preview(out / "preview.png", crop, proxy_img, detail_img,
