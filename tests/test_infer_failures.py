@@ -91,3 +91,11 @@ def test_only_failed_photos_give_status_1(tmp_path, tiny_checkpoint, capsys):
     Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(tmp_path / "photos" / "wall.png")
     assert infer(_cfg(tmp_path, ckpt=tiny_checkpoint)) == 1
     assert "FAILED" in capsys.readouterr().out and (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_fds_infer_refuses_a_file_as_output_folder(tmp_path, capsys):
+    from fds.cli import main
+
+    (tmp_path / "results").write_text("x")
+    assert main(["infer", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "results")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

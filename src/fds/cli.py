@@ -88,6 +88,9 @@ def cmd_infer(args: argparse.Namespace, rest: list[str]) -> int:
     if not inputs and not _has(overrides, "input"):
         raise SystemExit("fds infer: give at least one photo, folder or glob (fds infer photo.jpg)")
     out = Path(args.output).expanduser().resolve()
+    if out.exists() and not out.is_dir():  # checked here: Hydra would fail making its run folder there
+        print(f"fds infer: output={out} is a file, not a folder: choose a folder for the results", file=sys.stderr)
+        return 2
     ov = []
     if inputs:
         ov.append("input=[" + ",".join(_quote(Path(i).expanduser().absolute()) for i in inputs) + "]")
@@ -150,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "displacement.png/.json/.exr/.npy, normal maps, detailed.glb (.ply/.obj on "
                                    "request), preview.png "
                                    "and result.json; OUT/summary.json lists what worked and what did not "
-                                   "(exit status 1 when a photo failed).",
+                                   "(exit status 1 when a photo failed, 2 when the run could not start).",
                        epilog="examples:\n  fds infer photo.jpg\n  fds infer photos/ -o out/ --resolution 2048 "
                               "--formats obj,ply,glb\n  fds infer 'shots/*.png' -o out/ proxy.all_faces=true "
                               "detail.flip_average=false\n\nThe shipped checkpoint is used unless --ckpt is given; "
