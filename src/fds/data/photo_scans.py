@@ -22,6 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -88,6 +89,11 @@ class PhotoScanGenerator:
         photo: :class:`~fds.data.photo_render.PhotoConfig` overrides.
         band_sigma_mm: the GT detail band's low-pass width (``fds.data.raycast_gt``).
         marks: paint the colour-only marks (eyebrows, stubble, moles, strands, eyes, lip line).
+        threads: torch intra-op threads while a sample is generated (restored after); ``None`` keeps torch's
+            setting. Default 1: parallelism comes from DataLoader workers (which run with 1 thread anyway), so
+            a sample is the same bit for bit whatever ``workers`` is — the emotion CNN's float sums depend on
+            the thread count and the eos fit amplifies that to ≈ 0.06 mm — and several threads per process
+            stall on a loaded machine (one sample took 4× longer with 2 threads than with 1 on 2 shared cores).
     """
 
     def __init__(self, face_model: str = "sfm", resolution: int = 1024, gt_resolution: int = 1024,
@@ -96,7 +102,7 @@ class PhotoScanGenerator:
                  albedo_resolution: int = 256, background_dirs: Sequence[str | os.PathLike] = (),
                  background_max_photos: int | None = 40, cache_dir: str | os.PathLike | None = None,
                  assets_dir: str | os.PathLike | None = None, proxy: dict | None = None, photo: dict | None = None,
-                 band_sigma_mm: float = 4.0, marks: bool = True) -> None:
+                 band_sigma_mm: float = 4.0, marks: bool = True, threads: int | None = 1) -> None:
         self.heads = ProceduralScanGenerator(face_model, gt_resolution, tuple(age_range), neutral_prob, id_scale,
                                              albedo_dirs=albedo_dirs, albedo_max_photos=albedo_max_photos,
                                              albedo_resolution=albedo_resolution, cache_dir=cache_dir,
@@ -110,6 +116,7 @@ class PhotoScanGenerator:
         self.photo_config = PhotoConfig(**{k: tuple(v) if isinstance(v, list) else v
                                            for k, v in dict(photo or {}).items()})
         self.band_sigma_mm, self.marks, self.assets_dir = float(band_sigma_mm), bool(marks), assets_dir
+        self.threads = None if threads is None else int(threads)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -159,6 +166,10 @@ class PhotoScanGenerator:
 
     def generate(self, seed: int) -> PhotoSample:
         """The sample of ``seed``; raises :class:`SkippedPhoto` when the proxy stage cannot use the photo."""
+        with torch_threads(self.threads):
+            return self._generate(seed)
+
+    def _generate(self, seed: int) -> PhotoSample:
         from fds.proxy.landmarks import NoFaceError
 
         t0 = time.perf_counter()
@@ -200,6 +211,19 @@ class PhotoScanGenerator:
                           visibility=np.asarray(proxy.confidence, np.float32), position_mm=gt.position_mm,
                           normal=gt.normal, meta=meta)
         return PhotoSample(scan, photo, proxy, gt, meta)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads (``None``: unchanged), restoring the setting after."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def check_detection(photo: RenderedPhoto, proxy, name: str) -> None:
