@@ -16,7 +16,7 @@
 # Knobs (environment): EXTRA_TRAIN_OVERRIDES (appended to train.py's overrides: they win), GPU_CHECK_TRAIN_S
 # (cap on training seconds), GPU_CHECK_BUDGET_S, GPU_CHECK_NUM_SCANS (48), GPU_CHECK_NUM_HELDOUT (8),
 # GPU_CHECK_WORKERS (generation processes, default nproc), GPU_CHECK_DATA_DIR (data), GPU_CHECK_DATA_OVERRIDES
-# (for generation and training alike, e.g. data.generator.resolution=256), GPU_CHECK_TRAINER (gpu),
+# (for generation and training alike, e.g. units.map_resolution=256), GPU_CHECK_TRAINER (gpu),
 # GPU_CHECK_SKIP (any of: wheels nvdiffrast tests bench bench_models gen train), GPU_CHECK_PYTHON (python3),
 # GPU_CHECK_CKPT_NAME (dfdn_lite_gpu), BENCH_MODELS_ARGS, BENCH_RENDER_ARGS, BENCH_PIPELINE_ARGS (GPU_CHECK_SKIP
 # also takes bench_pipeline). A pipeline-only check: GPU_CHECK_SKIP="gen train bench_models"
@@ -101,8 +101,8 @@ free -g | head -2
 df -h /dev/shm /tmp . 2>/dev/null
 SHM_MB=$(df -m --output=avail /dev/shm 2>/dev/null | tail -1 | tr -d ' ')
 if [[ -n "$SHM_MB" ]] && (( SHM_MB < 1024 )); then  # DataLoader workers hand batches over through /dev/shm
-    echo "WARNING: /dev/shm has ${SHM_MB} MB: training with data.num_workers=2"
-    DATA_OVERRIDES="$DATA_OVERRIDES data.num_workers=2"
+    echo "WARNING: /dev/shm has ${SHM_MB} MB: training with data.scans.num_workers=2"
+    DATA_OVERRIDES="$DATA_OVERRIDES data.scans.num_workers=2"
 fi
 command -v nvcc >/dev/null && nvcc --version | tail -2
 step import 60 $PY - <<'EOF'
@@ -140,14 +140,14 @@ from fds.data.sample_io import list_samples
 def generate(name: str, cfg, num: int, workers: int) -> None:
     cache = Path(".gpu/cache")
     before = set(cache.glob("albedo_bank_*.npz"))
-    dm = instantiate(cfg.data)
+    dm = instantiate(cfg.data).scans
     gen = dm.make_generator()
     t = time.perf_counter()
     bank = gen.bank
     new = set(cache.glob("albedo_bank_*.npz")) - before
     print(f"[{name}] albedo bank: {len(bank) if bank is not None else 'NONE (palette fallback)'} maps, "
           f"{'MISS: rebuilt ' + str(sorted(new)) if new else 'cache hit'}, {time.perf_counter() - t:.1f} s")
-    start = int(cfg.data.get("generate_start_seed", 0) or 0)
+    start = int(cfg.data.scans.get("generate_start_seed", 0) or 0)
     t = time.perf_counter()
     write_procedural_samples(dm.data_dir, num, gen, start_seed=start, workers=workers)
     dt = time.perf_counter() - t
@@ -157,7 +157,8 @@ def generate(name: str, cfg, num: int, workers: int) -> None:
 
 def main() -> None:
     env = os.environ
-    common = [f"paths.data_dir={env['DATA_DIR']}", "data.shared_data_dir=.gpu", "data.generator.cache_dir=.gpu/cache",
+    common = [f"paths.data_dir={env['DATA_DIR']}", "data.scans.shared_data_dir=.gpu",
+              "data.scans.generator.cache_dir=.gpu/cache",
               *env.get("DATA_OVERRIDES", "").split()]
     with initialize_config_dir(os.path.abspath("configs"), version_base="1.3"):
         sets = [("train", compose("train", overrides=["experiment=dfdn_geo_gpu", *common]), int(env["NUM_SCANS"])),
@@ -291,8 +292,8 @@ if ! skipped train; then
         SMI_PID=$!
     fi
     TRAIN_ARGS=(experiment=dfdn_geo_gpu trainer="$TRAINER" logger=csv paths.data_dir="$DATA_DIR"
-        data.shared_data_dir=.gpu data.generator.cache_dir=.gpu/cache data.num_generate="$NUM_SCANS"
-        data.generation_workers="$GEN_WORKERS" trainer.max_time="'$MAX_TIME_STR'" ++trainer.enable_progress_bar=false)
+        data.scans.shared_data_dir=.gpu data.scans.generator.cache_dir=.gpu/cache data.scans.num_generate="$NUM_SCANS"
+        data.scans.generation_workers="$GEN_WORKERS" trainer.max_time="'$MAX_TIME_STR'" ++trainer.enable_progress_bar=false)
     if [[ -z "${GPU_CHECK_VARIANTS:-}" ]]; then
         # shellcheck disable=SC2086
         step train "$TRAIN_CAP" $PY train.py "${TRAIN_ARGS[@]}" hydra.run.dir="$RUN_DIR" $DATA_OVERRIDES \
@@ -309,7 +310,7 @@ if ! skipped train; then
             name=${v%%:*}
             # shellcheck disable=SC2086
             timeout -k 10 "$TRAIN_CAP" $PY train.py "${TRAIN_ARGS[@]}" hydra.run.dir="$RUN_DIR/$name" \
-                data.num_workers=$WORKERS_EACH $DATA_OVERRIDES ${EXTRA_TRAIN_OVERRIDES:-} ${v#*:} \
+                data.scans.num_workers=$WORKERS_EACH $DATA_OVERRIDES ${EXTRA_TRAIN_OVERRIDES:-} ${v#*:} \
                 >"$TMP/gpu_check_train_$name.log" 2>&1 &
             PIDS+=($!)
             echo "=== [train:$name] started: ${v#*:}"
@@ -392,7 +393,7 @@ for path in dict.fromkeys([ckpt, last]):
 timer = state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {})  # of latest.ckpt: the whole fit
 if timer.get("train"):
     cfg = OmegaConf.load(os.path.join(os.path.dirname(os.path.dirname(last)), ".hydra", "config.yaml"))
-    steps, secs, batch = state["global_step"], timer["train"], cfg.data.batch_size
+    steps, secs, batch = state["global_step"], timer["train"], cfg.data.scans.batch_size
     print(f"fit time {timer}: {steps / secs:.2f} optimizer steps/s, ~{steps * batch / secs / 2:.0f} patches/s "
           f"(batch {batch}; Lightning counts each of the generator's and the discriminator's steps)")
 _, meta = read_detail_checkpoint(safe)

@@ -37,8 +37,8 @@ def setup(tmp_path_factory, shared_data):
         write_procedural_samples(tmp / "train_scans", 1, gen, start_seed=0)
         cfg = compose(config_name="eval", return_hydra_config=True, overrides=[
             f"ckpt={ckpt}", f"paths.output_dir={tmp / 'run'}", f"paths.data_dir={tmp}", "device=cpu",
-            "data.num_generate=2", f"data.generator.resolution={RES}", "data.generator.albedo_max_photos=0",
-            f"highpass_fit_dir={tmp / 'train_scans'}", f"proxy.unwrap.resolution={RES}", f"readme={readme}",
+            "data.scans.num_generate=2", "data.scans.generator.albedo_max_photos=0",
+            f"highpass.fit_dir={tmp / 'train_scans'}", f"proxy.unwrap.resolution={RES}", f"readme={readme}",
             "photos.labelled_max_photos=2", f"photos.wild_dirs=[{shared_data}/faces/wild/smirk]",
             "photos.wild_max_photos=1", "photos.exclude_training_photos=null"])  # logger: W&B offline + CSV
     HydraConfig.instance().set_config(cfg)

@@ -33,14 +33,15 @@ import kornia
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
 from fds.data.sample_io import list_samples
-from fds.data.scans import GeometryGridPatches, ScanFolder
+from fds.data.scans import GeometryGridPatches, ScanFolder, sample_texel_mm
 from fds.facemodel import REGIONS
 from fds.fileio import atomic_write_bytes
 from fds.metrics import normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
+from fds.models.checkpoint import CheckpointMeta
 from fds.progress import progress
 from fds.reports import (
     eval_report_markdown,
@@ -141,7 +142,7 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
         r = s.resolution
         masks = fm.region_masks(r)
         valid = s.mask.astype(bool) & masks["face"]
-        texel = tuple(float(t) for t in s.meta.get("texel_mm", (0.25 * 1024 / r,) * 2))
+        texel = tuple(sample_texel_mm(s))
         e = map_errors(predict(s.texture), s.displacement_mm, texel)
         masks = {**masks, "all": valid, "wrinkles": valid & wrinkle_mask(s.displacement_mm, texel)}
         for name in ("all", "wrinkles", *REGIONS):
@@ -169,8 +170,8 @@ def _module_map_predictor(module, fm, batch_size: int, flip_average: bool = Fals
         res = module_detail_map(module, texture, fm, batch_size=batch_size, flip_average=flip_average)
         if res.displacement_mm.shape != texture.shape[:2]:
             raise ValueError(f"the checkpoint works at {res.displacement_mm.shape[0]}² maps but the held-out "
-                             f"samples are {texture.shape[0]}²: generate them at data.generator.resolution="
-                             f"{res.displacement_mm.shape[0]}")
+                             f"samples are {texture.shape[0]}²: move data.scans.data_dir away so they are generated "
+                             "again at the checkpoint's resolution")
         return res.displacement_mm
 
     return predict
@@ -186,39 +187,57 @@ def _highpass_map_predictor(k: float, sigma: float = 4.0) -> MapPredictor:
     return predict
 
 
-def held_out_samples(cfg: DictConfig) -> tuple[list, object]:
-    """The held-out scans (generated from ``cfg.data`` when the folder is empty), the first ``max_samples``."""
-    dm = instantiate(cfg.data)
+def held_out_samples(cfg: DictConfig) -> list:
+    """The held-out scans of ``cfg.data.scans`` (generated there first when the folder is empty: a fresh clone
+    needs nothing else), the first ``max_samples`` of them."""
+    dm = instantiate(cfg.data).scans
+    if not list_samples(dm.data_dir):
+        log.info("generating %d held-out scans (seeds from %d) into %s", dm.hparams.num_generate,
+                 dm.hparams.generate_start_seed, dm.data_dir)
     dm.prepare_data()
     held_out = ScanFolder(root=dm.data_dir)
-    return [held_out[i] for i in range(min(len(held_out), cfg.max_samples or len(held_out)))], dm
+    return [held_out[i] for i in range(min(len(held_out), cfg.max_samples or len(held_out)))]
 
 
-def fitted_highpass_scale(cfg: DictConfig, dm, disp_scale_mm: float) -> float:
-    """The heuristic's k (mm per unit of high-passed luminance), fitted on patches of the training scans."""
-    fit_folders = list_samples(Path(cfg.highpass_fit_dir))[: cfg.highpass_fit_samples]
+def fitted_highpass_scale(fit_dir: str | Path, num_samples: int, meta: CheckpointMeta, batch_size: int,
+                          assets_dir: str | None = None) -> float:
+    """The heuristic's k (mm per unit of high-passed luminance), fitted on grid patches of the first
+    ``num_samples`` training scans under ``fit_dir``, cut as the checkpoint's (``meta``) patches are."""
+    fit_folders = list_samples(Path(fit_dir))[:num_samples]
     if not fit_folders:
-        raise FileNotFoundError(f"highpass_fit_dir={cfg.highpass_fit_dir} holds no scan samples to fit the "
-                                "heuristic's scale on (point it at the training scans)")
-    fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=dm.regions,
-                                  patch_size=dm.hparams.patch_size, channels=dm.channels,
-                                  disp_scale_mm=disp_scale_mm, assets_dir=dm.hparams.assets_dir)
-    return fit_highpass_scale(DataLoader(fit_set, batch_size=cfg.batch_size), disp_scale_mm)
+        raise FileNotFoundError(f"highpass.fit_dir={fit_dir} holds no scan samples to fit the heuristic's scale "
+                                "on: point it at the training scans, or set it to null to use highpass.k_mm")
+    fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=meta.regions,
+                                  patch_size=meta.patch_size, channels=meta.channels,
+                                  disp_scale_mm=meta.disp_scale_mm, assets_dir=assets_dir)
+    return fit_highpass_scale(DataLoader(fit_set, batch_size=batch_size), meta.disp_scale_mm)
 
 
-def detail_methods(module, fm, k_mm: float, batch_size: int, device: str, flip: bool = False
-                   ) -> dict[str, MapPredictor]:
-    """Every method scored: the checkpoint, its network untrained, zero detail, the high-pass heuristic.
-    ``flip``: the networks' maps are averaged with those of the mirrored texture, as inference does."""
+def detail_methods(module, fm, k_mm: float, batch_size: int, device: str, flip: bool = False,
+                   seed: int = 0) -> dict[str, MapPredictor]:
+    """Every method scored: the checkpoint, its network untrained (initialised from ``seed``), zero detail, the
+    high-pass heuristic. ``flip``: the networks' maps are averaged with those of the mirrored texture, as
+    inference does."""
     from fds.models.checkpoint import build_detail_module
 
-    untrained = build_detail_module(module.meta, device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        untrained = build_detail_module(module.meta, device)
     return {
         "dfdn": _module_map_predictor(module, fm, batch_size, flip),
         "untrained": _module_map_predictor(untrained, fm, batch_size, flip),
         "zero": lambda texture: np.zeros(texture.shape[:2], np.float32),
         "highpass": _highpass_map_predictor(k_mm),
     }
+
+
+def checkpoint_units(cfg: DictConfig, meta: CheckpointMeta) -> None:
+    """Set ``cfg.units`` to the units the checkpoint was trained at (``meta``), so the held-out scans are
+    generated at its map resolution and cut into its patches (``data.scans.*`` read ``${units.*}``)."""
+    units = {"disp_scale_mm": meta.disp_scale_mm, "patch_size": meta.patch_size, "regions": list(meta.regions),
+             "map_resolution": meta.map_resolution}
+    with open_dict(cfg):
+        cfg.units = OmegaConf.merge(cfg.get("units") or {}, units)
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -231,14 +250,16 @@ def evaluate(cfg: DictConfig) -> dict:
     from fds.facemodel import load_face_model
     from fds.models.checkpoint import load_detail_module
 
-    if cfg.get("seed") is not None:
-        torch.manual_seed(int(cfg.seed))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     module = load_detail_module(cfg.ckpt, device)
-    samples, dm = held_out_samples(cfg)
-    fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), dm.hparams.assets_dir)
-    k = fitted_highpass_scale(cfg, dm, module.meta.disp_scale_mm)
-    methods = detail_methods(module, fm, k, cfg.batch_size, device, bool(cfg.get("flip_average", False)))
+    checkpoint_units(cfg, module.meta)
+    samples = held_out_samples(cfg)
+    fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), cfg.paths.assets_dir)
+    hp = cfg.highpass
+    k = float(hp.k_mm) if hp.fit_dir is None else fitted_highpass_scale(
+        hp.fit_dir, int(hp.fit_samples), module.meta, int(cfg.batch_size), cfg.paths.assets_dir)
+    methods = detail_methods(module, fm, k, cfg.batch_size, device, bool(cfg.get("flip_average", False)),
+                             int(cfg.get("seed") or 0))
     scans = {}
     for i, (name, fn) in enumerate(methods.items()):
         t = time.perf_counter()

@@ -1,6 +1,7 @@
 """``train(cfg)``: build data, model, callbacks, loggers and trainer from a Hydra config and fit.
 
-Used by ``train.py`` and the ``fds-train`` console script (lightning-hydra-template style).
+Used by ``train.py`` and the ``fds-train`` console script (lightning-hydra-template style): ``train`` returns
+the monitored validation metric (the checkpoint callback's best score), what a Hydra sweeper minimises.
 """
 
 from __future__ import annotations
@@ -16,6 +17,33 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from fds.loggers import quiet_training_noise
 
 log = logging.getLogger(__name__)
+
+#: Each detail unit (``configs/units``) → the config keys that read it. They must all hold the unit's value.
+UNIT_READERS: dict[str, tuple[str, ...]] = {
+    "disp_scale_mm": ("data.scans.disp_scale_mm", "model.disp_scale_mm"),
+    "patch_size": ("data.scans.patch_size", "data.wild.patch_size", "model.generator.model.basis.patch_size"),
+    "regions": ("data.scans.regions", "data.wild.regions", "model.generator.regions"),
+    "map_resolution": ("data.scans.generator.resolution", "data.wild.resolution"),
+}
+
+
+def check_units(cfg: DictConfig) -> None:
+    """Refuse a config whose data or model keys disagree with its ``units`` (e.g. ``data.scans.disp_scale_mm=0.5``
+    given on the command line instead of ``units.disp_scale_mm=0.5``): the metrics would be silently mis-scaled."""
+    if OmegaConf.select(cfg, "units") is None:
+        raise ValueError("the config has no `units` block (configs/units/default.yaml): add `- units: default` to "
+                         "its defaults list")
+    wrong = []
+    for unit, keys in UNIT_READERS.items():
+        want = OmegaConf.to_container(cfg.units, resolve=True)[unit]
+        for key in keys:
+            got = OmegaConf.select(cfg, key, default=None)
+            got = OmegaConf.to_container(got, resolve=True) if OmegaConf.is_config(got) else got
+            if got is not None and got != want:
+                wrong.append(f"{key}={got} but units.{unit}={want}")
+    if wrong:
+        raise ValueError("inconsistent detail units: " + "; ".join(wrong) + ". Set units.<name> (configs/units, "
+                         "or an experiment's `units:` block) instead of the keys that read it")
 
 
 class ResumableCheckpoint(ModelCheckpoint):
@@ -48,8 +76,23 @@ def instantiate_group(cfg: DictConfig | None) -> list:
     return [hydra.utils.instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (and optionally test) the configured model; returns the final logged metrics."""
+def monitored_metric(trainer: pl.Trainer) -> float | None:
+    """The best value of the checkpoint callback's monitored metric (``val/normal_deg``), else its last logged
+    value; None when nothing is monitored or it was never logged."""
+    ckpt = trainer.checkpoint_callback
+    monitor = getattr(ckpt, "monitor", None)
+    if monitor is None:
+        return None
+    best = getattr(ckpt, "best_model_score", None)
+    if best is not None:
+        return float(best)
+    value = trainer.callback_metrics.get(monitor)
+    return None if value is None else float(value)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit (and optionally test) the configured model; returns :func:`monitored_metric` (logged too)."""
+    check_units(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
@@ -64,12 +107,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     if cfg.get("train", True):
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metric = monitored_metric(trainer)
     if cfg.get("test", False):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    log.info("final metrics: %s", {k: round(float(v), 6) for k, v in trainer.callback_metrics.items()})
+    if metric is not None:
+        log.info("monitored metric (best): %.6f", metric)
     for lg in loggers:
         if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":
             lg.experiment.finish()
-    return metrics
+    return metric

@@ -120,17 +120,19 @@ def test_configs_instantiate(tmp_path):
     from omegaconf import OmegaConf
 
     cfg_dir = str(Path(__file__).resolve().parents[2] / "configs" / "data")
-    with initialize_config_dir(config_dir=cfg_dir, version_base="1.3"):
-        data = compose("geo_app", overrides=["scans.generator.resolution=128", "scans.patch_size=64"])
-    root = OmegaConf.create({"paths": {"data_dir": str(tmp_path), "shared_data_dir": str(tmp_path / "none"),
-                                       "assets_dir": None}, "data": data})
-    dm = hydra.utils.instantiate(root.data)
-    assert isinstance(dm, GeoAppDataModule) and isinstance(dm.wild, WildDataModule)
-    assert dm.scans.data_dir == tmp_path / "scans" and dm.scans.hparams.patch_size == 64
-    for name in ("scans", "wild"):
+    units = {"disp_scale_mm": 0.5, "patch_size": 64, "regions": ["forehead"], "map_resolution": 128}
+    for name in ("geo_app", "scans"):  # one shape: data.scans.* and data.wild.*; `scans` leaves the wild stream off
         with initialize_config_dir(config_dir=cfg_dir, version_base="1.3"):
-            one = compose(name)
-        assert one._target_.startswith("fds.data.datamodules.")
+            data = compose(name)
+        root = OmegaConf.create({"paths": {"data_dir": str(tmp_path), "shared_data_dir": str(tmp_path / "none"),
+                                           "assets_dir": None}, "units": units, "data": data})
+        dm = hydra.utils.instantiate(root.data)
+        assert isinstance(dm, GeoAppDataModule) and isinstance(dm.wild, WildDataModule if name == "geo_app" else
+                                                                type(None))
+        # the units reach the stream that reads them
+        assert dm.scans.data_dir == tmp_path / "scans" and dm.scans.hparams.patch_size == 64
+        assert dm.scans.hparams.disp_scale_mm == 0.5 and dm.scans.hparams.generator["resolution"] == 128
+        assert dm.scans.regions == ["forehead"]
 
 
 def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from skimage.color import rgb2hsv
 from skimage.data import astronaut
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "model"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 PATCH = 128
 
 
@@ -61,8 +61,11 @@ def furrow_basis(geo_batch) -> torch.Tensor:
 
 
 def compose_model(name: str, overrides: list[str] | None = None):
+    """The ``model`` node of the train config with ``model=name`` (it reads ``${units.*}`` from there); overrides
+    are model keys (``gan_weight=0``) or units (``units.patch_size=128``)."""
+    overrides = [o if o.startswith("units.") else f"model.{o}" for o in overrides or []]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(name, overrides=overrides or [])
+        return compose("train", overrides=[f"model={name}", *overrides]).model
 
 
 def count(module: torch.nn.Module) -> int:

@@ -23,7 +23,9 @@ from fds.models.checkpoint import (
 @pytest.fixture(scope="module")
 def lite_cfg():
     with initialize(version_base="1.3", config_path="../../configs"):
-        return compose(config_name="train", overrides=["model=lite"]).model
+        # resolved into a standalone node (it reads ${units.*} from the whole config), as checkpoints store it
+        return OmegaConf.create(OmegaConf.to_container(compose(config_name="train", overrides=["model=lite"]).model,
+                                                       resolve=True))
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +59,22 @@ def test_export_from_a_training_run(tmp_path, lite_cfg, trained_like):
     (run / ".hydra").mkdir(parents=True)
     (run / "checkpoints").mkdir()
     model = OmegaConf.to_container(lite_cfg)
-    model["disp_scale_mm"] = "${data.scans.disp_scale_mm}"  # as experiment configs link it
-    OmegaConf.save(OmegaConf.create({"model": model, "data": {"scans": {"generator": {"resolution": 512},
-                                                                       "rgb": False, "disp_scale_mm": 2.0}}}),
-                   run / ".hydra" / "config.yaml", resolve=False)
+    model["disp_scale_mm"] = "${units.disp_scale_mm}"  # as the model configs read it
+    units = {"disp_scale_mm": 2.0, "patch_size": 256, "regions": ["forehead", "mouth"], "map_resolution": 512}
+    run_cfg = {"model": model, "units": units, "data": {"scans": {"generator": {"resolution": "${units.map_resolution}",
+                                                                               "face_model": "sfm"}, "rgb": False}}}
+    OmegaConf.save(OmegaConf.create(run_cfg), run / ".hydra" / "config.yaml", resolve=False)
     torch.save({"state_dict": trained_like.state_dict(), "epoch": 3}, run / "checkpoints" / "last.ckpt")
     out = export_training_checkpoint(run / "checkpoints" / "last.ckpt", tmp_path / "exported.safetensors")
-    assert read_detail_checkpoint(out)[1].map_resolution == 512
+    meta = read_detail_checkpoint(out)[1]
+    assert meta.map_resolution == 512 and meta.disp_scale_mm == 2.0
     x = torch.randn(2, 1, 256, 256)
     torch.testing.assert_close(_predict(load_detail_module(out), x), _predict(trained_like, x))
+    # a run config without units (an older fds) is named, not guessed from other keys
+    OmegaConf.save(OmegaConf.create({k: v for k, v in run_cfg.items() if k != "units"} | {"model": lite_cfg}),
+                   run / ".hydra" / "config.yaml")
+    with pytest.raises(CheckpointError, match="no `units` block"):
+        export_training_checkpoint(run / "checkpoints" / "last.ckpt", tmp_path / "old.safetensors")
 
 
 def test_bad_checkpoints_are_named(tmp_path, lite_cfg, trained_like):

@@ -23,7 +23,7 @@ def _loader(batch: dict, n: int = 2):
 
 def _model(seed: int, *overrides: str):
     torch.manual_seed(seed)
-    cfg = compose_model("lite", [f"generator.model.basis.patch_size={PATCH}", *overrides])
+    cfg = compose_model("lite", [f"units.patch_size={PATCH}", *overrides])
     return instantiate(cfg)
 
 
@@ -129,6 +129,7 @@ def test_validation_metrics_and_panel(tmp_path, geo_batch):
         "val/normal_deg_wrinkles_zero"]
     ((key, (panel,)),) = logger.images
     assert key == "val/panel" and panel.shape == (4 * PATCH, 4 * PATCH, 3) and panel.dtype.name == "uint8"
+
 
 
 def test_predict_returns_displacement_patches(tmp_path, geo_batch):

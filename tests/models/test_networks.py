@@ -134,5 +134,5 @@ def test_paper_config_instantiates_with_published_sizes():
 
 
 def test_patch_size_override_reaches_the_basis():
-    model = instantiate(compose_model("lite", [f"generator.model.basis.patch_size={PATCH}"]))
+    model = instantiate(compose_model("lite", [f"units.patch_size={PATCH}"]))
     assert model.generator.models["shared"].patch_size == (PATCH, PATCH)

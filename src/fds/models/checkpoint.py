@@ -196,7 +196,9 @@ def save_detail_checkpoint(
     ``model_cfg`` is the Hydra ``model`` node of the run; it must describe fds networks the schema knows."""
     from safetensors.torch import save
 
-    cfg = OmegaConf.to_container(OmegaConf.create(model_cfg), resolve=True)
+    # resolved where it stands: a node of a whole config reads ${units.*} from its root
+    cfg = OmegaConf.to_container(model_cfg if OmegaConf.is_config(model_cfg) else OmegaConf.create(model_cfg),
+                                 resolve=True)
     # the PCA basis travels in the tensors: rebuilding must not need the artifact file it was loaded from
     cfg["generator"]["model"]["basis"]["source"] = None
     # the exported tensors already are the EMA weights when training kept them: rebuild without an EMA copy,
@@ -277,12 +279,12 @@ def export_training_checkpoint(
         state = torch.load(io.BytesIO(ckpt.read_bytes()), map_location="cpu", weights_only=True)["state_dict"]
     except Exception as exc:
         raise CheckpointError(f"{ckpt} is not a loadable Lightning checkpoint ({exc})") from exc
-    resolution = int(OmegaConf.select(cfg, "data.scans.generator.resolution", default=0)
-                     or OmegaConf.select(cfg, "data.generator.resolution", default=1024))
-    rgb = OmegaConf.select(cfg, "data.scans.rgb", default=None)
-    channels = "rgb" if (OmegaConf.select(cfg, "data.rgb", default=False) if rgb is None else rgb) else "v"
-    face_model = str(OmegaConf.select(cfg, "data.scans.generator.face_model", default=None)
-                     or OmegaConf.select(cfg, "data.generator.face_model", default="sfm"))
+    if OmegaConf.select(cfg, "units") is None:
+        raise CheckpointError(f"{cfg_path} has no `units` block (a run of an older fds): add one as in "
+                              "configs/units/default.yaml with the run's map_resolution, then export again")
+    resolution = int(cfg.units.map_resolution)
+    channels = "rgb" if cfg.data.scans.rgb else "v"
+    face_model = str(cfg.data.scans.generator.face_model)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)  # resolved against the whole run config
     return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels,
                                   face_model=face_model)

@@ -186,7 +186,7 @@ class DFDNModule(pl.LightningModule):
         scale = meta.disp_scale_mm
         if scale != float(self.hparams.disp_scale_mm):
             raise CheckpointError(f"init_weights {path} was trained at disp_scale_mm={scale} but this run uses "
-                                  f"{self.hparams.disp_scale_mm}: set data's disp_scale_mm to {scale}")
+                                  f"{self.hparams.disp_scale_mm}: set units.disp_scale_mm={scale}")
         try:
             self.generator.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:
