@@ -40,7 +40,7 @@ from fds.data.sample_io import list_samples
 from fds.data.scans import GeometryGridPatches, ScanFolder, sample_texel_mm
 from fds.facemodel import REGIONS
 from fds.fileio import atomic_write_bytes
-from fds.metrics import normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
+from fds.metrics import normal_error, normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
 from fds.models.checkpoint import CheckpointMeta
 from fds.progress import progress
 from fds.reports import (
@@ -92,15 +92,14 @@ class MapErrors:
 
 
 def map_errors(pred_mm: np.ndarray, gt_mm: np.ndarray, texel_mm: tuple[float, float]) -> MapErrors:
-    """Per-texel errors of two displacement maps ``[R, R]`` in mm with ``texel_mm`` = (u, v) mm per texel."""
-    from fds.render.normals import normals_from_displacement
-
+    """Per-texel errors of two displacement maps ``[R, R]`` in mm with ``texel_mm`` = (u, v) mm per texel; the
+    normal-angle error is :func:`fds.metrics.normal_error`'s, the one training validates on."""
     p = torch.from_numpy(np.asarray(pred_mm, np.float32))[None, None]
     g = torch.from_numpy(np.asarray(gt_mm, np.float32))[None, None]
-    n_p, n_g = normals_from_displacement(p, texel_mm), normals_from_displacement(g, texel_mm)
-    angle = torch.rad2deg(torch.acos((n_p * n_g).sum(1).clamp(-1, 1)))[0].numpy()
-    return MapErrors(np.abs(pred_mm - gt_mm).astype(np.float32), angle, normal_ssim_map(n_p, n_g)[0, 0].numpy(),
-                     (n_p, n_g))
+    e = normal_error(p, g, texel_mm)
+    return MapErrors(np.abs(pred_mm - gt_mm).astype(np.float32), e.angle_deg[0, 0].numpy(),
+                     normal_ssim_map(e.pred_normals, e.target_normals)[0, 0].numpy(),
+                     (e.pred_normals, e.target_normals))
 
 
 def summarise(abs_err: np.ndarray, angle: np.ndarray) -> dict[str, float]:

@@ -47,7 +47,9 @@ def geo_batch() -> dict:
     crops = [v[r : r + PATCH, c : c + PATCH] for r, c in [(0, 0), (100, 200), (250, 50), (300, 300)]]
     x = torch.tensor(np.stack([(c - c.mean()) * 2 for c in crops]), dtype=torch.float32)[:, None]
     y = furrows(4, PATCH, torch.Generator().manual_seed(0))[:, None]
-    return {"input": x, "displacement": y, "mask": torch.ones_like(y), "region": ["forehead", "mouth"] * 2}
+    texel_mm = torch.tensor([[0.28, 0.19]]).expand(4, 2)  # mm per texel (u, v): an SFM map at 1024²
+    return {"input": x, "displacement": y, "mask": torch.ones_like(y), "region": ["forehead", "mouth"] * 2,
+            "texel_mm": texel_mm}
 
 
 @pytest.fixture(scope="session")

@@ -131,6 +131,22 @@ def test_validation_metrics_and_panel(tmp_path, geo_batch):
     assert key == "val/panel" and panel.shape == (4 * PATCH, 4 * PATCH, 3) and panel.dtype.name == "uint8"
 
 
+def test_validation_scores_each_patch_at_its_own_texel_size(tmp_path, geo_batch):
+    """Checkpoints are selected on val/normal_deg: it must measure what evaluation measures, each patch's slopes
+    over its own (du, dv), not over one size averaged over the batch."""
+    from fds.metrics import displacement_normal_deg
+
+    texel = torch.tensor([[0.28, 0.19], [0.19, 0.28], [0.5, 0.5], [0.1, 0.1]])
+    batch = dict(geo_batch, texel_mm=texel)
+    model = _model(0)
+    (metrics,) = _trainer(tmp_path, 1).validate(model, _loader(batch, 1))
+    gt_mm = batch["displacement"] * model.hparams.disp_scale_mm
+    zero = displacement_normal_deg(torch.zeros_like(gt_mm), gt_mm, texel, batch["mask"]).item()
+    collapsed = displacement_normal_deg(torch.zeros_like(gt_mm), gt_mm, tuple(texel.mean(0).tolist()),
+                                        batch["mask"]).item()
+    assert metrics["val/normal_deg_zero"] == pytest.approx(zero, rel=1e-5)
+    assert abs(collapsed - zero) > 0.05 * zero  # the test can tell the two apart
+
 
 def test_predict_returns_displacement_patches(tmp_path, geo_batch):
     model = _model(0)

@@ -368,7 +368,7 @@ class DFDNSpec(Spec):
     app_updates_bn_stats: bool = arg(_bool, False)
     gan_weight: float = arg(_WEIGHT, 1.0)
     adv_on_app: bool = arg(_bool, True)
-    texel_mm: float = arg(_float(0.0, 100.0, open_low=True), 0.1)
+    texel_mm: float | None = arg(_optional(_float(0.0, 100.0, open_low=True)), None)  # fallback for batches without
     warmup_epochs: int = arg(_COUNT, 15)
     lr_decay_start_epoch: int = arg(_COUNT, 100)
     lr_decay_end_epoch: int | None = arg(_optional(_COUNT), None)

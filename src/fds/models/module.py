@@ -12,8 +12,8 @@ Batch contract
   ``input [B, Cin, H, W]`` (paper: HSV V channel, per-patch mean removed, x2; Cin = 1, or 3 with RGB),
   ``displacement [B, 1, H, W]`` GT in network units (mm / disp_scale_mm, in [-1, 1]),
   ``mask [B, 1, H, W]`` (1 = valid texel; optional), ``region`` list[str] or str (optional when one model
-  serves every region), ``texel_mm`` (optional, [B] or [B, 2] mm per texel; their mean replaces the
-  ``texel_mm`` hyper-parameter in the validation normal metric).
+  serves every region), ``texel_mm [B, 2]`` the surface size (du, dv) of one texel of each patch in mm (for the
+  normal term and the validation normal metric; the ``texel_mm`` hyper-parameter stands in when absent).
 - appearance batch (wild photos): ``input [B, Cin, H, W]``, ``texture [B, 3, H, W]`` in [0, 1],
   ``visibility [B, 1, H, W]`` in [0, 1], ``position_mm [B, 3, H, W]`` proxy positions (mm, model frame),
   ``normal [B, 3, H, W]`` unit proxy normals, ``albedo [B, 3, H, W]``, ``sh [B, 3, 9]`` radiance SH in the
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -120,7 +120,8 @@ class DFDNModule(pl.LightningModule):
         gan_weight: weight of the adversarial term (0 turns the discriminator off).
         adv_on_app: add the adversarial term on appearance steps too.
         disp_scale_mm: mm per network unit of displacement.
-        texel_mm: texel size of the patches on the surface in mm, for the validation normal-angle metric.
+        texel_mm: surface size of one texel in mm (a number or (du, dv)) for geometry batches that carry no
+            ``texel_mm`` of their own (fds.data's always do); None: such batches are refused where it is needed.
         warmup_epochs: supervised-only epochs before appearance steps start (paper: 15).
         lr_decay_start_epoch / lr_decay_end_epoch: linear LR decay window (paper: 100 → 250).
         ema_decay: keep an exponential moving average of G with this decay (None: off); validation and
@@ -148,7 +149,7 @@ class DFDNModule(pl.LightningModule):
         gan_weight: float = 1.0,
         adv_on_app: bool = True,
         disp_scale_mm: float = 2.0,
-        texel_mm: float = 0.1,
+        texel_mm: float | tuple[float, float] | None = None,
         warmup_epochs: int = 15,
         lr_decay_start_epoch: int = 100,
         lr_decay_end_epoch: int | None = None,
@@ -161,8 +162,10 @@ class DFDNModule(pl.LightningModule):
         super().__init__()
         if gan_mode not in ("lsgan", "vanilla", "hinge"):
             raise ValueError(f"gan_mode must be 'lsgan', 'vanilla' or 'hinge', got {gan_mode!r}")
-        if disp_scale_mm <= 0 or texel_mm <= 0:
-            raise ValueError(f"disp_scale_mm and texel_mm must be positive mm, got {disp_scale_mm}, {texel_mm}")
+        if disp_scale_mm <= 0:
+            raise ValueError(f"disp_scale_mm must be positive mm per network unit, got {disp_scale_mm}")
+        if texel_mm is not None and min(texel_mm if isinstance(texel_mm, Sequence) else [texel_mm]) <= 0:
+            raise ValueError(f"texel_mm must be positive mm per texel, got {texel_mm}")
         if target_blur_texels < 0:
             raise ValueError(f"target_blur_texels must be ≥ 0 texels, got {target_blur_texels}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
@@ -292,16 +295,16 @@ class DFDNModule(pl.LightningModule):
         self.log("train/loss_g", loss_g.detach(), batch_size=batch, prog_bar=True)
         self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=batch)
 
-    def _texel_mm(self, geo: Mapping) -> tuple[float, float]:
-        """Texel size (du, dv) in mm on the surface, averaged over the batch (``hparams.texel_mm`` if absent).
-        ``geo["texel_mm"]`` is ``[B, 2]`` (du, dv) or ``[B]`` / a number (square texels)."""
-        if "texel_mm" not in geo:
-            return (self.hparams.texel_mm, self.hparams.texel_mm)
-        t = torch.as_tensor(geo["texel_mm"]).float()
-        if t.ndim >= 1 and t.shape[-1] == 2:
-            du, dv = t.reshape(-1, 2).mean(0).tolist()
-            return (du, dv)
-        return (float(t.mean()), float(t.mean()))
+    def _texel_mm(self, geo: Mapping) -> torch.Tensor | float | tuple[float, float]:
+        """Texel size (du, dv) in mm on the surface of each patch: ``geo["texel_mm"]`` ``[B, 2]`` (as
+        :func:`fds.metrics.normal_error` takes it), else the ``texel_mm`` hyper-parameter."""
+        if "texel_mm" in geo:
+            return torch.as_tensor(geo["texel_mm"]).float().reshape(-1, 2)
+        if self.hparams.texel_mm is None:
+            raise KeyError("this geometry batch has no 'texel_mm' [B, 2] (mm per texel along u and v; fds.data.scans "
+                           "batches carry it) and the module has no texel_mm fallback: add it to the batch")
+        t = self.hparams.texel_mm
+        return (float(t[0]), float(t[1])) if isinstance(t, Sequence) else float(t)
 
     def _appearance_step(self, app: Mapping) -> None:
         opt_g, _ = self.optimizers()
@@ -369,8 +372,7 @@ class DFDNModule(pl.LightningModule):
         out = self.inference_generator(region, x)
         pred = out.refined.float()
         scale, batch_size = self.hparams.disp_scale_mm, x.shape[0]
-        texel_mm = float(torch.as_tensor(geo["texel_mm"]).float().mean()) if "texel_mm" in geo else None
-        texel_mm = texel_mm or self.hparams.texel_mm
+        texel_mm = self._texel_mm(geo)  # per patch: validation scores what evaluation scores
         self.log("val/loss_geo", geometry_loss(out.coarse.float(), pred, y, mask), batch_size=batch_size)
         if mask is None or mask.sum() > 0:
             pred_mm, gt_mm = pred * scale, y * scale
