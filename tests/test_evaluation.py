@@ -86,11 +86,11 @@ def test_zero_baseline_error_is_the_gt_magnitude(setup):
     import kornia
 
     from fds.data.sample_io import list_samples, read_sample
-    from fds.facemodel import load_face_model
+    from fds.facemodel import load_face_model, region_masks
     from fds.render.normals import normals_from_displacement
 
     tmp, payload = setup
-    face = load_face_model("sfm").region_masks(RES)["face"]
+    face = region_masks(load_face_model("sfm"), RES)["face"]
     num = den = 0.0
     psnr = []
     for folder in list_samples(tmp / "heldout_scans"):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fds.facemodel import region_masks
 from fds.pipeline import DetailPipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ def relief(tmp_path_factory, grace_hopper_path, astronaut):
     tmp = tmp_path_factory.mktemp("relief")
     Image.fromarray(astronaut).save(tmp / "astronaut.png")
     pipe = DetailPipeline(ROOT / "checkpoints" / "dfdn_lite.safetensors", cache_dir=tmp / "cache", device="cpu")
-    masks = pipe.stage.face_model.region_masks(pipe.map_resolution)
+    masks = region_masks(pipe.stage.face_model, pipe.map_resolution)
     out = {}
     for name, path in (("grace_hopper", grace_hopper_path), ("astronaut", tmp / "astronaut.png")):
         disp, coverage, _ = pipe.detail(pipe.stage(path)[0])

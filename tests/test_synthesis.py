@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from fds.data.patches import patch_grid
+from fds.facemodel import region_masks
 from fds.synthesis import (
     gaussian_weight,
     paper_map_input,
@@ -157,7 +158,7 @@ def test_coverage_masks_outside_texels_to_zero():
 
 
 def test_face_mask_of_the_sfm_chart(sfm):
-    mask = sfm.region_masks(128)["face"]
+    mask = region_masks(sfm, 128)["face"]
     res = synthesize_displacement(
         smooth_texture(128), centred_identity, resolution=128, disp_scale_mm=1.0, mask=mask, patch_size=32
     )
@@ -222,10 +223,10 @@ def test_texture_resampling_and_bad_input():
 
 
 def test_upsample_mask_is_nearest_at_texel_centres(sfm):
-    low = sfm.region_masks(64)["face"]
+    low = region_masks(sfm, 64)["face"]
     up = upsample_mask(low, 256)
     assert up.shape == (256, 256) and np.array_equal(up[1::4, 1::4], low)
-    assert abs(up.mean() - sfm.region_masks(256)["face"].mean()) < 0.01
+    assert abs(up.mean() - region_masks(sfm, 256)["face"].mean()) < 0.01
 
 
 def test_shared_network_predicts_each_window_once(sfm):

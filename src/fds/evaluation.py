@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from fds.data.sample_io import list_samples
 from fds.data.scans import GeometryGridPatches, ScanFolder, sample_texel_mm
-from fds.facemodel import REGIONS
+from fds.facemodel import REGIONS, region_masks
 from fds.fileio import atomic_write_bytes
 from fds.metrics import normal_error, normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
 from fds.models.checkpoint import CheckpointMeta
@@ -139,7 +139,7 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
     hist, first = np.zeros(len(ANGLE_BINS_DEG) - 1, np.int64), None
     for s in progress(samples, "held-out scans", unit="scan"):
         r = s.resolution
-        masks = fm.region_masks(r)
+        masks = region_masks(fm, r)
         valid = s.mask.astype(bool) & masks["face"]
         texel = tuple(sample_texel_mm(s))
         e = map_errors(predict(s.texture), s.displacement_mm, texel)

@@ -138,14 +138,13 @@ def module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int = 16, 
 
 def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode: str, shared_windows: bool = True):
     from fds.data.patches import preprocess
-    from fds.facemodel.uvchart import uv_chart
+    from fds.facemodel import zone_mask
 
     meta = module.meta
     n, regions, channels = meta.map_resolution, meta.regions, meta.channels
     if mode == "full" and n != meta.patch_size:
         raise ValueError(f"detail.mode=full needs a network that takes whole {n}² maps; this checkpoint takes "
                          f"{meta.patch_size}² patches (its PCA basis is patch-sized): use detail.mode=patches")
-    chart = uv_chart(fm, n)
 
     def predict(x: torch.Tensor, region: str) -> torch.Tensor:
         with torch.no_grad():
@@ -153,7 +152,7 @@ def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode
 
     return synthesize_displacement(
         uv_texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
-        regions={r: chart.zone_mask(r) for r in regions}, patch_size=meta.patch_size, batch_size=batch_size,
+        regions={r: zone_mask(fm, n, r) for r in regions}, patch_size=meta.patch_size, batch_size=batch_size,
         mode=mode, preprocess=(lambda t: preprocess(t, channels)) if mode == "patches" else None,
         shared_network=shared_windows and bool(getattr(module.inference_generator, "shared", False)))
 

@@ -159,7 +159,7 @@ def synthesize_displacement(
             Called ``predict(x)``, or ``predict(x, region)`` when ``regions`` is given.
         resolution: R, the output map size (1024 / 2048 / 4096).
         disp_scale_mm: mm per network unit.
-        mask: ``bool [R, R]`` face texels (e.g. ``FaceModel.region_masks(R)["face"]``); default: the whole map.
+        mask: ``bool [R, R]`` face texels (e.g. ``fds.facemodel.region_masks(fm, R)["face"]``); default: the whole map.
         regions: region name → ``bool [R, R]`` mask, one patch grid (and ``predict`` region) each; all patches
             are blended together (the paper's forehead and mouth models). Overrides ``mask``.
         patch_size, stride, sigma: P texels, default stride P/4, default σ = 50·P/256.

@@ -35,7 +35,7 @@ from fds.data.occlusion import cavity_occlusion
 from fds.data.sample_io import ScanSample
 from fds.data.skin import AlbedoBank, find_photos, flat_albedo, vary_albedo
 from fds.data.wrinkles import expression_activations, micro_relief, render_wrinkles, wrinkle_layout
-from fds.facemodel import FaceModel, load_face_model
+from fds.facemodel import FaceModel, load_face_model, region_masks
 from fds.facemodel.uvchart import UVChart, uv_chart
 from fds.progress import progress
 from fds.render import normals_from_displacement, sh_irradiance, tangent_frames, tangent_to_object, vertex_normals
@@ -110,7 +110,7 @@ class ProceduralScanGenerator:
 
     @cached_property
     def _static(self) -> dict:
-        masks = self.fm.region_masks(self.resolution)
+        masks = region_masks(self.fm, self.resolution)
         density = np.zeros((self.resolution,) * 2, np.float32)
         for name, d in PORE_DENSITY.items():
             density[masks[name]] = d

@@ -1,6 +1,6 @@
 """Anatomically placed wrinkle primitives and skin micro-relief, as a displacement map in mm along the normal.
 
-Placement happens in the iBUG landmark frame of ``fds.facemodel.regions.landmark_frame`` (origin between
+Placement happens in the iBUG landmark frame of ``fds.facemodel.uvchart.landmark_frame`` (origin between
 the eye centres, unit = eye distance ≈ 64 mm on the SFM mean face, x toward the subject's left, y up): each
 wrinkle is a curve in that frame, anchored to the model's landmarks (brows, eye corners, nose wings, mouth
 corners). The curve is lifted onto the sample's surface (texel positions in mm) and each texel's 3-D distance
