@@ -102,7 +102,7 @@ def test_finetune_recipe_continues_the_shipped_geometry_pretraining_on_scans_and
     assert cfg.units.disp_scale_mm == cfg.model.disp_scale_mm == cfg.data.scans.disp_scale_mm == 0.5
     # every clone can reproduce the shipped checkpoint: the start weights (geometry pre-training) ship beside it
     assert (Path(cfg.paths.root_dir) / "checkpoints" / "dfdn_lite_geo.safetensors").is_file()
-    assert cfg.model.init_weights.endswith("checkpoints/dfdn_lite_geo.safetensors")
+    assert cfg.init_weights.endswith("checkpoints/dfdn_lite_geo.safetensors")
 
 
 def test_wrong_key_gives_hydras_error(tmp_path):

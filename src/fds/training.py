@@ -99,6 +99,11 @@ def train(cfg: DictConfig) -> float | None:
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     log.info("Instantiating model <%s>", cfg.model._target_)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    if cfg.get("init_weights"):
+        from fds.models.checkpoint import load_start_weights
+
+        log.info("Starting from the generator weights of %s", cfg.init_weights)
+        load_start_weights(model, cfg.init_weights)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     quiet_training_noise()  # two known messages not caused by fds (fds.loggers says which and why)

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -15,6 +14,7 @@ from fds.models.checkpoint import (
     CheckpointError,
     export_training_checkpoint,
     load_detail_module,
+    load_start_weights,
     read_detail_checkpoint,
     save_detail_checkpoint,
 )
@@ -120,13 +120,12 @@ def test_ema_weights_are_the_ones_inference_runs(tmp_path, lite_cfg):
 def test_init_weights_starts_a_run_from_a_checkpoint(tmp_path, lite_cfg, trained_like):
     path = save_detail_checkpoint(tmp_path / "pre.safetensors", trained_like.state_dict(), lite_cfg,
                                   map_resolution=1024)
-    cfg = OmegaConf.merge(lite_cfg, {"init_weights": str(path)})
+    cfg = OmegaConf.merge(lite_cfg, {"ema_decay": 0.99})
     module = instantiate(cfg)
+    load_start_weights(module, path)
     for name, p in trained_like.generator.state_dict().items():
         assert torch.equal(module.generator.state_dict()[name], p), name
-    # its export does not point back at the file it started from
-    again = save_detail_checkpoint(tmp_path / "again.safetensors", module.state_dict(), cfg, map_resolution=1024)
-    assert read_detail_checkpoint(again)[1].architecture.init_weights is None
+        assert torch.equal(module.generator_ema.state_dict()[name], p), name  # the average starts there too
     # a checkpoint trained at another mm scale would silently mis-scale every prediction: refused
-    with pytest.raises(InstantiationException, match="trained at disp_scale_mm=2.0 but this run uses 0.25"):
-        instantiate(OmegaConf.merge(cfg, {"disp_scale_mm": 0.25}))
+    with pytest.raises(CheckpointError, match="trained at disp_scale_mm=2.0 but this run uses 0.25"):
+        load_start_weights(instantiate(OmegaConf.merge(cfg, {"disp_scale_mm": 0.25})), path)

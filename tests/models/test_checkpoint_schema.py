@@ -20,6 +20,7 @@ from fds.models.checkpoint import (
     CheckpointError,
     CheckpointMeta,
     load_detail_module,
+    load_start_weights,
     read_detail_checkpoint,
     save_detail_checkpoint,
 )
@@ -129,10 +130,10 @@ def test_target_pointing_at_torch_load_runs_no_pickle(tmp_path, good, where):
     crafted = _write(tmp_path / "load.safetensors", tensors, _with_config(metadata, config))
     with pytest.raises(CheckpointError, match=r"load\.safetensors.*_target_"):
         load_detail_module(crafted)
-    # fine-tuning (model.init_weights) reads the file through the same schema
+    # fine-tuning (init_weights) reads the file through the same schema
     spec = DFDNSpec.parse(TINY, "model")
     with pytest.raises(CheckpointError, match=r"load\.safetensors.*_target_"):
-        DFDNModule(spec.generator.build(), spec.discriminator.build(), disp_scale_mm=0.5, init_weights=str(crafted))
+        load_start_weights(DFDNModule(spec.generator.build(), spec.discriminator.build(), disp_scale_mm=0.5), crafted)
     assert not marker.exists()
 
 

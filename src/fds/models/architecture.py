@@ -376,7 +376,7 @@ class DFDNSpec(Spec):
     grad_clip_norm: float | None = arg(_optional(_float(0.0, 1e6, open_low=True)), None)
     panel_rows: int = arg(_int(0, 64), 4)
     inference_batch_stats: bool = arg(_bool, False)
-    init_weights: None = arg(_null, None)  # the weights are in the file, not in another one
+    init_weights: None = arg(_null, None)  # older model configs carried it: the weights are in the file
 
     def validate(self, key: str) -> None:
         gen, disc = self.generator.model, self.discriminator.model
@@ -406,7 +406,8 @@ class DFDNSpec(Spec):
         """A fresh ``DFDNModule`` (random weights from the global torch RNG, generator first)."""
         from fds.models.module import DEFAULT_OPTIMIZER, DFDNModule
 
-        scalars = {k: v for k, v in self.kwargs().items() if k not in ("generator", "discriminator", "optimizer")}
+        scalars = {k: v for k, v in self.kwargs().items()
+                   if k not in ("generator", "discriminator", "optimizer", "init_weights")}
         generator, discriminator = self.generator.build(), self.discriminator.build()
         optimizer = self.optimizer.build() if self.optimizer is not None else DEFAULT_OPTIMIZER
         return DFDNModule(generator, discriminator, optimizer, **scalars)

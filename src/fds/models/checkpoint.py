@@ -204,8 +204,9 @@ def save_detail_checkpoint(
     # the exported tensors already are the EMA weights when training kept them: rebuild without an EMA copy,
     # or predict_step would run the fresh copy instead of the loaded weights
     cfg["ema_decay"] = None
-    # the weights are in this file: rebuilding must not reach for the file a fine-tuning run started from
-    cfg["init_weights"] = None
+    # the weights are in this file: rebuilding must not reach for the file a fine-tuning run started from (run
+    # configs before init_weights moved to the top level had it in the model node)
+    cfg.pop("init_weights", None)
     cfg["generator"]["bases"] = None
     try:
         arch = DFDNSpec.parse(cfg, "model")
@@ -263,6 +264,24 @@ def load_detail_module(path: str | os.PathLike, device: str | torch.device = "cp
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} does not fit the network its metadata describes: {exc}") from exc
     return module.to(device).eval()
+
+
+def load_start_weights(module, path: str | os.PathLike) -> None:
+    """Start a ``DFDNModule`` (fine-tuning) from a checkpoint's generator weights: its generator and, when it keeps
+    one, its EMA copy get them; optimizer state and the discriminator stay fresh (``ckpt_path`` resumes a run
+    instead). The file is read through the schema like any checkpoint; its ``disp_scale_mm`` must be the run's."""
+    tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
+    scale = float(module.hparams.disp_scale_mm)
+    if meta.disp_scale_mm != scale:
+        raise CheckpointError(f"init_weights {path} was trained at disp_scale_mm={meta.disp_scale_mm} but this run "
+                              f"uses {scale}: set units.disp_scale_mm={meta.disp_scale_mm}")
+    targets = [module.generator] + ([module.generator_ema] if module.generator_ema is not None else [])
+    for target in targets:
+        try:
+            target.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"init_weights {path} does not fit this run's generator (model config "
+                                  f"differs?): {exc}") from exc
 
 
 def export_training_checkpoint(

@@ -130,9 +130,9 @@ class DFDNModule(pl.LightningModule):
         panel_rows: rows of the validation image panel (0: no panels).
         inference_batch_stats: normalise with each prediction batch's own BatchNorm statistics, as the
             release does (it never calls ``.eval()``); running statistics are left untouched.
-        init_weights: an fds ``.safetensors`` checkpoint whose generator weights start this run (fine-tuning,
-            e.g. a GPU pre-training continued with the appearance stream); its ``disp_scale_mm`` must match.
-            Optimizer state and the discriminator start fresh (use ``ckpt_path`` to resume a run instead).
+
+    A fine-tuning run starts from exported generator weights through
+    :func:`fds.models.checkpoint.load_start_weights` (``train()`` calls it for the config's ``init_weights``).
     """
 
     def __init__(
@@ -157,7 +157,6 @@ class DFDNModule(pl.LightningModule):
         grad_clip_norm: float | None = None,
         panel_rows: int = 4,
         inference_batch_stats: bool = False,
-        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         if gan_mode not in ("lsgan", "vanilla", "hinge"):
@@ -177,24 +176,8 @@ class DFDNModule(pl.LightningModule):
         self.automatic_optimization = False
         self.generator = _as_region_models(generator)
         self.discriminator = _as_region_models(discriminator)
-        if init_weights:
-            self._load_generator_weights(init_weights)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema_decay else None
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
-
-    def _load_generator_weights(self, path: str) -> None:
-        from fds.models.checkpoint import CheckpointError, read_detail_checkpoint
-
-        tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
-        scale = meta.disp_scale_mm
-        if scale != float(self.hparams.disp_scale_mm):
-            raise CheckpointError(f"init_weights {path} was trained at disp_scale_mm={scale} but this run uses "
-                                  f"{self.hparams.disp_scale_mm}: set units.disp_scale_mm={scale}")
-        try:
-            self.generator.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(f"init_weights {path} does not fit this run's generator (model config "
-                                  f"differs?): {exc}") from exc
 
     # ---------------------------------------------------------------- inference
     @property
