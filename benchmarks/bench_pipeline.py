@@ -35,6 +35,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from fds.demo import SHIPPED_CHECKPOINT
+from fds.detail import DetailPredictor
 from fds.export import mesh_io
 from fds.export.bake import bake_displacement, write_baked
 from fds.export.maps import encode_normal_map, write_displacement, write_normal_map, write_png
@@ -74,18 +75,11 @@ def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[
     fm, s, t = pipe.stage.face_model, pipe.settings, {}
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    pipe.settings.flip_average = not fast
-    if not fast:
-        import fds.pipeline as pl
-
-        predictor, pipe.predictor = pipe.predictor, pipe.module
-        module_detail_map = pl.module_detail_map
-        pl.module_detail_map = lambda *a, **k: module_detail_map(*a, **k, shared_windows=False)
-    try:
-        disp, coverage, _ = pipe.detail(result)
-    finally:
-        if not fast:
-            pipe.predictor, pl.module_detail_map = predictor, module_detail_map
+    predictor = pipe.predictor if fast else DetailPredictor(
+        pipe.predictor.module, fm, batch_size=s.batch_size, flip_average=True, resolution=s.resolution, fused=False,
+        shared_windows=False)
+    detail = predictor(result)
+    disp, coverage = detail.displacement_mm, detail.coverage
     t["detail"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -166,8 +160,8 @@ def main() -> None:
         paper = instantiate(compose(config_name="train", overrides=["model=paper"]).model).eval().to(args.device)
     paper_patch = per_patch_seconds(paper, args.patches)
     paper_4096 = paper_patch * 3439
-    sec = {"lite, reference module": per_patch_seconds(lite.module, args.patches),
-           "lite, fast copy (default)": per_patch_seconds(lite.predictor, args.patches), "paper": paper_patch}
+    sec = {"lite, reference module": per_patch_seconds(lite.predictor.module, args.patches),
+           "lite, fast copy (default)": per_patch_seconds(lite.predictor.network, args.patches), "paper": paper_patch}
     load_after = os.getloadavg()
 
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "no GPU"

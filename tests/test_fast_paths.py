@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from fds.demo import SHIPPED_CHECKPOINT
+from fds.detail import DetailPredictor
 from fds.export.maps import encode_normal_map
 from fds.export.normal_maps import normal_maps, normal_maps_reference
-from fds.models.fusion import inference_copy
-from fds.pipeline import DetailPipeline, module_detail_map
+from fds.pipeline import DetailPipeline
 
 
 @pytest.mark.slow
@@ -26,8 +26,8 @@ def test_grace_hopper_maps_match_the_reference_paths(tmp_path):
     photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     pipe = DetailPipeline(SHIPPED_CHECKPOINT, cache_dir=tmp_path / "cache", device="cpu")
     result, fm = pipe.stage(photo)[0], pipe.stage.face_model
-    fast = module_detail_map(inference_copy(pipe.module), result.uv_texture, fm)
-    ref = module_detail_map(pipe.module, result.uv_texture, fm, shared_windows=False)
+    fast = pipe.predictor.full_map(result.uv_texture)  # what inference runs
+    ref = DetailPredictor(pipe.predictor.module, fm, fused=False, shared_windows=False).full_map(result.uv_texture)
     np.testing.assert_array_equal(fast.coverage, ref.coverage)
     assert np.abs(ref.displacement_mm).max() > 0.05  # real relief to compare
     np.testing.assert_allclose(fast.displacement_mm, ref.displacement_mm, atol=2.5e-5)

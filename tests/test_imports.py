@@ -1,5 +1,6 @@
 """The package reads downhill: no import cycles between fds modules (module-level and function-level imports
-alike, read from the source), so each stage can be understood from the ones below it."""
+alike, read from the source), so each stage can be understood from the ones below it, and no stage reaches
+into another's private names."""
 
 from __future__ import annotations
 
@@ -74,3 +75,26 @@ def test_no_import_cycles():
     graph = import_graph()
     assert "fds.facemodel.uvchart" in graph["fds.facemodel.regions"]  # the graph sees the imports
     assert cycles(graph) == []
+
+
+def _stage(module: str) -> str:
+    """``fds.data.scans`` → ``data``; a top-level module is its own stage (``fds.pipeline`` → ``pipeline``)."""
+    return module.split(".")[1] if module.count(".") else module
+
+
+def private_imports() -> list[str]:
+    """``module: from other import _name`` for every private name an fds module imports from another stage."""
+    mods = _modules()
+    found = []
+    for name, f in sorted(mods.items()):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fds") and node.level == 0:
+                for a in node.names:
+                    if a.name.startswith("_") and _stage(node.module) != _stage(name):
+                        found.append(f"{name}: from {node.module} import {a.name}")
+    return found
+
+
+def test_no_stage_imports_another_stages_private_names():
+    assert _stage("fds.data.scans") == "data" and _stage("fds.pipeline") == "pipeline"
+    assert private_imports() == []

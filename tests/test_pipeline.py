@@ -150,17 +150,15 @@ def test_face_model_mismatch_is_refused(tmp_path, checkpoint):
 def test_flip_average_is_mirror_equivariant(checkpoint, astronaut):
     """Averaging with the mirrored texture's map makes detail synthesis commute with a left-right mirror,
     wherever both maps cover a texel (the UV zones are nearly, not exactly, symmetric)."""
-    from fds.facemodel import load_face_model
-    from fds.models.checkpoint import load_detail_module
-    from fds.pipeline import module_detail_map
+    from fds.detail import DetailPredictor
 
-    module, fm = load_detail_module(checkpoint), load_face_model("sfm")
+    flipping = DetailPredictor.from_checkpoint(checkpoint, batch_size=8, flip_average=True)
     texture = np.asarray(Image.fromarray(astronaut).resize((1024, 1024)))
-    a = module_detail_map(module, texture, fm, batch_size=8, flip_average=True)
-    b = module_detail_map(module, np.ascontiguousarray(texture[:, ::-1]), fm, batch_size=8, flip_average=True)
+    a = flipping.full_map(texture)
+    b = flipping.full_map(np.ascontiguousarray(texture[:, ::-1]))
     both = a.coverage & b.coverage[:, ::-1]
     both &= np.roll(both, 1, 1) & np.roll(both, -1, 1)  # away from the coverage edges
     assert both.mean() > 0.2
     np.testing.assert_allclose(a.displacement_mm[both], b.displacement_mm[:, ::-1][both], atol=1e-5)
-    plain = module_detail_map(module, texture, fm, batch_size=8)
+    plain = DetailPredictor(flipping.module, flipping.face_model, batch_size=8).full_map(texture)
     assert np.abs(plain.displacement_mm - a.displacement_mm)[both].max() > 1e-4  # it does change the map

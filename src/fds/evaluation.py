@@ -1,15 +1,15 @@
 """``evaluate(cfg)`` (``eval/run.py``): score a checkpoint and baselines on held-out scans with GT displacement.
 
-Held-out data: procedural scans generated from seeds no training run uses (``data.generate_start_seed``).
-Every method predicts the **full** UV displacement map of each sample, the way inference does
-(:func:`fds.pipeline.module_detail_map`: patch grid, Gaussian-weighted stitching), and all are scored by the
-same code:
+Held-out data: procedural scans generated from seeds no training run uses (``data.scans.generate_start_seed``),
+at the checkpoint's own units. Every method predicts the **full** UV displacement map of each sample, the way
+inference does (:meth:`fds.detail.DetailPredictor.full_map`: patch grid, Gaussian-weighted stitching), and all
+are scored by the same code:
 
-- ``dfdn``: the checkpoint, through the ``DFDNModule`` predict path;
-- ``untrained``: the same network freshly initialised (what training must beat);
+- ``dfdn``: the checkpoint;
+- ``untrained``: the same network freshly initialised from ``seed`` (what training must beat);
 - ``zero``: no detail at all (the proxy alone);
 - ``highpass``: the classical shading heuristic, displacement = k · high-pass(input luminance), with the
-  scale k fitted by least squares on patches of the *training* scans.
+  scale k fitted by least squares on patches of the *training* scans (once: ``highpass.k_mm``).
 
 Metrics per UV region of the face model (forehead, brows, eyes, nose, cheeks, mouth, chin) and ``all``, over
 valid GT texels: displacement MAE and RMSE (mm); normal-angle error of the metric tangent-space normals of the
@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from fds.data.sample_io import list_samples
 from fds.data.scans import GeometryGridPatches, ScanFolder, sample_texel_mm
+from fds.detail import DetailPredictor
 from fds.facemodel import REGIONS, region_masks
 from fds.fileio import atomic_write_bytes
 from fds.metrics import normal_error, normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
@@ -141,7 +142,8 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
         r = s.resolution
         masks = region_masks(fm, r)
         valid = s.mask.astype(bool) & masks["face"]
-        texel = tuple(sample_texel_mm(s))
+        du, dv = sample_texel_mm(s)
+        texel = (du, dv)
         e = map_errors(predict(s.texture), s.displacement_mm, texel)
         masks = {**masks, "all": valid, "wrinkles": valid & wrinkle_mask(s.displacement_mm, texel)}
         for name in ("all", "wrinkles", *REGIONS):
@@ -162,11 +164,11 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
     return ScanScores(metrics, hist, first)
 
 
-def _module_map_predictor(module, fm, batch_size: int, flip_average: bool = False) -> MapPredictor:
-    from fds.pipeline import module_detail_map
+def network_map_predictor(predictor: DetailPredictor) -> MapPredictor:
+    """A checkpoint's method: the full map of a held-out texture, which must be at the checkpoint's density."""
 
     def predict(texture: np.ndarray) -> np.ndarray:
-        res = module_detail_map(module, texture, fm, batch_size=batch_size, flip_average=flip_average)
+        res = predictor.full_map(texture)
         if res.displacement_mm.shape != texture.shape[:2]:
             raise ValueError(f"the checkpoint works at {res.displacement_mm.shape[0]}² maps but the held-out "
                              f"samples are {texture.shape[0]}²: move data.scans.data_dir away so they are generated "
@@ -212,19 +214,12 @@ def fitted_highpass_scale(fit_dir: str | Path, num_samples: int, meta: Checkpoin
     return fit_highpass_scale(DataLoader(fit_set, batch_size=batch_size), meta.disp_scale_mm)
 
 
-def detail_methods(module, fm, k_mm: float, batch_size: int, device: str, flip: bool = False,
-                   seed: int = 0) -> dict[str, MapPredictor]:
-    """Every method scored: the checkpoint, its network untrained (initialised from ``seed``), zero detail, the
-    high-pass heuristic. ``flip``: the networks' maps are averaged with those of the mirrored texture, as
-    inference does."""
-    from fds.models.checkpoint import build_detail_module
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        untrained = build_detail_module(module.meta, device)
+def detail_methods(predictor: DetailPredictor, k_mm: float, seed: int = 0) -> dict[str, MapPredictor]:
+    """Every method scored: the checkpoint (``predictor``), its networks untrained (initialised from ``seed``, same
+    settings), zero detail, the high-pass heuristic with scale ``k_mm``."""
     return {
-        "dfdn": _module_map_predictor(module, fm, batch_size, flip),
-        "untrained": _module_map_predictor(untrained, fm, batch_size, flip),
+        "dfdn": network_map_predictor(predictor),
+        "untrained": network_map_predictor(predictor.untrained(seed)),
         "zero": lambda texture: np.zeros(texture.shape[:2], np.float32),
         "highpass": _highpass_map_predictor(k_mm),
     }
@@ -254,11 +249,13 @@ def evaluate(cfg: DictConfig) -> dict:
     checkpoint_units(cfg, module.meta)
     samples = held_out_samples(cfg)
     fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), cfg.paths.assets_dir)
+    # the module itself (BatchNorm not folded): evaluation scores the reference path of the networks
+    predictor = DetailPredictor(module, fm, batch_size=int(cfg.batch_size), fused=False, source=cfg.ckpt,
+                                flip_average=bool(cfg.get("flip_average", False)))
     hp = cfg.highpass
     k = float(hp.k_mm) if hp.fit_dir is None else fitted_highpass_scale(
         hp.fit_dir, int(hp.fit_samples), module.meta, int(cfg.batch_size), cfg.paths.assets_dir)
-    methods = detail_methods(module, fm, k, cfg.batch_size, device, bool(cfg.get("flip_average", False)),
-                             int(cfg.get("seed") or 0))
+    methods = detail_methods(predictor, k, int(cfg.get("seed") or 0))
     scans = {}
     for i, (name, fn) in enumerate(methods.items()):
         t = time.perf_counter()
@@ -274,8 +271,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.photos.enabled:
         from fds.evaluation_photos import evaluate_photos
 
-        payload["photos"], photo_sample = evaluate_photos(cfg, methods, module.meta.map_resolution,
-                                                          device, module.meta.face_model)
+        payload["photos"], photo_sample = evaluate_photos(cfg, methods, predictor, device)
     figures = write_outputs(payload, {name: s.first_angle_map for name, s in scans.items()},
                             Path(cfg.paths.output_dir) / "eval", cfg.get("readme"), photo_sample)
     log_results(instantiate_loggers(cfg), payload, figures)

@@ -1,8 +1,8 @@
 """Photo → everything: proxy, detail maps, baked detailed mesh and previews (used by ``infer.py``).
 
-One code path: the proxy comes from :class:`fds.proxy.ProxyStage`, the detail from the training
-``DFDNModule``'s ``predict_step`` (loaded with :func:`fds.models.checkpoint.load_detail_module`), stitched by
-:func:`fds.synthesis.synthesize_displacement`, and written by :mod:`fds.export`.
+One code path: the proxy comes from :class:`fds.proxy.ProxyStage`, the detail from
+:class:`fds.detail.DetailPredictor` (the checkpoint's networks, as evaluation runs them), and everything is written
+by :mod:`fds.export`.
 
 Outputs per face, in ``<output>/<photo stem>/`` (``<stem>_face<k>`` for further faces):
 
@@ -22,7 +22,6 @@ run at a time writes into ``output=`` (:mod:`fds.outputs`); folder input is walk
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
@@ -44,13 +43,11 @@ from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, preview_maps, render_proxy_and_detail, write_preview
 from fds.fileio import atomic_write_bytes
 from fds.inputs import InputEntry, NoInputError, expand_inputs
-from fds.models.fusion import inference_copy
 from fds.outputs import OutputError, OutputFolder, unique_names
 from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
 from fds.proxy.quality import exposure_warnings
-from fds.synthesis import synthesize_displacement, upsample_mask
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +64,7 @@ class DetailSettings:
     batch_size: int = 16  # patches per forward pass
     mode: str = "patches"  # "patches" (Gaussian-blended 75 % overlap) | "full" (fully convolutional)
     edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
-    flip_average: bool = False  # average with the mirrored texture's map (module_detail_map): 2x the network
+    flip_average: bool = False  # also run the mirrored texture and average (DetailPredictor): 2x the network time
     float_format: str = "both"  # the float32 mm displacement: "exr" | "npy" | "both" (fds.export.maps)
     max_triangles: int = 500_000  # cap of the baked mesh (fds.export.bake.DEFAULT_MAX_TRIANGLES)
     formats: tuple[str, ...] = ("glb",)
@@ -102,61 +99,6 @@ class ImageOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def _soft_visibility(visible: np.ndarray, sigma: float) -> np.ndarray:
-    """A [0, 1] weight that is 1 well inside the seen texels and fades to 0 over ~2σ at their border."""
-    v = torch.from_numpy(visible.astype(np.float32))[None, None]
-    if sigma > 0:
-        import kornia
-
-        k = int(2 * round(3 * sigma) + 1)
-        v = kornia.filters.gaussian_blur2d(v, (k, k), (sigma, sigma))
-        v = ((v - 0.5) * 2).clamp(0, 1) * torch.from_numpy(visible)[None, None]
-    return v[0, 0].numpy()
-
-
-def module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int = 16, mode: str = "patches",
-                      flip_average: bool = False, shared_windows: bool = True):
-    """A ``DFDNModule``'s full-map displacement (``fds.synthesis.DetailSynthesis``, mm) of a UV texture at the
-    texel density the checkpoint was trained at, through the module's ``predict_step`` (one region network per
-    patch zone of ``fds.facemodel.uvchart``). Used by inference and evaluation alike.
-
-    ``flip_average``: also run the left-right mirrored texture (the networks train on mirrored patches too) and
-    average the two maps where both cover a texel: twice the cost, less prediction noise (on 8 held-out scans the
-    shipped checkpoint's normal error falls from 2.030° to 2.023°, on wrinkle texels from 5.54° to 5.48°; zero
-    detail 2.10° / 6.36°). ``shared_windows=False`` predicts a window once per zone grid it is in even when one
-    network serves every zone (the plain reference of the default)."""
-    res = _module_detail_map(module, uv_texture, fm, batch_size, mode, shared_windows)
-    if not flip_average:
-        return res
-    mirrored = _module_detail_map(module, np.ascontiguousarray(uv_texture[:, ::-1]), fm, batch_size, mode,
-                                  shared_windows)
-    other, other_cov = mirrored.displacement_mm[:, ::-1], mirrored.coverage[:, ::-1]
-    both = res.coverage & other_cov
-    disp = np.where(both, 0.5 * (res.displacement_mm + other), res.displacement_mm).astype(np.float32)
-    return dataclasses.replace(res, displacement_mm=disp)
-
-
-def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode: str, shared_windows: bool = True):
-    from fds.data.patches import preprocess
-    from fds.facemodel import zone_mask
-
-    meta = module.meta
-    n, regions, channels = meta.map_resolution, meta.regions, meta.channels
-    if mode == "full" and n != meta.patch_size:
-        raise ValueError(f"detail.mode=full needs a network that takes whole {n}² maps; this checkpoint takes "
-                         f"{meta.patch_size}² patches (its PCA basis is patch-sized): use detail.mode=patches")
-
-    def predict(x: torch.Tensor, region: str) -> torch.Tensor:
-        with torch.no_grad():
-            return module.predict_step({"input": x.to(module.device), "region": region}, 0)["displacement"].cpu()
-
-    return synthesize_displacement(
-        uv_texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
-        regions={r: zone_mask(fm, n, r) for r in regions}, patch_size=meta.patch_size, batch_size=batch_size,
-        mode=mode, preprocess=(lambda t: preprocess(t, channels)) if mode == "patches" else None,
-        shared_network=shared_windows and bool(getattr(module.inference_generator, "shared", False)))
-
-
 def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35,
                    photo: np.ndarray | None = None) -> tuple[np.ndarray, View]:
     """A square crop of the photo around the face (``size``² px, uint8) and the fitted pose's view of it, so
@@ -181,67 +123,38 @@ def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35,
 
 
 class DetailPipeline:
-    """Photo → proxy → UV texture → DFDN → displacement / normal maps → baked mesh, for one checkpoint."""
+    """Photo → proxy (:class:`fds.proxy.ProxyStage`) → detail (:class:`fds.detail.DetailPredictor`) → maps and
+    meshes (:mod:`fds.export`), for one checkpoint: this class only orchestrates and writes."""
 
     def __init__(self, ckpt: str | Path, proxy: dict | None = None, cache_dir: str | Path | None = None,
                  settings: DetailSettings | None = None, device: str = "auto",
                  assets_dir: str | Path | None = None):
-        from fds.models.checkpoint import load_detail_module
+        from fds.detail import DetailPredictor, FaceModelMismatch
 
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         try:  # the cheap checks first
             self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
         except (ValueError, TypeError) as exc:  # unknown keys or values of the proxy config
             raise ConfigError(f"proxy settings: {exc}") from None
-        self.module = load_detail_module(ckpt, self.device)
-        # the network pass runs a copy with BatchNorm folded and channels-last weights (fds.models.fusion);
-        # self.module stays the reference
-        self.predictor = inference_copy(self.module, fold_bn=not self.module.hparams.inference_batch_stats)
-        meta = self.module.meta
-        self.disp_scale_mm = meta.disp_scale_mm
-        self.map_resolution = meta.map_resolution
-        trained_on = meta.face_model
-        if trained_on != self.stage.config.face_model:
-            raise ConfigError(f"checkpoint {ckpt} was trained in the {trained_on!r} UV chart but proxy.face_model="
-                             f"{self.stage.config.face_model!r}: set proxy.face_model={trained_on} or use a "
-                             "checkpoint trained on that face model")
-        self.settings = settings or DetailSettings()
+        s = self.settings = settings or DetailSettings()
+        try:
+            self.predictor = DetailPredictor.from_checkpoint(
+                ckpt, self.stage.face_model, self.device, batch_size=s.batch_size, mode=s.mode,
+                flip_average=s.flip_average, edge_blur_texels=s.edge_blur_texels, resolution=s.resolution)
+        except FaceModelMismatch as exc:
+            raise ConfigError(str(exc)) from None
+        self.disp_scale_mm = self.predictor.disp_scale_mm
         self.ckpt = str(ckpt)
 
     # ---------------------------------------------------------------------------------------- one face
-    def detail(self, result: ProxyResult) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """``(displacement_mm [R,R], coverage [R,R] bool, warnings)`` at ``settings.resolution``.
-
-        The network runs at the texel density it was trained at (``map_resolution``); other output
-        resolutions are bicubic resamplings of that map (a 256² patch must cover the same skin area it did in
-        training). Detail fades out towards texels the photo does not see.
-        """
-        s, n = self.settings, self.map_resolution
-        res = module_detail_map(self.predictor, result.uv_texture, self.stage.face_model, batch_size=s.batch_size,
-                                mode=s.mode, flip_average=s.flip_average)
-        visible = upsample_mask(result.confidence > 0, n)
-        disp = res.displacement_mm * _soft_visibility(visible & res.coverage, s.edge_blur_texels)
-        coverage = res.coverage & visible
-        warnings = []
-        seen = coverage.sum() / max(res.coverage.sum(), 1)
-        if seen < 0.5:
-            warnings.append(f"only {seen:.0%} of the face's UV chart is visible in the photo: detail is partial")
-        if s.resolution != n:
-            warnings.append(f"detail synthesised at {n}² (the checkpoint's texel density) and resampled to "
-                            f"{s.resolution}²")
-            t = torch.from_numpy(disp)[None, None]
-            disp = F.interpolate(t, size=(s.resolution,) * 2, mode="bicubic", align_corners=False)[0, 0].numpy()
-            coverage = upsample_mask(coverage, s.resolution)
-            disp = disp * coverage
-        return disp.astype(np.float32), coverage, warnings
-
     def write_face(self, result: ProxyResult, out: Path) -> dict[str, Any]:
         """Every output of one face into ``out``; returns the ``result.json`` content."""
         fm, s = self.stage.face_model, self.settings
         times: dict[str, float] = {f"proxy_{k}": float(v) for k, v in result.timings_s.items()}
         photo = load_image(result.image_path)
         t = time.perf_counter()
-        disp_mm, coverage, warnings = self.detail(result)
+        detail = self.predictor(result)
+        disp_mm, coverage, warnings = detail.displacement_mm, detail.coverage, detail.warnings
         times["detail"] = time.perf_counter() - t
         warnings = exposure_warnings(photo, result.landmarks_px) + warnings
         log.info("%s: detail done in %.1f s", out.name, times["detail"])
@@ -280,7 +193,7 @@ class DetailPipeline:
         times["preview"] = time.perf_counter() - t
         log.info("%s: preview done in %.1f s", out.name, times["preview"])
 
-        info = {
+        info: dict[str, Any] = {
             "image": result.image_path, "image_sha1": result.image_sha1, "face_index": result.face_index,
             "face_model": result.face_model,
             "checkpoint": self.ckpt, "timings_s": {k: round(v, 4) for k, v in times.items()},
