@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import trimesh
 from PIL import Image
 
@@ -22,6 +23,7 @@ def test_demo_writes_mean_mesh_and_region_masks(tmp_path):
     assert not list(tmp_path.rglob("*.part"))
 
 
+@pytest.mark.slow  # the whole pipeline on one photo
 def test_demo_runs_the_pipeline_on_a_real_photo(tmp_path):
     """`make demo`'s second half: grace_hopper through the whole pipeline with the shipped checkpoint."""
     assert main(["--output", str(tmp_path)]) == 0

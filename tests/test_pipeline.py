@@ -55,6 +55,7 @@ def run(tmp_path_factory, checkpoint, astronaut):
     return tmp, tmp / "out", status
 
 
+@pytest.mark.slow  # the module's pipeline run: minutes on 2 cores
 def test_every_output_is_written(run):
     tmp, out, status = run
     files = {p.name for p in (out / "astronaut").iterdir()}
@@ -66,6 +67,7 @@ def test_every_output_is_written(run):
     assert {"proxy_fit", "proxy_unwrap", "detail", "maps", "bake", "preview"} <= set(info["timings_s"])
 
 
+@pytest.mark.slow  # the module's pipeline run: minutes on 2 cores
 def test_bad_photo_is_reported_and_the_run_goes_on(run):
     tmp, out, status = run
     summary = json.loads((out / "summary.json").read_text())
@@ -77,6 +79,7 @@ def test_bad_photo_is_reported_and_the_run_goes_on(run):
     assert not (out / "broken").exists()
 
 
+@pytest.mark.slow  # the module's pipeline run: minutes on 2 cores
 def test_maps_and_meshes_are_consistent(run):
     tmp, out, _ = run
     d = out / "astronaut"
@@ -101,6 +104,7 @@ def test_maps_and_meshes_are_consistent(run):
     assert abs(detailed.area / proxy.area - 1) < 0.05
 
 
+@pytest.mark.slow  # the module's pipeline run: minutes on 2 cores
 def test_rerun_with_a_good_photo_only_succeeds(run, checkpoint):
     """A rerun (proxy from the cache now) rewrites the photo's folder bit for bit: the cache is exact."""
     tmp, out, _ = run

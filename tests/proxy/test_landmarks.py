@@ -18,7 +18,7 @@ from fds.proxy.landmarks import (
     write_pts,
 )
 
-HOG_MISSES = {"helen_1227072121_1"}  # tech-notes: HOG finds no face here; the CNN fallback does
+HOG_MISSES = {"helen_1227072121_1"}  # HOG finds no face in this one; the CNN fallback does
 
 
 def _labelled(labelled_dir: Path) -> list[Path]:
