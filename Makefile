@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fds-installed
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint clean
+.PHONY: setup demo test test-all lint typecheck clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,9 @@ test-all: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

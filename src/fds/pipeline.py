@@ -29,7 +29,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -294,10 +294,10 @@ def infer(cfg: DictConfig) -> int:
         return 2
     with output:
         try:
-            pipeline = DetailPipeline(cfg.ckpt, proxy=OmegaConf.to_container(cfg.proxy, resolve=True),
+            pipeline = DetailPipeline(cfg.ckpt, proxy=cast(dict, OmegaConf.to_container(cfg.proxy, resolve=True)),
                                       cache_dir=cfg.cache_dir, settings=settings, device=cfg.device,
                                       assets_dir=cfg.paths.assets_dir)
-            spec = OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input
+            spec = cfg.input if isinstance(cfg.input, str) else cast(list, OmegaConf.to_container(cfg.input))
             exclude = [output.root] + ([Path(cfg.cache_dir)] if cfg.cache_dir else [])
             inputs = expand_inputs(spec, recursive=bool(cfg.get("recursive", True)), exclude=exclude)
         except early as exc:

@@ -199,7 +199,7 @@ def synthesize_displacement(
     union = np.logical_or.reduce(list(region_masks.values()))
     rgb = texture_to_tensor(uv_texture, r_).to(dev)  # [1, 3, R, R]
 
-    def call(x: torch.Tensor, region: str) -> torch.Tensor:
+    def call(x: torch.Tensor, region: str) -> torch.Tensor | Mapping[str, torch.Tensor]:
         return predict(x) if regions is None else predict(x, region)
 
     with torch.no_grad():
@@ -231,10 +231,10 @@ def synthesize_displacement(
             jobs += [(name, g, np.ones(len(g), np.int64)) for name, g in zip(region_masks, grids.values(), strict=True)]
         for name, grid, uses in jobs:
             for s in range(0, len(grid), batch_size):
-                corners = torch.from_numpy(grid[s : s + batch_size]).to(dev)
+                window = torch.from_numpy(grid[s : s + batch_size]).to(dev)
                 count = torch.from_numpy(uses[s : s + batch_size]).float().to(dev)[:, None, None]  # [b, 1, 1]
-                b = corners.shape[0]
-                idx = (corners[:, 0:1] * r_ + corners[:, 1:2] + offsets[None]).reshape(-1)  # [b·P·P] texels
+                b = window.shape[0]
+                idx = (window[:, 0:1] * r_ + window[:, 1:2] + offsets[None]).reshape(-1)  # [b·P·P] texels
                 crops = flat_rgb[:, idx].view(3, b, p, p).transpose(0, 1)  # [b, 3, P, P]
                 out = _as_displacement(call(prep(crops), name), (b, 1, p, p), "predict")
                 w = weight * count  # [b, P, P]

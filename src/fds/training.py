@@ -7,7 +7,7 @@ the monitored validation metric (the checkpoint callback's best score), what a H
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import hydra
 import pytorch_lightning as pl
@@ -35,7 +35,7 @@ def check_units(cfg: DictConfig) -> None:
                          "its defaults list")
     wrong = []
     for unit, keys in UNIT_READERS.items():
-        want = OmegaConf.to_container(cfg.units, resolve=True)[unit]
+        want = cast(dict, OmegaConf.to_container(cfg.units, resolve=True))[unit]
         for key in keys:
             got = OmegaConf.select(cfg, key, default=None)
             got = OmegaConf.to_container(got, resolve=True) if OmegaConf.is_config(got) else got
@@ -114,7 +114,8 @@ def train(cfg: DictConfig) -> float | None:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metric = monitored_metric(trainer)
     if cfg.get("test", False):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
+        ckpt = trainer.checkpoint_callback
+        best = getattr(ckpt, "best_model_path", None) if ckpt else None
         trainer.test(model=model, datamodule=datamodule, ckpt_path=best or None)
     log.info("final metrics: %s", {k: round(float(v), 6) for k, v in trainer.callback_metrics.items()})
     if metric is not None:

@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -60,6 +61,11 @@ class ScansDataModule(pl.LightningDataModule):
         batch_size, num_workers, persistent_workers, pin_memory, cache_size: loader settings.
     """
 
+    if TYPE_CHECKING:  # the constructor's arguments, as save_hyperparameters() stores them
+
+        @property
+        def hparams(self) -> Any: ...
+
     def __init__(self, data_dir: str | os.PathLike, generate_if_empty: bool = True, num_generate: int = 16,
                  generation_workers: int = 0, generator: dict | None = None, generate_start_seed: int = 0,
                  shared_data_dir: str | os.PathLike | None = None, on_the_fly: bool = False,
@@ -78,7 +84,8 @@ class ScansDataModule(pl.LightningDataModule):
         self.data_dir = Path(data_dir)
         self.regions = list(regions)
         self.channels: Channels = "rgb" if rgb else "v"
-        self.train_set = self.val_set = None
+        self.train_set: GeometryPatches | None = None
+        self.val_set: GeometryGridPatches | None = None
         self.train_folders: list[Path] = []
         self.val_folders: list[Path] = []
 
@@ -160,6 +167,7 @@ class ScansDataModule(pl.LightningDataModule):
         hp = self.hparams
         common = dict(regions=self.regions, patch_size=hp.patch_size, channels=self.channels,
                       disp_scale_mm=hp.disp_scale_mm, assets_dir=hp.assets_dir)
+        source: Any
         if hp.on_the_fly:
             start = 1 + max((int(f.name.split("_")[-1]) for f in folders if f.name.split("_")[-1].isdigit()),
                             default=-1)
@@ -202,6 +210,11 @@ class WildDataModule(pl.LightningDataModule):
         regions, patch_size, rgb, min_visible: patch contract; train_patches_per_epoch: epoch size.
     """
 
+    if TYPE_CHECKING:  # the constructor's arguments, as save_hyperparameters() stores them
+
+        @property
+        def hparams(self) -> Any: ...
+
     def __init__(self, photo_dirs: Sequence[str | os.PathLike] = (), cache_dir: str | os.PathLike = "data/cache",
                  include_library_photos: bool = True, max_photos: int | None = None, resolution: int = 1024,
                  proxy: dict | None = None, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
@@ -210,7 +223,7 @@ class WildDataModule(pl.LightningDataModule):
                  pin_memory: bool = False, cache_size: int = 32, assets_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.train_set = None
+        self.train_set: Any = None  # fds.data.wild.WildPatches after setup()
         self.skipped: list[tuple[str, str]] = []
         self.sources: list[str] = []
 
@@ -264,8 +277,9 @@ class GeoAppDataModule(pl.LightningDataModule):
         if use_wild and wild is None:
             raise ValueError("use_wild=true needs a wild stream (data.wild); set data.use_wild=false for scans only")
         self.scans = scans if isinstance(scans, ScansDataModule) else ScansDataModule(**dict(scans))
-        self.wild = None
+        self.wild: WildDataModule | None = None
         if use_wild:
+            assert wild is not None
             self.wild = wild if isinstance(wild, WildDataModule) else WildDataModule(**dict(wild))
         self.mode = mode
 

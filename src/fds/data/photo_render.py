@@ -215,6 +215,7 @@ def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region
     win = (int(x0), int(y0), int(x1), int(y1))
     hh, ww = win[3] - win[1], win[2] - win[0]
     tri_t = torch.from_numpy(baked.mesh.triangles.astype(np.int64))
+    assert baked.mesh.uv_triangles is not None, "the baked head has UVs"
     uvtri_t = torch.from_numpy(baked.mesh.uv_triangles.astype(np.int64))
     with torch.no_grad():
         rast = rasterize(camera.clip(v_cam.double(), win).float(), tri_t, (hh, ww), backend=backend)

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ class PhotoSample:
 
     scan: ScanSample
     photo: RenderedPhoto
-    proxy: object  # fds.proxy.ProxyResult
+    proxy: Any  # fds.proxy.ProxyResult
     gt: FittedGT
     meta: dict = field(default_factory=dict)
 
@@ -103,7 +104,8 @@ class PhotoScanGenerator:
                  background_max_photos: int | None = 40, cache_dir: str | os.PathLike | None = None,
                  assets_dir: str | os.PathLike | None = None, proxy: dict | None = None, photo: dict | None = None,
                  band_sigma_mm: float = 4.0, marks: bool = True, threads: int | None = 1) -> None:
-        self.heads = ProceduralScanGenerator(face_model, gt_resolution, tuple(age_range), neutral_prob, id_scale,
+        ages = (float(age_range[0]), float(age_range[1]))
+        self.heads = ProceduralScanGenerator(face_model, gt_resolution, ages, neutral_prob, id_scale,
                                              albedo_dirs=albedo_dirs, albedo_max_photos=albedo_max_photos,
                                              albedo_resolution=albedo_resolution, cache_dir=cache_dir,
                                              assets_dir=assets_dir)
@@ -113,8 +115,8 @@ class PhotoScanGenerator:
         proxy["face_model"] = self.face_model_name
         proxy["unwrap"] = {**dict(proxy.get("unwrap", {}) or {}), "resolution": self.resolution}
         self.proxy_config = proxy
-        self.photo_config = PhotoConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                           for k, v in dict(photo or {}).items()})
+        options: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(photo or {}).items()}
+        self.photo_config = PhotoConfig(**options)
         self.band_sigma_mm, self.marks, self.assets_dir = float(band_sigma_mm), bool(marks), assets_dir
         self.threads = None if threads is None else int(threads)
 

@@ -19,6 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ def read_mesh(path: Path) -> MeshData:
     except ImportError as exc:  # pragma: no cover
         raise ScanInputError(f"{path}: reading {path.suffix} needs trimesh (pip install trimesh); or give an OBJ"
                              ) from exc
-    tm = trimesh.load(path, force="mesh", process=False)
+    tm: Any = trimesh.load(path, force="mesh", process=False)  # a trimesh.Trimesh (force="mesh")
     uv = getattr(getattr(tm, "visual", None), "uv", None)
     tri = np.asarray(tm.faces, np.int32)
     if uv is None or len(uv) != len(tm.vertices):

@@ -76,7 +76,7 @@ class _Maps:
 
     def __init__(self, source, size: int) -> None:
         self.source, self.size = source, max(int(size), 1)
-        self._cache: OrderedDict[int, tuple[torch.Tensor, ...]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def __getstate__(self) -> dict:
         return {"source": self.source, "size": self.size, "_cache": OrderedDict()}

@@ -109,7 +109,7 @@ class _TriangleTerms:
 
     def intersect(self, d: tuple, tid: np.ndarray, eps: float = 1e-9):
         """(t, b1, b2, hit) of the rays ``d`` (components ``[N]``, from the origin) with triangles ``tid [N]``."""
-        e1, e2, tv, q = ([a[tid] for a in v] for v in (self.e1, self.e2, self.tv, self.q))
+        e1, e2, tv, q = (tuple(a[tid] for a in v) for v in (self.e1, self.e2, self.tv, self.q))
         p = _cross(d, e2)
         det = _dot(e1, p)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -190,6 +190,7 @@ def _candidates(tri: np.ndarray, ring: np.ndarray, tri_id: np.ndarray, row0: np.
 
 def _hits(baked: BakedMesh, d: np.ndarray, valid: np.ndarray, best_tri: np.ndarray, best_b: np.ndarray,
           best_t: np.ndarray) -> SurfaceHits:
+    assert baked.mesh.uv is not None and baked.mesh.uv_triangles is not None, "the baked head has UVs"
     uv_tri = baked.mesh.uv_triangles.astype(np.int64)
     uv = baked.mesh.uv.astype(np.float64)
     cuv = uv[uv_tri[np.maximum(best_tri, 0)]]  # [N, 3, 2]

@@ -81,7 +81,7 @@ def subdivide(mesh: MeshData, levels: int, attributes: np.ndarray | None = None)
         v = np.concatenate([v, 0.5 * (v[ends[:, 0]] + v[ends[:, 1]])])
         if attr is not None:
             attr = np.concatenate([attr, 0.5 * (attr[ends[:, 0]] + attr[ends[:, 1]])])
-        if uv is not None:
+        if uv is not None and uv_tri is not None:
             uv_tri, uv_ends = _split(uv_tri, len(uv))
             uv = np.concatenate([uv, 0.5 * (uv[uv_ends[:, 0]] + uv[uv_ends[:, 1]])])
         tri = new_tri

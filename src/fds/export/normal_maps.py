@@ -150,8 +150,8 @@ def normal_maps_reference(
             nb = n1[:, :, rows]
             ts = F.normalize(torch.cat([nb[:, :1] / du, nb[:, 1:2] / dv, nb[:, 2:]], dim=1), dim=1)
             ts = torch.where(cov[None, None], ts, flat)
-            frames = [F.normalize(attrs[:, k : k + 3], dim=1) for k in (0, 3, 6)]
-            os_ = torch.where(cov[None, None], tangent_to_object(ts, *frames, dim=1), torch.zeros(()))
+            t_, b_, n_ = (F.normalize(attrs[:, k : k + 3], dim=1) for k in (0, 3, 6))
+            os_ = torch.where(cov[None, None], tangent_to_object(ts, t_, b_, n_, dim=1), torch.zeros(()))
             tangent[rows] = ts[0].permute(1, 2, 0).numpy()
             obj[rows] = os_[0].permute(1, 2, 0).numpy()
             texel[rows] = torch.where(chart[None, None], attrs[:, 9:11], torch.zeros(()))[0].permute(1, 2, 0).numpy()

@@ -44,9 +44,9 @@ def classify(x: np.ndarray, y: np.ndarray, pts: dict[int, np.ndarray]) -> np.nda
         half = np.linalg.norm(pts[outer] - pts[inner]) / 2 if outer in pts and inner in pts else 0.22
         free = put(((x - centre[0]) / (half + 0.1)) ** 2 + ((y - centre[1]) / 0.17) ** 2 <= 1, "eyes", free)
     # brows: a band around the brow polyline (estimated above the eyes when the model maps no brows)
-    brow = [pts[i] for i in range(18, 28) if i in pts]
-    if len(brow) >= 2:
-        brow = np.array(sorted(brow, key=lambda p: p[0]))
+    brow_pts = [pts[i] for i in range(18, 28) if i in pts]
+    if len(brow_pts) >= 2:
+        brow = np.array(sorted(brow_pts, key=lambda p: p[0]))
         bx, by = brow[:, 0], brow[:, 1]
     else:
         bx, by = np.array([-0.8, 0.8]), np.array([0.32, 0.32])

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from torch import nn
 
@@ -283,10 +283,11 @@ class DetailGeneratorSpec(Spec):
 
     def build(self) -> nn.Module:
         from fds.models.generator import DetailGenerator
+        from fds.models.pca import PCABasis
 
         # built in the order Hydra instantiates the node, so a seeded untrained network is the same as before
         pdim, head, basis, pdrm = self.pdim.build(), self.head.build(), self.basis.build(), self.pdrm.build()
-        return DetailGenerator(pdim, head, basis, pdrm)
+        return DetailGenerator(pdim, head, cast(PCABasis, basis), pdrm)
 
 
 @dataclass(frozen=True)
@@ -390,7 +391,7 @@ class DFDNSpec(Spec):
 
     @property
     def detail_generator(self) -> DetailGeneratorSpec:
-        return self.generator.model  # type: ignore[return-value]  (validate() ensures the type)
+        return cast(DetailGeneratorSpec, self.generator.model)  # validate() ensures the type
 
     @property
     def patch_size(self) -> int:

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import yaml
@@ -118,7 +118,7 @@ class CheckpointMeta:
             disp_scale_mm=_text_float(meta["disp_scale_mm"], "disp_scale_mm"),
             patch_size=_text_int(meta["patch_size"], "patch_size"),
             map_resolution=_text_int(meta["map_resolution"], "map_resolution", pow2=True),
-            channels=meta["channels"] if meta["channels"] in ("v", "rgb") else _bad("channels", meta["channels"]),
+            channels=_channels(meta["channels"]),
             face_model=meta["face_model"],
             regions=region_names(regions, "regions"),
             architecture=DFDNSpec.parse(config, "model_config"),  # type: ignore[arg-type]
@@ -139,8 +139,12 @@ class CheckpointMeta:
         }
 
 
-def _bad(key: str, value: str) -> Any:
-    raise SchemaError(key, f"expected 'v' or 'rgb', got {value[:60]!r}")
+def _channels(value: str) -> Literal["v", "rgb"]:
+    if value == "v":
+        return "v"
+    if value == "rgb":
+        return "rgb"
+    raise SchemaError("channels", f"expected 'v' or 'rgb', got {value[:60]!r}")
 
 
 def _text_int(text: str, key: str, pow2: bool = False) -> int:
@@ -197,8 +201,8 @@ def save_detail_checkpoint(
     from safetensors.torch import save
 
     # resolved where it stands: a node of a whole config reads ${units.*} from its root
-    cfg = OmegaConf.to_container(model_cfg if OmegaConf.is_config(model_cfg) else OmegaConf.create(model_cfg),
-                                 resolve=True)
+    node = model_cfg if OmegaConf.is_config(model_cfg) else OmegaConf.create(model_cfg)
+    cfg = cast(dict, OmegaConf.to_container(node, resolve=True))
     # the PCA basis travels in the tensors: rebuilding must not need the artifact file it was loaded from
     cfg["generator"]["model"]["basis"]["source"] = None
     # the exported tensors already are the EMA weights when training kept them: rebuild without an EMA copy,
@@ -209,10 +213,10 @@ def save_detail_checkpoint(
     cfg.pop("init_weights", None)
     cfg["generator"]["bases"] = None
     try:
-        arch = DFDNSpec.parse(cfg, "model")
+        arch = cast(DFDNSpec, DFDNSpec.parse(cfg, "model"))
         meta = CheckpointMeta(disp_scale_mm=arch.disp_scale_mm, patch_size=arch.patch_size,
                               map_resolution=int(map_resolution), channels=channels, face_model=face_model,
-                              regions=arch.generator.regions, architecture=arch)  # type: ignore[arg-type]
+                              regions=arch.generator.regions, architecture=arch)
     except SchemaError as exc:
         raise CheckpointError(f"cannot export {path}: {exc}") from None
     tensors = {k: v.detach().cpu().contiguous() for k, v in _inference_state(state_dict).items()}
@@ -249,7 +253,7 @@ def read_detail_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Ten
 
 def build_detail_module(meta: CheckpointMeta, device: str | torch.device = "cpu"):
     """A fresh (untrained) ``DFDNModule`` of the network ``meta`` describes, in eval mode, carrying ``meta``."""
-    module = meta.architecture.build()
+    module: Any = meta.architecture.build()
     module.meta = meta
     return module.to(device).eval()
 
@@ -302,9 +306,9 @@ def export_training_checkpoint(
         raise CheckpointError(f"{cfg_path} has no `units` block (a run of an older fds): add one as in "
                               "configs/units/default.yaml with the run's map_resolution, then export again")
     resolution = int(cfg.units.map_resolution)
-    channels = "rgb" if cfg.data.scans.rgb else "v"
+    channels: Literal["v", "rgb"] = "rgb" if cfg.data.scans.rgb else "v"
     face_model = str(cfg.data.scans.generator.face_model)
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)  # resolved against the whole run config
+    model_cfg = cast(dict, OmegaConf.to_container(cfg.model, resolve=True))  # resolved against the whole run config
     return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels,
                                   face_model=face_model)
 

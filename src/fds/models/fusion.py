@@ -40,8 +40,8 @@ def fold_batchnorm(module: nn.Module) -> int:
         if here:
             for k in list(module._modules):
                 del module._modules[k]
-            for k, layer in enumerate(out):
-                module.add_module(str(k), layer)
+            for index, layer in enumerate(out):
+                module.add_module(str(index), layer)
         folded += here
     return folded
 
@@ -56,5 +56,5 @@ def inference_copy(module: nn.Module, channels_last: bool = True, fold_bn: bool 
     if fold_bn:
         fold_batchnorm(out)
     if channels_last:
-        out = out.to(memory_format=torch.channels_last)
+        out = out.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # nn.Module.to accepts it
     return out

@@ -44,7 +44,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -135,6 +135,13 @@ class DFDNModule(pl.LightningModule):
     :func:`fds.models.checkpoint.load_start_weights` (``train()`` calls it for the config's ``init_weights``).
     """
 
+    skipped_steps: torch.Tensor  # buffer: steps skipped for a non-finite loss or gradient
+
+    if TYPE_CHECKING:  # the constructor's arguments, as save_hyperparameters() stores them
+
+        @property
+        def hparams(self) -> Any: ...
+
     def __init__(
         self,
         generator: nn.Module,
@@ -203,6 +210,11 @@ class DFDNModule(pl.LightningModule):
         return {**extra, "displacement": disp, "displacement_mm": disp * self.hparams.disp_scale_mm}
 
     # ---------------------------------------------------------------- training
+    def _optimizer_pair(self) -> list[Any]:
+        """``[G's, D's]`` Lightning-wrapped optimizers (configure_optimizers returns both)."""
+        opts = self.optimizers()
+        return list(opts) if isinstance(opts, list) else [opts]
+
     def configure_optimizers(self):
         opt_g = self.optimizer_factory(params=self.generator.parameters())
         opt_d = self.optimizer_factory(params=self.discriminator.parameters())
@@ -221,7 +233,7 @@ class DFDNModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Set from the epoch number rather than stepped, so a resumed run gets the same rates.
         factor = self.lr_factor(self.current_epoch)
-        for opt in self.optimizers():
+        for opt in self._optimizer_pair():
             for group in opt.optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
         self.log("train/lr_factor", factor, on_step=False, on_epoch=True)
@@ -242,7 +254,7 @@ class DFDNModule(pl.LightningModule):
             _bn_restore(bn_state)
 
     def _geometry_step(self, geo: Mapping) -> None:
-        opt_g, opt_d = self.optimizers()
+        opt_g, opt_d = self._optimizer_pair()
         x, y, mask, region = geo["input"], geo["displacement"], geo.get("mask"), geo.get("region")
         batch = x.shape[0]
         out = self.generator(region, x)
@@ -290,7 +302,7 @@ class DFDNModule(pl.LightningModule):
         return (float(t[0]), float(t[1])) if isinstance(t, Sequence) else float(t)
 
     def _appearance_step(self, app: Mapping) -> None:
-        opt_g, _ = self.optimizers()
+        opt_g, _ = self._optimizer_pair()
         x, region = app["input"], app.get("region")
         batch = x.shape[0]
         self.toggle_optimizer(opt_g)
@@ -384,8 +396,10 @@ class DFDNModule(pl.LightningModule):
         for logger in self.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="val/panel", images=[panel], step=self.global_step)
-            elif hasattr(getattr(logger, "experiment", None), "add_image"):
-                logger.experiment.add_image("val/panel", panel, self.global_step, dataformats="HWC")
+            else:
+                experiment: Any = getattr(logger, "experiment", None)
+                if hasattr(experiment, "add_image"):
+                    experiment.add_image("val/panel", panel, self.global_step, dataformats="HWC")
 
 
 def _bn_snapshot(*modules: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -21,7 +21,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -112,6 +112,6 @@ def read_entry(folder: Path, image_sha1: str, image_path: str) -> list[ProxyResu
         if not ok:
             raise CacheEntryError(f"{name} does not match its checksum (truncated or changed)")
     try:
-        return [load_result(folder, k, image_path) for k in range(n)]
+        return [load_result(folder, k, image_path) for k in range(cast(int, n))]  # an int: checked above
     except Exception as exc:  # checksums matched but the content does not parse: still an unusable entry
         raise CacheEntryError(f"unreadable ({type(exc).__name__}: {exc})") from None

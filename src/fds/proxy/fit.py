@@ -178,7 +178,8 @@ def fit_proxy(
     proj_lm = project_px(vertices[np.maximum(fm.landmarks_ibug68, 0)], rotation, translation, scale, (h, w))
     err = np.linalg.norm(proj_lm - lm, axis=1).astype(np.float32)
     err[fm.landmarks_ibug68 < 0] = np.nan
-    ypr = tuple(float(a) for a in rp.get_yaw_pitch_roll())
+    yaw, pitch, roll = (float(a) for a in rp.get_yaw_pitch_roll())
+    ypr = (yaw, pitch, roll)
     return FitResult(
         vertices_mm=vertices.astype(np.float32),
         id_coeffs=id_coeffs,

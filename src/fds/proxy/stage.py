@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import Dataset
 
 from fds.proxy.cache import CACHE_VERSION, CacheEntryError, load_result, read_entry, save_result, write_entry
 from fds.proxy.fit import FitConfig, fit_proxy
@@ -287,7 +288,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     )
 
 
-class _ImageDataset:
+class _ImageDataset(Dataset[dict]):
     """torch Dataset over image paths; item → a small record (the arrays stay in the cache)."""
 
     def __init__(self, paths: list[Path], stage: ProxyStage):
@@ -305,7 +306,7 @@ class _ImageDataset:
             return {
                 "path": str(path),
                 "ok": True,
-                "cache": str(self.stage.cache_dir / self.stage.cache_key(sha)),
+                "cache": str(Path(self.stage.cache_dir or "") / self.stage.cache_key(sha)),
                 "timings": timings,
             }
         except (ImageReadError, NoFaceError) as e:
@@ -330,10 +331,12 @@ def run_folder(
     stage = ProxyStage(config, cache_dir=cache_dir)
     stage.face_model  # noqa: B018  load once in the parent (pickled to workers, eos objects rebuilt lazily)
     paths = list_images(input_dir) if paths is None else list(paths)
-    loader = torch.utils.data.DataLoader(
+    loader: torch.utils.data.DataLoader[dict] = torch.utils.data.DataLoader(
         _ImageDataset(paths, stage), batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=lambda x: x
     )
-    ok, bad, sums = [], [], {}
+    ok: list[tuple[str, str]] = []
+    bad: list[tuple[str, str]] = []
+    sums: dict[str, float] = {}
     t0 = time.perf_counter()
     records = show_progress(loader, "proxy", total=len(paths), unit="photo") if progress else loader
     for rec in records:

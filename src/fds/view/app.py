@@ -140,7 +140,7 @@ class FaceViewer:
         front (+z), positive to the face's left (+x); elevation positive = from above."""
         az, el, intensity = np.radians(self.light[0]), np.radians(self.light[1]), self.light[2]
         d = np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)])
-        self._sun.position = tuple(float(x) for x in d)
+        self._sun.position = (float(d[0]), float(d[1]), float(d[2]))
         self._sun.intensity = float(intensity)
 
     def _shown_faces(self) -> list[str]:

@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,14 +51,17 @@ class HeadlessChromium:
     def __init__(self, width: int = 1280, height: int = 800, executable: str | None = None,
                  start_timeout_s: float = 60.0):
         self.width, self.height = width, height
-        self.executable = executable or find_chromium()
-        if not self.executable:
+        found = executable or find_chromium()
+        if not found:
             raise BrowserError("no Chromium found: install it (Debian: apt-get install chromium) or set FDS_CHROMIUM")
+        self.executable: str = found
         self.start_timeout_s = start_timeout_s
         self.requests: list[str] = []
         self.console: list[str] = []
         self._id = 0
         self._loaded = False
+        self._ws: Any = None  # the DevTools websocket while the browser runs
+        self._profile: str | None = None  # the temporary Chromium profile folder
 
     def __enter__(self) -> HeadlessChromium:
         from websockets.sync.client import connect
@@ -87,7 +91,7 @@ class HeadlessChromium:
         self.close()
 
     def _devtools_port(self) -> int:
-        marker = Path(self._profile) / "DevToolsActivePort"
+        marker = Path(str(self._profile)) / "DevToolsActivePort"
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -169,6 +173,7 @@ class HeadlessChromium:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if getattr(self, "_profile", None):
-            shutil.rmtree(self._profile, ignore_errors=True)
+        profile = getattr(self, "_profile", None)
+        if profile:
+            shutil.rmtree(profile, ignore_errors=True)
             self._profile = None
