@@ -8,6 +8,7 @@ from PIL import Image
 from fds.demo import main
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_demo_writes_mean_mesh_and_region_masks(tmp_path):
     assert main(["--output", str(tmp_path), "--skip-photo"]) == 0
     summary = json.loads((tmp_path / "demo_summary.json").read_text())["face_model"]

@@ -83,6 +83,7 @@ def wild_dm(tmp_path_factory):
     return dm
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_wild_datamodule_batches_and_skips_bad_photos(wild_dm):
     wild_dm.hparams.max_photos = None
     wild_dm.setup("fit")
@@ -102,6 +103,7 @@ def test_wild_datamodule_batches_and_skips_bad_photos(wild_dm):
     assert b["position_mm"].abs().max() < 200
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_geo_app_combined_loader(tmp_path, wild_dm):
     dm = GeoAppDataModule(_scans(tmp_path), wild_dm)
     dm.setup("fit")

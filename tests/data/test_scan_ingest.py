@@ -34,6 +34,7 @@ def head_obj(tmp_path_factory):
     return gen, head, baked, tmp
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_bad_scans_get_clear_errors(tmp_path, head_obj) -> None:
     _, _, baked, tmp = head_obj
     with pytest.raises(ScanInputError, match="unknown units"):

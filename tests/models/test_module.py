@@ -43,6 +43,7 @@ def _trainer(tmp_path, epochs: int, **kwargs) -> pl.Trainer:
 SCHEDULE = ["warmup_epochs=1", "lr_decay_start_epoch=0", "lr_decay_end_epoch=2", "ema_decay=0.9"]
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_resume_continues_with_identical_weights_and_optimizer_state(tmp_path, geo_batch):
     batch = {"geo": geo_batch, "app": _appearance_batch(PATCH)}
     # A: two epochs straight, keeping the end-of-epoch-0 checkpoint

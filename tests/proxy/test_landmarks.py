@@ -30,6 +30,7 @@ def _best_nme(faces, gt) -> float:
     return min(nme(f.landmarks_px, gt) for f in faces)
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_nme_on_every_labelled_photo_found_by_hog(labelled_dir, detector):
     photos = _labelled(labelled_dir)
     assert len(photos) >= 60
@@ -44,6 +45,7 @@ def test_nme_on_every_labelled_photo_found_by_hog(labelled_dir, detector):
     assert np.median(list(errors.values())) < 0.04
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_cnn_fallback_finds_the_face_hog_misses(labelled_dir):
     p = labelled_dir / "helen_1227072121_1.jpg"
     image = load_image(p)

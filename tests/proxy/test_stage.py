@@ -12,6 +12,7 @@ from fds.proxy.stage import ProxyResult, ProxyStage, run_folder
 CFG = {"unwrap": {"resolution": 128, "backend": "torch"}, "expression": {"mode": "init", "source": "geometry"}}
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_stage_caches_by_content_and_config(tmp_path, labelled_dir):
     src = labelled_dir / "lfpw_image_0002.png"
     img = tmp_path / "a.png"
