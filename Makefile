@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fds-installed
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-all lint typecheck clean
 
 setup: $(STAMP)
 
@@ -26,11 +26,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/python -m fds.demo --output $(DEMO_OUT)
 
+# the default selection: every test but those marked slow (> ~20 s each on a 2-core CPU); CI runs test-all
 test: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -5,10 +5,10 @@ from omegaconf import DictConfig
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     from fds.training import train
 
-    train(cfg)
+    return train(cfg)  # the monitored validation metric: what a Hydra sweeper minimises
 
 
 if __name__ == "__main__":

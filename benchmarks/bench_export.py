@@ -25,7 +25,7 @@ from fds.export.maps import encode_normal_map, write_displacement, write_normal_
 from fds.export.mesh_io import MeshData
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import frontal_view, render_detailed, render_proxy, write_preview
-from fds.facemodel import load_face_model
+from fds.facemodel import load_face_model, region_masks
 from fds.synthesis import synthesize_displacement
 
 
@@ -48,7 +48,7 @@ def run(resolution: int, fm, out_dir: Path) -> dict[str, float]:
     t: dict[str, float] = {}
     rng = np.random.default_rng(0)
     texture = (rng.random((1024, 1024, 3)) * 255).astype(np.uint8)
-    mask_low = fm.region_masks(1024)["face"]
+    mask_low = region_masks(fm, 1024)["face"]
     mask = np.kron(mask_low, np.ones((resolution // 1024,) * 2, bool)) if resolution > 1024 else mask_low
     proxy = MeshData(fm.mean_mm, fm.triangles, fm.uv, fm.uv_triangles)
 

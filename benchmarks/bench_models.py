@@ -23,7 +23,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "model"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 class _Timer(pl.Callback):
@@ -72,7 +72,7 @@ def _batches(b: int, size: int) -> tuple[dict, dict]:
 
 def bench(config: str, device: str, batch: int, size: int, steps: int, warmup: int) -> dict:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config, overrides=[f"generator.model.basis.patch_size={size}", "warmup_epochs=0"])
+        cfg = compose("train", overrides=[f"model={config}", f"units.patch_size={size}", "model.warmup_epochs=0"]).model
     model = instantiate(cfg)
     params = sum(p.numel() for p in model.parameters())
     geo, app = _batches(batch, size)

@@ -8,7 +8,7 @@
 #          cache/albedo_bank_<key>.npz (that bank, already built: generation only loads it).
 # Steps, each under its own time cap, the whole within GPU_CHECK_BUDGET_S (default 530 s):
 #   a. wheels, nvidia-smi, versions, `import fds`      b. nvdiffrast JIT build; pytest -m cuda (+ gpu trainers)
-#   c. render + model benchmarks (CUDA, bf16)           d. procedural scans (train + held-out), in the background
+#   c. render + model + pipeline benchmarks (CUDA)      d. procedural scans (train + held-out), in the background
 #   e. train experiment=dfdn_geo_gpu trainer=gpu until the budget's end; export the checkpoint as safetensors
 # Everything goes to $OUT (default $TMPDIR/gpu_check): gpu_check.log, bench_render.md, bench_models.md,
 # metrics.csv, train_config.yaml and <GPU_CHECK_CKPT_NAME>.safetensors (split into .partN files over 15 MB:
@@ -16,9 +16,11 @@
 # Knobs (environment): EXTRA_TRAIN_OVERRIDES (appended to train.py's overrides: they win), GPU_CHECK_TRAIN_S
 # (cap on training seconds), GPU_CHECK_BUDGET_S, GPU_CHECK_NUM_SCANS (48), GPU_CHECK_NUM_HELDOUT (8),
 # GPU_CHECK_WORKERS (generation processes, default nproc), GPU_CHECK_DATA_DIR (data), GPU_CHECK_DATA_OVERRIDES
-# (for generation and training alike, e.g. data.generator.resolution=256), GPU_CHECK_TRAINER (gpu),
+# (for generation and training alike, e.g. units.map_resolution=256), GPU_CHECK_TRAINER (gpu),
 # GPU_CHECK_SKIP (any of: wheels nvdiffrast tests bench bench_models gen train), GPU_CHECK_PYTHON (python3),
-# GPU_CHECK_CKPT_NAME (dfdn_lite_gpu), BENCH_MODELS_ARGS, BENCH_RENDER_ARGS.
+# GPU_CHECK_CKPT_NAME (dfdn_lite_gpu), BENCH_MODELS_ARGS, BENCH_RENDER_ARGS, BENCH_PIPELINE_ARGS (GPU_CHECK_SKIP
+# also takes bench_pipeline). A pipeline-only check: GPU_CHECK_SKIP="gen train bench_models"
+# GPU_CHECK_TRAIN_RESERVE_S=0; it writes $OUT/bench_pipeline.md.
 # GPU_CHECK_TRAIN_RESERVE_S (210): seconds the earlier steps leave for training; set 0 with GPU_CHECK_SKIP=train,
 # or the earlier steps are cut short for a training that never runs. GPU_CHECK_VARIANTS="name:overrides;..."
 # trains several variants at once and exports the best (see step e).
@@ -99,8 +101,8 @@ free -g | head -2
 df -h /dev/shm /tmp . 2>/dev/null
 SHM_MB=$(df -m --output=avail /dev/shm 2>/dev/null | tail -1 | tr -d ' ')
 if [[ -n "$SHM_MB" ]] && (( SHM_MB < 1024 )); then  # DataLoader workers hand batches over through /dev/shm
-    echo "WARNING: /dev/shm has ${SHM_MB} MB: training with data.num_workers=2"
-    DATA_OVERRIDES="$DATA_OVERRIDES data.num_workers=2"
+    echo "WARNING: /dev/shm has ${SHM_MB} MB: training with data.scans.num_workers=2"
+    DATA_OVERRIDES="$DATA_OVERRIDES data.scans.num_workers=2"
 fi
 command -v nvcc >/dev/null && nvcc --version | tail -2
 step import 60 $PY - <<'EOF'
@@ -138,14 +140,14 @@ from fds.data.sample_io import list_samples
 def generate(name: str, cfg, num: int, workers: int) -> None:
     cache = Path(".gpu/cache")
     before = set(cache.glob("albedo_bank_*.npz"))
-    dm = instantiate(cfg.data)
+    dm = instantiate(cfg.data).scans
     gen = dm.make_generator()
     t = time.perf_counter()
     bank = gen.bank
     new = set(cache.glob("albedo_bank_*.npz")) - before
     print(f"[{name}] albedo bank: {len(bank) if bank is not None else 'NONE (palette fallback)'} maps, "
           f"{'MISS: rebuilt ' + str(sorted(new)) if new else 'cache hit'}, {time.perf_counter() - t:.1f} s")
-    start = int(cfg.data.get("generate_start_seed", 0) or 0)
+    start = int(cfg.data.scans.get("generate_start_seed", 0) or 0)
     t = time.perf_counter()
     write_procedural_samples(dm.data_dir, num, gen, start_seed=start, workers=workers)
     dt = time.perf_counter() - t
@@ -155,7 +157,8 @@ def generate(name: str, cfg, num: int, workers: int) -> None:
 
 def main() -> None:
     env = os.environ
-    common = [f"paths.data_dir={env['DATA_DIR']}", "data.shared_data_dir=.gpu", "data.generator.cache_dir=.gpu/cache",
+    common = [f"paths.data_dir={env['DATA_DIR']}", "data.scans.shared_data_dir=.gpu",
+              "data.scans.generator.cache_dir=.gpu/cache",
               *env.get("DATA_OVERRIDES", "").split()]
     with initialize_config_dir(os.path.abspath("configs"), version_base="1.3"):
         sets = [("train", compose("train", overrides=["experiment=dfdn_geo_gpu", *common]), int(env["NUM_SCANS"])),
@@ -261,6 +264,11 @@ if ! skipped bench; then
     TEE_TO=$OUT/bench_render.md step bench_render 150 $PY benchmarks/bench_render.py --device cuda $BENCH_RENDER_ARGS
     # shellcheck disable=SC2086
     skipped bench_models || TEE_TO=$OUT/bench_models.md step bench_models 180 $PY benchmarks/bench_models.py $BENCH_MODELS_ARGS
+    # per-face time of the inference pipeline, fast and reference paths, 1024² and 4096², network on CUDA
+    # (goal ≤ 0.5 s at 4096²; maps and meshes still run on the CPU)
+    # shellcheck disable=SC2086
+    skipped bench_pipeline || step bench_pipeline 240 $PY benchmarks/bench_pipeline.py --device cuda \
+        --out "$OUT/bench_pipeline.md" ${BENCH_PIPELINE_ARGS:-}
 fi
 
 # --- e. training --------------------------------------------------------------------------------------------
@@ -284,8 +292,8 @@ if ! skipped train; then
         SMI_PID=$!
     fi
     TRAIN_ARGS=(experiment=dfdn_geo_gpu trainer="$TRAINER" logger=csv paths.data_dir="$DATA_DIR"
-        data.shared_data_dir=.gpu data.generator.cache_dir=.gpu/cache data.num_generate="$NUM_SCANS"
-        data.generation_workers="$GEN_WORKERS" trainer.max_time="'$MAX_TIME_STR'" ++trainer.enable_progress_bar=false)
+        data.scans.shared_data_dir=.gpu data.scans.generator.cache_dir=.gpu/cache data.scans.num_generate="$NUM_SCANS"
+        data.scans.generation_workers="$GEN_WORKERS" trainer.max_time="'$MAX_TIME_STR'" ++trainer.enable_progress_bar=false)
     if [[ -z "${GPU_CHECK_VARIANTS:-}" ]]; then
         # shellcheck disable=SC2086
         step train "$TRAIN_CAP" $PY train.py "${TRAIN_ARGS[@]}" hydra.run.dir="$RUN_DIR" $DATA_OVERRIDES \
@@ -302,7 +310,7 @@ if ! skipped train; then
             name=${v%%:*}
             # shellcheck disable=SC2086
             timeout -k 10 "$TRAIN_CAP" $PY train.py "${TRAIN_ARGS[@]}" hydra.run.dir="$RUN_DIR/$name" \
-                data.num_workers=$WORKERS_EACH $DATA_OVERRIDES ${EXTRA_TRAIN_OVERRIDES:-} ${v#*:} \
+                data.scans.num_workers=$WORKERS_EACH $DATA_OVERRIDES ${EXTRA_TRAIN_OVERRIDES:-} ${v#*:} \
                 >"$TMP/gpu_check_train_$name.log" 2>&1 &
             PIDS+=($!)
             echo "=== [train:$name] started: ${v#*:}"
@@ -380,16 +388,16 @@ from fds.models.checkpoint import load_detail_module, read_detail_checkpoint
 safe, ckpt, metrics, last = sys.argv[1:5]
 for path in dict.fromkeys([ckpt, last]):
     if os.path.isfile(path):
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         print(f"{path}: epoch {state.get('epoch')}, global step {state.get('global_step')}")
 timer = state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {})  # of latest.ckpt: the whole fit
 if timer.get("train"):
     cfg = OmegaConf.load(os.path.join(os.path.dirname(os.path.dirname(last)), ".hydra", "config.yaml"))
-    steps, secs, batch = state["global_step"], timer["train"], cfg.data.batch_size
+    steps, secs, batch = state["global_step"], timer["train"], cfg.data.scans.batch_size
     print(f"fit time {timer}: {steps / secs:.2f} optimizer steps/s, ~{steps * batch / secs / 2:.0f} patches/s "
           f"(batch {batch}; Lightning counts each of the generator's and the discriminator's steps)")
 _, meta = read_detail_checkpoint(safe)
-print("safetensors metadata:", {k: v for k, v in meta.items() if k != "model_config"})
+print("safetensors metadata:", {k: v for k, v in meta.to_metadata().items() if k != "model_config"})
 module = load_detail_module(safe)
 print("reloaded:", type(module).__name__, sum(p.numel() for p in module.parameters()), "parameters")
 if metrics:

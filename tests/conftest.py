@@ -84,3 +84,33 @@ def tiny_bfm_h5(tmp_path_factory) -> tuple[Path, np.ndarray]:
         f["expression/model/pcaBasis"] = q[:, :2].astype(np.float32)
         f["expression/model/pcaVariance"] = np.array([9.0, 4.0], np.float32)
     return path, mean
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A weights-only DFDN checkpoint of a few thousand parameters (256² patches, 1024² maps, as the shipped one):
+    for tests of what happens around the detail network, where its quality does not matter."""
+    from fds.models.architecture import DFDNSpec
+    from fds.models.checkpoint import save_detail_checkpoint
+
+    def unet(cin: int, downs: int) -> dict:
+        return {"_target_": "fds.models.unet.UNet", "in_channels": cin, "out_channels": 1, "num_downs": downs,
+                "ngf": 4, "max_mult": 2}
+
+    regions = {"_target_": "fds.models.generator.RegionModels", "regions": ["forehead", "mouth"], "shared": True}
+    cfg = {
+        "_target_": "fds.models.module.DFDNModule", "disp_scale_mm": 0.5,
+        "generator": {**regions, "model": {
+            "_target_": "fds.models.generator.DetailGenerator", "pdim": unet(1, 4), "pdrm": unet(2, 3),
+            "head": {"_target_": "fds.models.heads.ConvPoolHead", "in_channels": 1, "channels": [4], "grid": 1, "k": 4},
+            "basis": {"_target_": "fds.models.pca.PCABasis", "k": 4, "patch_size": 256, "unit_rms": True}}},
+        "discriminator": {**regions, "model": {"_target_": "fds.models.discriminator.PatchDiscriminator",
+                                               "in_channels": 2, "ndf": 4, "n_layers": 1}},
+    }
+    torch.manual_seed(0)
+    module = DFDNSpec.parse(cfg, "model").build()
+    with torch.no_grad():
+        for p in module.generator.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return save_detail_checkpoint(tmp_path_factory.mktemp("tiny_ckpt") / "tiny.safetensors", module.state_dict(), cfg,
+                                  map_resolution=1024)

@@ -74,20 +74,35 @@ def test_missing_user_asset_is_named_through_hydra(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
-def test_experiments_compose(experiment, tmp_path):
+def test_experiments_build_their_data_model_and_trainer(experiment, tmp_path):
+    """Every experiment composes, passes the units check and instantiates its data, model and trainer (no fit)."""
+    from fds.data.datamodules import GeoAppDataModule
+    from fds.models.module import DFDNModule
+    from fds.training import check_units
+
     text = (CONFIGS / "experiment" / f"{experiment}.yaml").read_text()
     assert text.startswith("# @package _global_")
     cfg = _compose("train", [f"experiment={experiment}"], tmp_path)
+    check_units(cfg)
+    data, model = instantiate(cfg.data), instantiate(cfg.model)
+    assert isinstance(data, GeoAppDataModule) and isinstance(model, DFDNModule)
+    # the units reached both ends: the patches the data cut are the patches the model's basis spans, in the
+    # same mm per network unit, for the same regions
+    assert data.scans.hparams.disp_scale_mm == model.hparams.disp_scale_mm == cfg.units.disp_scale_mm
+    basis = model.generator.model_for(cfg.units.regions[0]).basis
+    assert (data.scans.hparams.patch_size,) * 2 == basis.patch_size == (cfg.units.patch_size,) * 2
+    assert data.scans.regions == list(cfg.units.regions) == list(model.generator.regions)
+    assert (data.wild is not None) == cfg.data.use_wild
     instantiate(cfg.trainer)
 
 
 def test_finetune_recipe_continues_the_shipped_geometry_pretraining_on_scans_and_photos(tmp_path):
     cfg = _compose("train", ["experiment=dfdn_geo_app_finetune"], tmp_path)
     assert cfg.data._target_.endswith("GeoAppDataModule") and cfg.model.warmup_epochs == 0
-    assert cfg.model.disp_scale_mm == cfg.data.scans.disp_scale_mm == 0.5
+    assert cfg.units.disp_scale_mm == cfg.model.disp_scale_mm == cfg.data.scans.disp_scale_mm == 0.5
     # every clone can reproduce the shipped checkpoint: the start weights (geometry pre-training) ship beside it
     assert (Path(cfg.paths.root_dir) / "checkpoints" / "dfdn_lite_geo.safetensors").is_file()
-    assert cfg.model.init_weights.endswith("checkpoints/dfdn_lite_geo.safetensors")
+    assert cfg.init_weights.endswith("checkpoints/dfdn_lite_geo.safetensors")
 
 
 def test_wrong_key_gives_hydras_error(tmp_path):
@@ -110,3 +125,21 @@ def test_shared_groups_drive_the_stages(tmp_path):
     assert cfg.data.wild.proxy.unwrap.backend == "torch"
     infer_cfg = _compose("infer", ["input=x.jpg", "render.backend=torch"], tmp_path)
     assert infer_cfg.proxy.unwrap.backend == "torch"
+
+
+def test_units_are_set_in_one_place(tmp_path):
+    """Data and model read the units through ${units.*}: setting one there moves both; setting a key that reads
+    it instead is refused by train() before any data or model is built."""
+    from fds.training import check_units, train
+
+    cfg = _compose("train", ["units.disp_scale_mm=0.5", "units.patch_size=128"], tmp_path)
+    assert cfg.data.scans.disp_scale_mm == cfg.model.disp_scale_mm == 0.5
+    assert cfg.data.wild.patch_size == cfg.model.generator.model.basis.patch_size == 128
+    check_units(cfg)
+    for key, value in (("data.scans.disp_scale_mm", 0.5), ("model.generator.model.basis.patch_size", 128),
+                       ("data.wild.regions", "[face]"), ("data.scans.generator.resolution", 512)):
+        bad = _compose("train", [f"{key}={value}", "data.scans.generate_if_empty=false"], tmp_path)
+        with pytest.raises(ValueError, match=f"{key}=.* but units") as err:
+            train(bad)
+        assert "units." in str(err.value)
+        assert not (tmp_path / "data").exists()  # refused before any work: no data generated or read

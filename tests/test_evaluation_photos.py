@@ -63,6 +63,7 @@ def test_labelled_face_is_found_among_several(labelled_dir):
     assert row["nme"] == pytest.approx(min(nme(f.landmarks_px, gt) for f in faces)) and row["nme"] < 0.08
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_rerender_of_the_proxy_itself_has_no_photometric_error(proxy):
     """A photo that *is* the proxy's re-render (its albedo and SH, no detail) scores ~0 with zero detail (8-bit
     rounding only); wrinkles that are not in the photo raise the error."""
@@ -88,6 +89,7 @@ def test_rerender_of_the_proxy_itself_has_no_photometric_error(proxy):
     assert photometric_l1(zero, maps) > 0.005  # the real photo is not the proxy's render
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_detail_fades_out_where_the_photo_does_not_see(proxy):
     result, _ = proxy
     disp = faded_detail(lambda tex: np.ones(tex.shape[:2], np.float32), np.zeros((RES, RES, 3), np.uint8),

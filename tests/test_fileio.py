@@ -38,3 +38,21 @@ def test_atomic_folder_replaces_complete_folder_or_nothing(tmp_path):
 
     with pytest.raises(FileExistsError), atomic_folder(folder, overwrite=False):
         pass
+
+
+def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
+    """A write that fails (disk full) raises an OSError naming the file, not the anonymous temp file."""
+    import errno
+    import io
+    import os
+
+    class FullDisk(io.BytesIO):
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real = os.fdopen
+    monkeypatch.setattr("fds.fileio.os.fdopen", lambda fd, mode: (real(fd, mode).close(), FullDisk())[1])
+    with pytest.raises(OSError, match=r"No space left on device while writing: '.*texture.png'") as err:
+        atomic_write_bytes(tmp_path / "texture.png", [b"x"])
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "texture.png")
+    assert list(tmp_path.iterdir()) == []

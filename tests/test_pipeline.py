@@ -17,7 +17,8 @@ from fds.models.checkpoint import save_detail_checkpoint
 from fds.pipeline import infer
 
 EXPECTED = {"proxy.obj", "proxy.mtl", "texture.png", "displacement.png", "displacement.json", "displacement.npy",
-            "normal_tangent.png", "normal_object.png", "detailed.obj", "detailed.ply", "preview.png", "result.json"}
+            "displacement.exr", "normal_tangent.png", "normal_object.png", "detailed.glb", "detailed.obj",
+            "detailed.ply", "preview.png", "result.json"}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,8 @@ def _infer_cfg(tmp_path, inputs, ckpt, out):
     with initialize(version_base="1.3", config_path="../configs"):
         cfg = compose(config_name="infer", overrides=[
             f"input={inputs}", f"ckpt={ckpt}", f"output={out}", f"cache_dir={tmp_path / 'cache'}",
-            "bake.max_triangles=200000", "device=cpu", "paths.output_dir=" + str(tmp_path)])
+            "bake.max_triangles=200000", "bake.formats=[glb,ply,obj]", "device=cpu",
+            "paths.output_dir=" + str(tmp_path)])
     return cfg
 
 
@@ -53,6 +55,7 @@ def run(tmp_path_factory, checkpoint, astronaut):
     return tmp, tmp / "out", status
 
 
+@pytest.mark.slow  # the module's pipeline run: minutes on 2 cores
 def test_every_output_is_written(run):
     tmp, out, status = run
     files = {p.name for p in (out / "astronaut").iterdir()}
@@ -64,16 +67,19 @@ def test_every_output_is_written(run):
     assert {"proxy_fit", "proxy_unwrap", "detail", "maps", "bake", "preview"} <= set(info["timings_s"])
 
 
+@pytest.mark.slow  # the module's pipeline run: minutes on 2 cores
 def test_bad_photo_is_reported_and_the_run_goes_on(run):
     tmp, out, status = run
     summary = json.loads((out / "summary.json").read_text())
     assert status == 1  # something failed
     assert [s["image"].endswith("astronaut.png") for s in summary["succeeded"]] == [True]
     assert len(summary["failed"]) == 1 and "broken.jpg" in summary["failed"][0]["image"]
-    assert summary["failed"][0]["reason"]
+    assert "broken.jpg: cannot decode image" in summary["failed"][0]["reason"]
+    assert summary["skipped"] == [] and isinstance(summary["succeeded"][0]["warnings"], list)
     assert not (out / "broken").exists()
 
 
+@pytest.mark.slow  # the module's pipeline run: minutes on 2 cores
 def test_maps_and_meshes_are_consistent(run):
     tmp, out, _ = run
     d = out / "astronaut"
@@ -82,6 +88,8 @@ def test_maps_and_meshes_are_consistent(run):
     assert mm_npy.shape == (1024, 1024) and meta["scale_mm"] == 2.0
     assert np.abs(mm_png - mm_npy).max() <= 2.0 / 65535 + 1e-6
     assert np.abs(mm_npy).max() > 0  # the network wrote detail
+    mm_exr, _ = read_displacement(d / "displacement.png", prefer="exr")
+    np.testing.assert_array_equal(mm_exr, mm_npy)  # the EXR holds the .npy's float32 values exactly
     tangent = read_normal_map(d / "normal_tangent.png")
     assert tangent.shape == (1024, 1024, 3) and (tangent[..., 2] > 0).all()
     proxy = trimesh.load(d / "proxy.obj", process=False, force="mesh")
@@ -90,29 +98,39 @@ def test_maps_and_meshes_are_consistent(run):
     assert len(proxy.faces) == 6736 and proxy.visual.uv is not None
     assert detailed.visual.uv is not None and len(detailed.faces) > 4 * len(proxy.faces)
     assert len(ply.faces) == len(detailed.faces)
+    glb = trimesh.load(d / "detailed.glb", process=False, force="mesh")
+    assert len(glb.faces) == len(detailed.faces) and glb.visual.material.normalTexture is not None
     # the detailed surface stays within the displacement range of the proxy surface
     assert abs(detailed.area / proxy.area - 1) < 0.05
 
 
+@pytest.mark.slow  # the module's pipeline run: minutes on 2 cores
 def test_rerun_with_a_good_photo_only_succeeds(run, checkpoint):
+    """A rerun (proxy from the cache now) rewrites the photo's folder bit for bit: the cache is exact."""
     tmp, out, _ = run
-    before = np.load(out / "astronaut" / "displacement.npy")
+    folder = out / "astronaut"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
     status = infer(_infer_cfg(tmp, tmp / "photos" / "astronaut.png", checkpoint, out))
     assert status == 0
-    after = np.load(out / "astronaut" / "displacement.npy")  # rewritten in place from the cached proxy
-    assert np.abs(after - before).mean() < 1e-4 and not np.array_equal(after, np.zeros_like(after))
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert set(after) == set(before)
+    for name in sorted(set(before) - {"result.json"}):
+        assert after[name] == before[name], name
+    info = [json.loads(d["result.json"]) for d in (before, after)]
+    for i in info:
+        del i["timings_s"]  # the only field that may differ: how long each stage took
+    assert info[0] == info[1]
+    assert not np.array_equal(np.load(folder / "displacement.npy"), np.zeros((1024, 1024), np.float32))
 
 
-def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    from fds.models.checkpoint import CheckpointError
-
-    with pytest.raises(CheckpointError, match="does not exist"):
-        infer(_infer_cfg(tmp_path, tmp_path, tmp_path / "nope.safetensors", tmp_path / "out"))
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert infer(_infer_cfg(tmp_path, tmp_path, tmp_path / "nope.safetensors", tmp_path / "out")) == 2
+    assert "nope.safetensors does not exist" in capsys.readouterr().err
 
 
-def test_no_input_is_a_clear_error(tmp_path, checkpoint):
-    with pytest.raises(FileNotFoundError, match="matches no image"):
-        infer(_infer_cfg(tmp_path, tmp_path / "nothing*.jpg", checkpoint, tmp_path / "out"))
+def test_no_input_is_a_clear_error(tmp_path, checkpoint, capsys):
+    assert infer(_infer_cfg(tmp_path, tmp_path / "nothing*.jpg", checkpoint, tmp_path / "out")) == 2
+    assert "matches no image" in capsys.readouterr().err
 
 
 def test_output_names_never_collide(tmp_path):
@@ -136,17 +154,15 @@ def test_face_model_mismatch_is_refused(tmp_path, checkpoint):
 def test_flip_average_is_mirror_equivariant(checkpoint, astronaut):
     """Averaging with the mirrored texture's map makes detail synthesis commute with a left-right mirror,
     wherever both maps cover a texel (the UV zones are nearly, not exactly, symmetric)."""
-    from fds.facemodel import load_face_model
-    from fds.models.checkpoint import load_detail_module
-    from fds.pipeline import module_detail_map
+    from fds.detail import DetailPredictor
 
-    module, fm = load_detail_module(checkpoint), load_face_model("sfm")
+    flipping = DetailPredictor.from_checkpoint(checkpoint, batch_size=8, flip_average=True)
     texture = np.asarray(Image.fromarray(astronaut).resize((1024, 1024)))
-    a = module_detail_map(module, texture, fm, batch_size=8, flip_average=True)
-    b = module_detail_map(module, np.ascontiguousarray(texture[:, ::-1]), fm, batch_size=8, flip_average=True)
+    a = flipping.full_map(texture)
+    b = flipping.full_map(np.ascontiguousarray(texture[:, ::-1]))
     both = a.coverage & b.coverage[:, ::-1]
     both &= np.roll(both, 1, 1) & np.roll(both, -1, 1)  # away from the coverage edges
     assert both.mean() > 0.2
     np.testing.assert_allclose(a.displacement_mm[both], b.displacement_mm[:, ::-1][both], atol=1e-5)
-    plain = module_detail_map(module, texture, fm, batch_size=8)
+    plain = DetailPredictor(flipping.module, flipping.face_model, batch_size=8).full_map(texture)
     assert np.abs(plain.displacement_mm - a.displacement_mm)[both].max() > 1e-4  # it does change the map

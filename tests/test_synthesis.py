@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from fds.data.patches import patch_grid
+from fds.facemodel import region_masks
 from fds.synthesis import (
     gaussian_weight,
     paper_map_input,
@@ -47,7 +48,6 @@ def test_weight_is_fspecial_gaussian_256_50():
 def test_weight_sigma_scales_with_patch_size():
     w64 = gaussian_weight(64)
     w256 = gaussian_weight(256)
-    # same shape in relative coordinates: the corner-to-centre ratio is scale-free
     # same shape in relative coordinates: the value at a quarter of the way in, relative to the centre
     assert w64[16, 32] / w64.max() == pytest.approx(w256[64, 128] / w256.max(), rel=0.05)
     with pytest.raises(ValueError, match="sigma"):
@@ -63,7 +63,8 @@ def test_patch_grid_covers_mask_and_reaches_edges():
         covered[r : r + P, c : c + P] = True
         assert mask[r : r + P, c : c + P].any()
     assert covered[mask].all()
-    assert (grid % (P // 4) == 0).all() or (grid == R - P).any()
+    # every window starts on the stride grid, except the last one of a row or column, flush with the far edge
+    assert ((grid % (P // 4) == 0) | (grid == R - P)).all()
     full = patch_grid(np.ones((100, 100), bool), 64, 16)
     assert full[:, 0].max() == 100 - 64 and full[:, 1].max() == 100 - 64  # flush last window
     with pytest.raises(ValueError, match="patch size"):
@@ -157,7 +158,7 @@ def test_coverage_masks_outside_texels_to_zero():
 
 
 def test_face_mask_of_the_sfm_chart(sfm):
-    mask = sfm.region_masks(128)["face"]
+    mask = region_masks(sfm, 128)["face"]
     res = synthesize_displacement(
         smooth_texture(128), centred_identity, resolution=128, disp_scale_mm=1.0, mask=mask, patch_size=32
     )
@@ -222,7 +223,33 @@ def test_texture_resampling_and_bad_input():
 
 
 def test_upsample_mask_is_nearest_at_texel_centres(sfm):
-    low = sfm.region_masks(64)["face"]
+    low = region_masks(sfm, 64)["face"]
     up = upsample_mask(low, 256)
     assert up.shape == (256, 256) and np.array_equal(up[1::4, 1::4], low)
-    assert abs(up.mean() - sfm.region_masks(256)["face"].mean()) < 0.01
+    assert abs(up.mean() - region_masks(sfm, 256)["face"].mean()) < 0.01
+
+
+def test_shared_network_predicts_each_window_once(sfm):
+    """With one network for every region, windows that the forehead and mouth grids share run once and are
+    blended once per grid: the map equals the per-region run's up to float32 summation order."""
+    from fds.facemodel.uvchart import uv_chart
+
+    r = 512
+    chart = uv_chart(sfm, r)
+    regions = {name: chart.zone_mask(name) for name in ("forehead", "mouth")}
+    tex = wrinkled_texture(r)
+    seen: list[int] = []
+
+    def predict(x: torch.Tensor, region: str) -> torch.Tensor:
+        seen.append(x.shape[0])
+        return high_pass(x)
+
+    args = dict(resolution=r, disp_scale_mm=1.0, regions=regions, patch_size=128, batch_size=7)
+    ref = synthesize_displacement(tex, predict, **args)
+    calls_ref, seen[:] = sum(seen), []
+    fast = synthesize_displacement(tex, predict, shared_network=True, **args)
+    shared = {tuple(c) for c in ref.patches["forehead"]} & {tuple(c) for c in ref.patches["mouth"]}
+    assert shared and sum(seen) == calls_ref - len(shared)
+    np.testing.assert_array_equal(fast.coverage, ref.coverage)
+    # float32 sums of ≤ 16 overlapping windows in another order: a few ulps of |d| ≤ 1
+    np.testing.assert_allclose(fast.displacement_mm, ref.displacement_mm, atol=1e-6)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -50,7 +51,18 @@ def write_face_model_demo(out: Path, model: str = "sfm", resolution: int = 1024)
             "mesh": str(obj), "uv_coverage": coverage}
 
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "dfdn_lite.safetensors"
+def _shipped_checkpoint() -> Path:
+    """The shipped weights from the installed package (checkout or wheel; :mod:`fds.resources`)."""
+    from fds.resources import SHIPPED_CHECKPOINT as NAME
+    from fds.resources import shipped_checkpoint
+
+    try:
+        return shipped_checkpoint()
+    except FileNotFoundError:  # a broken install: --ckpt still works, and the error below names the path
+        return Path(__file__).resolve().parents[2] / "checkpoints" / NAME
+
+
+SHIPPED_CHECKPOINT = _shipped_checkpoint()
 
 
 def run_photo_demo(out: Path, ckpt: Path, photo: Path | None = None, max_triangles: int = 500_000) -> dict:
@@ -75,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photo", default=None, help="a face photo (default: grace_hopper.jpg)")
     parser.add_argument("--skip-photo", action="store_true", help="only the face-model part")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     out = Path(args.output)
     summary = {"face_model": write_face_model_demo(out, args.model)}
     if not args.skip_photo:

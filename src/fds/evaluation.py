@@ -1,15 +1,15 @@
 """``evaluate(cfg)`` (``eval/run.py``): score a checkpoint and baselines on held-out scans with GT displacement.
 
-Held-out data: procedural scans generated from seeds no training run uses (``data.generate_start_seed``).
-Every method predicts the **full** UV displacement map of each sample, the way inference does
-(:func:`fds.pipeline.module_detail_map`: patch grid, Gaussian-weighted stitching), and all are scored by the
-same code:
+Held-out data: procedural scans generated from seeds no training run uses (``data.scans.generate_start_seed``),
+at the checkpoint's own units. Every method predicts the **full** UV displacement map of each sample, the way
+inference does (:meth:`fds.detail.DetailPredictor.full_map`: patch grid, Gaussian-weighted stitching), and all
+are scored by the same code:
 
-- ``dfdn``: the checkpoint, through the ``DFDNModule`` predict path;
-- ``untrained``: the same network freshly initialised (what training must beat);
+- ``dfdn``: the checkpoint;
+- ``untrained``: the same network freshly initialised from ``seed`` (what training must beat);
 - ``zero``: no detail at all (the proxy alone);
 - ``highpass``: the classical shading heuristic, displacement = k · high-pass(input luminance), with the
-  scale k fitted by least squares on patches of the *training* scans.
+  scale k fitted by least squares on patches of the *training* scans (once: ``highpass.k_mm``).
 
 Metrics per UV region of the face model (forehead, brows, eyes, nose, cheeks, mouth, chin) and ``all``, over
 valid GT texels: displacement MAE and RMSE (mm); normal-angle error of the metric tangent-space normals of the
@@ -33,14 +33,17 @@ import kornia
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
 from fds.data.sample_io import list_samples
-from fds.data.scans import GeometryGridPatches, ScanFolder
-from fds.facemodel import REGIONS
+from fds.data.scans import GeometryGridPatches, ScanFolder, sample_texel_mm
+from fds.detail import DetailPredictor
+from fds.facemodel import REGIONS, region_masks
 from fds.fileio import atomic_write_bytes
-from fds.metrics import normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
+from fds.metrics import normal_error, normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
+from fds.models.checkpoint import CheckpointMeta
+from fds.progress import progress
 from fds.reports import (
     eval_report_markdown,
     plot_angle_histograms,
@@ -90,15 +93,14 @@ class MapErrors:
 
 
 def map_errors(pred_mm: np.ndarray, gt_mm: np.ndarray, texel_mm: tuple[float, float]) -> MapErrors:
-    """Per-texel errors of two displacement maps ``[R, R]`` in mm with ``texel_mm`` = (u, v) mm per texel."""
-    from fds.render.normals import normals_from_displacement
-
+    """Per-texel errors of two displacement maps ``[R, R]`` in mm with ``texel_mm`` = (u, v) mm per texel; the
+    normal-angle error is :func:`fds.metrics.normal_error`'s, the one training validates on."""
     p = torch.from_numpy(np.asarray(pred_mm, np.float32))[None, None]
     g = torch.from_numpy(np.asarray(gt_mm, np.float32))[None, None]
-    n_p, n_g = normals_from_displacement(p, texel_mm), normals_from_displacement(g, texel_mm)
-    angle = torch.rad2deg(torch.acos((n_p * n_g).sum(1).clamp(-1, 1)))[0].numpy()
-    return MapErrors(np.abs(pred_mm - gt_mm).astype(np.float32), angle, normal_ssim_map(n_p, n_g)[0, 0].numpy(),
-                     (n_p, n_g))
+    e = normal_error(p, g, texel_mm)
+    return MapErrors(np.abs(pred_mm - gt_mm).astype(np.float32), e.angle_deg[0, 0].numpy(),
+                     normal_ssim_map(e.pred_normals, e.target_normals)[0, 0].numpy(),
+                     (e.pred_normals, e.target_normals))
 
 
 def summarise(abs_err: np.ndarray, angle: np.ndarray) -> dict[str, float]:
@@ -136,11 +138,12 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
     pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     per_sample: dict[str, list[tuple[float, float]]] = defaultdict(list)
     hist, first = np.zeros(len(ANGLE_BINS_DEG) - 1, np.int64), None
-    for s in samples:
+    for s in progress(samples, "held-out scans", unit="scan"):
         r = s.resolution
-        masks = fm.region_masks(r)
+        masks = region_masks(fm, r)
         valid = s.mask.astype(bool) & masks["face"]
-        texel = tuple(float(t) for t in s.meta.get("texel_mm", (0.25 * 1024 / r,) * 2))
+        du, dv = sample_texel_mm(s)
+        texel = (du, dv)
         e = map_errors(predict(s.texture), s.displacement_mm, texel)
         masks = {**masks, "all": valid, "wrinkles": valid & wrinkle_mask(s.displacement_mm, texel)}
         for name in ("all", "wrinkles", *REGIONS):
@@ -161,15 +164,15 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
     return ScanScores(metrics, hist, first)
 
 
-def _module_map_predictor(module, fm, batch_size: int, flip_average: bool = False) -> MapPredictor:
-    from fds.pipeline import module_detail_map
+def network_map_predictor(predictor: DetailPredictor) -> MapPredictor:
+    """A checkpoint's method: the full map of a held-out texture, which must be at the checkpoint's density."""
 
     def predict(texture: np.ndarray) -> np.ndarray:
-        res = module_detail_map(module, texture, fm, batch_size=batch_size, flip_average=flip_average)
+        res = predictor.full_map(texture)
         if res.displacement_mm.shape != texture.shape[:2]:
             raise ValueError(f"the checkpoint works at {res.displacement_mm.shape[0]}² maps but the held-out "
-                             f"samples are {texture.shape[0]}²: generate them at data.generator.resolution="
-                             f"{res.displacement_mm.shape[0]}")
+                             f"samples are {texture.shape[0]}²: move data.scans.data_dir away so they are generated "
+                             "again at the checkpoint's resolution")
         return res.displacement_mm
 
     return predict
@@ -185,38 +188,50 @@ def _highpass_map_predictor(k: float, sigma: float = 4.0) -> MapPredictor:
     return predict
 
 
-def held_out_samples(cfg: DictConfig) -> tuple[list, object]:
-    """The held-out scans (generated from ``cfg.data`` when the folder is empty), the first ``max_samples``."""
-    dm = instantiate(cfg.data)
+def held_out_samples(cfg: DictConfig) -> list:
+    """The held-out scans of ``cfg.data.scans`` (generated there first when the folder is empty: a fresh clone
+    needs nothing else), the first ``max_samples`` of them."""
+    dm = instantiate(cfg.data).scans
+    if not list_samples(dm.data_dir):
+        log.info("generating %d held-out scans (seeds from %d) into %s", dm.hparams.num_generate,
+                 dm.hparams.generate_start_seed, dm.data_dir)
     dm.prepare_data()
     held_out = ScanFolder(root=dm.data_dir)
-    return [held_out[i] for i in range(min(len(held_out), cfg.max_samples or len(held_out)))], dm
+    return [held_out[i] for i in range(min(len(held_out), cfg.max_samples or len(held_out)))]
 
 
-def fitted_highpass_scale(cfg: DictConfig, dm, disp_scale_mm: float) -> float:
-    """The heuristic's k (mm per unit of high-passed luminance), fitted on patches of the training scans."""
-    fit_folders = list_samples(Path(cfg.highpass_fit_dir))[: cfg.highpass_fit_samples]
+def fitted_highpass_scale(fit_dir: str | Path, num_samples: int, meta: CheckpointMeta, batch_size: int,
+                          assets_dir: str | None = None) -> float:
+    """The heuristic's k (mm per unit of high-passed luminance), fitted on grid patches of the first
+    ``num_samples`` training scans under ``fit_dir``, cut as the checkpoint's (``meta``) patches are."""
+    fit_folders = list_samples(Path(fit_dir))[:num_samples]
     if not fit_folders:
-        raise FileNotFoundError(f"highpass_fit_dir={cfg.highpass_fit_dir} holds no scan samples to fit the "
-                                "heuristic's scale on (point it at the training scans)")
-    fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=dm.regions,
-                                  patch_size=dm.hparams.patch_size, channels=dm.channels,
-                                  disp_scale_mm=disp_scale_mm, assets_dir=dm.hparams.assets_dir)
-    return fit_highpass_scale(DataLoader(fit_set, batch_size=cfg.batch_size), disp_scale_mm)
+        raise FileNotFoundError(f"highpass.fit_dir={fit_dir} holds no scan samples to fit the heuristic's scale "
+                                "on: point it at the training scans, or set it to null to use highpass.k_mm")
+    fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=meta.regions,
+                                  patch_size=meta.patch_size, channels=meta.channels,
+                                  disp_scale_mm=meta.disp_scale_mm, assets_dir=assets_dir)
+    return fit_highpass_scale(DataLoader(fit_set, batch_size=batch_size), meta.disp_scale_mm)
 
 
-def detail_methods(module, fm, k_mm: float, batch_size: int, device: str, flip: bool = False
-                   ) -> dict[str, MapPredictor]:
-    """Every method scored: the checkpoint, its network untrained, zero detail, the high-pass heuristic.
-    ``flip``: the networks' maps are averaged with those of the mirrored texture, as inference does."""
-    untrained = instantiate(OmegaConf.create(module.fds_meta["model_config"])).to(device).eval()
-    untrained.fds_meta = module.fds_meta
+def detail_methods(predictor: DetailPredictor, k_mm: float, seed: int = 0) -> dict[str, MapPredictor]:
+    """Every method scored: the checkpoint (``predictor``), its networks untrained (initialised from ``seed``, same
+    settings), zero detail, the high-pass heuristic with scale ``k_mm``."""
     return {
-        "dfdn": _module_map_predictor(module, fm, batch_size, flip),
-        "untrained": _module_map_predictor(untrained, fm, batch_size, flip),
+        "dfdn": network_map_predictor(predictor),
+        "untrained": network_map_predictor(predictor.untrained(seed)),
         "zero": lambda texture: np.zeros(texture.shape[:2], np.float32),
         "highpass": _highpass_map_predictor(k_mm),
     }
+
+
+def checkpoint_units(cfg: DictConfig, meta: CheckpointMeta) -> None:
+    """Set ``cfg.units`` to the units the checkpoint was trained at (``meta``), so the held-out scans are
+    generated at its map resolution and cut into its patches (``data.scans.*`` read ``${units.*}``)."""
+    units = {"disp_scale_mm": meta.disp_scale_mm, "patch_size": meta.patch_size, "regions": list(meta.regions),
+             "map_resolution": meta.map_resolution}
+    with open_dict(cfg):
+        cfg.units = OmegaConf.merge(cfg.get("units") or {}, units)
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -229,17 +244,22 @@ def evaluate(cfg: DictConfig) -> dict:
     from fds.facemodel import load_face_model
     from fds.models.checkpoint import load_detail_module
 
-    if cfg.get("seed") is not None:
-        torch.manual_seed(int(cfg.seed))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     module = load_detail_module(cfg.ckpt, device)
-    samples, dm = held_out_samples(cfg)
-    fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), dm.hparams.assets_dir)
-    k = fitted_highpass_scale(cfg, dm, float(module.fds_meta["disp_scale_mm"]))
-    methods = detail_methods(module, fm, k, cfg.batch_size, device, bool(cfg.get("flip_average", False)))
+    checkpoint_units(cfg, module.meta)
+    samples = held_out_samples(cfg)
+    fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), cfg.paths.assets_dir)
+    # the module itself (BatchNorm not folded): evaluation scores the reference path of the networks
+    predictor = DetailPredictor(module, fm, batch_size=int(cfg.batch_size), fused=False, source=cfg.ckpt,
+                                flip_average=bool(cfg.get("flip_average", False)))
+    hp = cfg.highpass
+    k = float(hp.k_mm) if hp.fit_dir is None else fitted_highpass_scale(
+        hp.fit_dir, int(hp.fit_samples), module.meta, int(cfg.batch_size), cfg.paths.assets_dir)
+    methods = detail_methods(predictor, k, int(cfg.get("seed") or 0))
     scans = {}
-    for name, fn in methods.items():
+    for i, (name, fn) in enumerate(methods.items()):
         t = time.perf_counter()
+        log.info("held-out scans: method %d/%d, %s", i + 1, len(methods), name)
         scans[name] = score_maps(fn, samples, fm)
         log.info("held-out scans: %s scored in %.0f s", name, time.perf_counter() - t)
     photo_sample = None
@@ -251,19 +271,18 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.photos.enabled:
         from fds.evaluation_photos import evaluate_photos
 
-        payload["photos"], photo_sample = evaluate_photos(cfg, methods, int(module.fds_meta["map_resolution"]),
-                                                          device, module.fds_meta.get("face_model", "sfm"))
+        payload["photos"], photo_sample = evaluate_photos(cfg, methods, predictor, device)
     if cfg.get("photo_level") is not None and cfg.photo_level.enabled:
         from fds.evaluation_photo_level import evaluate_photo_level
 
         level_methods = dict(methods)
         if cfg.photo_level.get("highpass_fit_dir"):  # the heuristic's scale fitted on photo-level training samples
-            fit = OmegaConf.merge(cfg, {"highpass_fit_dir": cfg.photo_level.highpass_fit_dir})
-            level_methods["highpass"] = _highpass_map_predictor(
-                fitted_highpass_scale(fit, dm, float(module.fds_meta["disp_scale_mm"])))
+            level_methods["highpass"] = _highpass_map_predictor(fitted_highpass_scale(
+                cfg.photo_level.highpass_fit_dir, int(hp.fit_samples), module.meta, int(cfg.batch_size),
+                cfg.paths.assets_dir))
         payload["photo_level"] = evaluate_photo_level(
-            cfg.photo_level, level_methods, int(module.fds_meta["map_resolution"]),
-            module.fds_meta.get("face_model", "sfm"), dm.make_photo_generator(), cfg.paths.assets_dir)
+            cfg.photo_level, level_methods, module.meta.map_resolution, module.meta.face_model,
+            instantiate(cfg.data).scans.make_photo_generator(), cfg.paths.assets_dir)
     figures = write_outputs(payload, {name: s.first_angle_map for name, s in scans.items()},
                             Path(cfg.paths.output_dir) / "eval", cfg.get("readme"), photo_sample)
     log_results(instantiate_loggers(cfg), payload, figures)

@@ -22,10 +22,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
+from fds.detail import DetailPredictor, check_face_model
+from fds.progress import progress
 from fds.proxy.landmarks import OUTER_EYE_CORNERS, FaceDetector, load_image, nme, read_pts
 
 log = logging.getLogger(__name__)
@@ -86,7 +89,7 @@ def nearest_face(faces: list, gt_px: np.ndarray):
 def landmark_nme(photos: Sequence[Path], detector: FaceDetector) -> list[dict]:
     """Per labelled photo: ``{"photo", "nme"}`` (``nme`` None and a ``reason`` when no face is found)."""
     rows = []
-    for p in photos:
+    for p in progress(photos, "labelled photos", unit="photo"):
         gt = read_pts(p.with_suffix(".pts"))
         try:
             face = nearest_face(detector(load_image(p), all_faces=True), gt)
@@ -132,13 +135,13 @@ def photometric_l1(displacement_mm: np.ndarray, maps: dict[str, np.ndarray]) -> 
 def faded_detail(predict: MapPredictor, texture: np.ndarray, confidence: np.ndarray, edge_blur_texels: float
                  ) -> np.ndarray:
     """A method's displacement (mm) of a photo's UV texture, faded out towards the texels the photo does not
-    see, as inference does (``fds.pipeline``)."""
-    from fds.pipeline import _soft_visibility
+    see with inference's fade (:func:`fds.detail.seen_weight`), the same for every method."""
+    from fds.detail import seen_weight
     from fds.synthesis import upsample_mask
 
     disp = predict(texture)
     visible = upsample_mask(np.asarray(confidence) > 0, disp.shape[0])
-    return (disp * _soft_visibility(visible, edge_blur_texels)).astype(np.float32)
+    return (disp * seen_weight(visible, edge_blur_texels)).astype(np.float32)
 
 
 def wild_photo_scores(photos: Sequence[Path], stage, methods: dict[str, MapPredictor], resolution: int,
@@ -149,7 +152,7 @@ def wild_photo_scores(photos: Sequence[Path], stage, methods: dict[str, MapPredi
     from fds.data.wild import appearance_maps
 
     rows = []
-    for p in photos:
+    for p in progress(photos, "wild photos", unit="photo"):
         try:
             result = stage(p)[0]
             if stage.cache_dir is not None:  # read back: a first run scores the cached (8-bit) confidence too
@@ -186,9 +189,10 @@ def summarise_photos(labelled: list[dict], wild: list[dict]) -> dict:
     return out
 
 
-def evaluate_photos(cfg, methods: dict[str, MapPredictor], resolution: int, device: str,
-                    trained_face_model: str = "sfm") -> tuple[dict, dict | None]:
-    """The real-photo half of ``evaluate`` (``cfg.photos``, ``cfg.proxy``, ``cfg.cache_dir`` of the eval config).
+def evaluate_photos(cfg, methods: dict[str, MapPredictor], predictor: DetailPredictor, device: str
+                    ) -> tuple[dict, dict | None]:
+    """The real-photo half of ``evaluate`` (``cfg.photos``, ``cfg.proxy``, ``cfg.cache_dir`` of the eval config);
+    the maps are at ``predictor``'s resolution, the proxies must use its face model.
 
     Returns ``({"labelled": [...], "wild": [...], "excluded_training_photos": n, "summary": {...}}, sample)``
     where ``sample`` holds the first completed wild photo's UV texture, visibility and each method's re-render
@@ -198,13 +202,12 @@ def evaluate_photos(cfg, methods: dict[str, MapPredictor], resolution: int, devi
     from fds.proxy.stage import ProxyStage
 
     p = cfg.photos
-    stage = ProxyStage(OmegaConf.to_container(cfg.proxy, resolve=True), cache_dir=cfg.cache_dir, device=device,
-                       assets_dir=cfg.paths.assets_dir)
-    if stage.config.face_model != trained_face_model:
-        raise ValueError(f"the checkpoint was trained in the {trained_face_model!r} UV chart but proxy.face_model="
-                         f"{stage.config.face_model!r}: set proxy.face_model={trained_face_model}")
+    proxy = cast(dict, OmegaConf.to_container(cfg.proxy, resolve=True))
+    stage = ProxyStage(proxy, cache_dir=cfg.cache_dir, device=device, assets_dir=cfg.paths.assets_dir)
+    check_face_model(predictor.meta, stage.config.face_model, predictor.source)
     labelled = landmark_nme(labelled_photos(p.labelled_dir, p.labelled_max_photos), stage.detector)
-    training = OmegaConf.to_container(p.exclude_training_photos, resolve=True) if p.exclude_training_photos else None
+    training = (cast(dict, OmegaConf.to_container(p.exclude_training_photos, resolve=True))
+                if p.exclude_training_photos else None)
     wild, excluded = held_out_wild_photos(list(p.wild_dirs), p.wild_max_photos, training)
     log.info("photo eval: %d labelled photos, %d wild photos (%d training photos left out)", len(labelled),
              len(wild), len(excluded))
@@ -216,6 +219,7 @@ def evaluate_photos(cfg, methods: dict[str, MapPredictor], resolution: int, devi
                           renders={m: rerender(d, maps)[0].permute(1, 2, 0).clamp(0, 1).numpy()
                                    for m, d in disps.items()})
 
-    rows = wild_photo_scores(wild, stage, methods, resolution, float(p.edge_blur_texels), on_maps=keep_first)
+    rows = wild_photo_scores(wild, stage, methods, predictor.map_resolution, float(p.edge_blur_texels),
+                             on_maps=keep_first)
     return ({"labelled": labelled, "wild": rows, "training_draw": training, "excluded_training_photos": len(excluded),
              "summary": summarise_photos(labelled, rows)}, sample or None)

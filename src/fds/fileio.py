@@ -39,6 +39,11 @@ def atomic_write_bytes(path: str | os.PathLike, chunks: Iterable[bytes]) -> None
                 f.write(chunk)
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write (disk full, I/O error) does not say which file it was
+            raise OSError(exc.errno, f"{exc.strerror or exc} while writing", str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

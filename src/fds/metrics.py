@@ -7,12 +7,12 @@ metric is never mistaken for a perfect one).
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import kornia
 import torch
 
-from fds.render.normals import normals_from_displacement
+from fds.render.normals import TexelMM, normals_from_displacement
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -43,26 +43,58 @@ def normal_angle_deg(
         raise ValueError(
             f"normal maps must both be [B, 3, H, W], got {tuple(pred_normals.shape)} and {tuple(target_normals.shape)}"
         )
+    return _masked_mean(_angle_deg(pred_normals, target_normals), mask)
+
+
+def _angle_deg(pred_normals: torch.Tensor, target_normals: torch.Tensor) -> torch.Tensor:
     cos = (pred_normals * target_normals).sum(1, keepdim=True).clamp(-1.0, 1.0)
-    return _masked_mean(torch.rad2deg(torch.acos(cos)), mask)
+    return torch.rad2deg(torch.acos(cos))  # [B, 1, H, W]
+
+
+@dataclass(frozen=True)
+class NormalError:
+    """Per-texel comparison of the metric tangent-space normals of two displacement maps (:func:`normal_error`)."""
+
+    pred_normals: torch.Tensor  # [B, 3, H, W] unit normals of the prediction (fds.render.normals conventions)
+    target_normals: torch.Tensor  # [B, 3, H, W] unit normals of the GT
+
+    @property
+    def angle_deg(self) -> torch.Tensor:
+        """``[B, 1, H, W]`` angle between the two normals, degrees: what validation and evaluation score."""
+        return _angle_deg(self.pred_normals, self.target_normals)
+
+    @property
+    def l1(self) -> torch.Tensor:
+        """``[B, 1, H, W]`` Σ over x, y, z of |n_pred − n_gt|: the training term (differentiable at 0, and for small
+        angles proportional to the angle)."""
+        return (self.pred_normals - self.target_normals).abs().sum(1, keepdim=True)
+
+
+def normal_error(pred_mm: torch.Tensor, target_mm: torch.Tensor, texel_mm: TexelMM) -> NormalError:
+    """The normal error of fds, used by the training loss (:func:`fds.models.losses.normal_loss`), validation
+    (``val/normal_deg``, checkpoint selection) and evaluation (:func:`fds.evaluation.map_errors`) alike.
+
+    ``pred_mm``/``target_mm`` ``[B, 1, H, W]`` displacements in mm; ``texel_mm`` the surface size of one texel
+    (du along u, dv along v) in mm: a pair, ``[B, 2]`` per map or ``[B, 2, H, W]`` per texel
+    (:func:`fds.render.normals.texel_sizes`; SFM texels at 1024² are about 0.28 × 0.19 mm, so one number would
+    tilt every slope along one axis). Normals: :func:`fds.render.normals.normals_from_displacement`.
+    """
+    if pred_mm.shape != target_mm.shape:
+        raise ValueError(f"pred_mm {tuple(pred_mm.shape)} and target_mm {tuple(target_mm.shape)} differ in shape")
+    return NormalError(normals_from_displacement(pred_mm.float(), texel_mm),
+                       normals_from_displacement(target_mm.float(), texel_mm))
 
 
 def displacement_normal_deg(
-    pred_mm: torch.Tensor, target_mm: torch.Tensor, texel_mm: float, mask: torch.Tensor | None = None
+    pred_mm: torch.Tensor, target_mm: torch.Tensor, texel_mm: TexelMM, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mean tangent-space normal-angle error (degrees) between two displacement maps in mm.
-
-    Normals come from ``fds.render.normals.normals_from_displacement`` with ``texel_mm`` mm per texel.
-    """
-    if not math.isfinite(texel_mm) or texel_mm <= 0:
-        raise ValueError(f"texel_mm must be a positive texel size in mm, got {texel_mm}")
-    pred_n = normals_from_displacement(pred_mm.float(), texel_mm)
-    target_n = normals_from_displacement(target_mm.float(), texel_mm)
-    return normal_angle_deg(pred_n, target_n, mask)
+    """Mean normal-angle error (degrees) between two displacement maps in mm over masked texels
+    (:func:`normal_error`)."""
+    return _masked_mean(normal_error(pred_mm, target_mm, texel_mm).angle_deg, mask)
 
 
 def wrinkle_relief_mask(
-    target_mm: torch.Tensor, texel_mm: float | tuple[float, float], sigma_texels: float = 2.0, min_deg: float = 1.0
+    target_mm: torch.Tensor, texel_mm: TexelMM, sigma_texels: float = 2.0, min_deg: float = 1.0
 ) -> torch.Tensor:
     """Texels on wrinkle relief, bool ``[B, 1, H, W]``, of GT displacements ``[B, 1, H, W]`` in mm: where the GT,
     blurred by ``sigma_texels`` (removing pore-scale speckle no method recovers from a photo), tilts the normal by
@@ -183,7 +215,7 @@ def amplitude_ratio(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
     return (p.square().sum() / den).sqrt().float() if den > 0 else pred.new_tensor(float("nan"))
 
 
-def detail_normals_xy(displacement_mm: torch.Tensor, texel_mm: float | tuple[float, float]) -> torch.Tensor:
+def detail_normals_xy(displacement_mm: torch.Tensor, texel_mm: TexelMM) -> torch.Tensor:
     """The detail a displacement ``[B, 1, H, W]`` (mm) adds to the normal, ``[B, 2, H, W]``: the tangent-space
     normal's (x, y) (:func:`fds.render.normals.normals_from_displacement`), i.e. detailed − flat normal up to the
     second-order change of z."""

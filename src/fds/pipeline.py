@@ -1,32 +1,35 @@
 """Photo → everything: proxy, detail maps, baked detailed mesh and previews (used by ``infer.py``).
 
-One code path: the proxy comes from :class:`fds.proxy.ProxyStage`, the detail from the training
-``DFDNModule``'s ``predict_step`` (loaded with :func:`fds.models.checkpoint.load_detail_module`), stitched by
-:func:`fds.synthesis.synthesize_displacement`, and written by :mod:`fds.export`.
+One code path: the proxy comes from :class:`fds.proxy.ProxyStage`, the detail from
+:class:`fds.detail.DetailPredictor` (the checkpoint's networks, as evaluation runs them), and everything is written
+by :mod:`fds.export`.
 
 Outputs per face, in ``<output>/<photo stem>/`` (``<stem>_face<k>`` for further faces):
 
 - ``proxy.obj`` + ``proxy.mtl`` + ``texture.png``: the fitted proxy (mm, model frame) with the unwrapped photo;
-- ``displacement.png`` (16-bit) + ``displacement.json`` (mm scale, conventions) + ``displacement.npy`` (mm);
+- ``displacement.png`` (16-bit) + ``displacement.json`` (mm scale, conventions) + ``displacement.exr`` and/or
+  ``displacement.npy`` (float32 mm, ``detail.float_format``);
 - ``normal_tangent.png``, ``normal_object.png``: 8-bit normal maps ((n + 1)/2·255);
-- ``detailed.obj`` / ``detailed.ply`` (+ ``detailed.glb`` on request): the proxy subdivided and displaced;
+- ``detailed.glb`` (+ ``detailed.ply`` / ``detailed.obj`` on request, ``bake.formats``): the proxy subdivided
+  and displaced, with the texture, the normal map (and tangents) and the displacement image;
 - ``preview.png``: input | proxy shaded | detailed shaded | normal map;
 - ``result.json``: timings by stage, fit error, emotion, expression coefficients, warnings.
 
-``<output>/summary.json`` lists the photos that worked and those that did not, with the reason.
+``<output>/summary.json`` lists the photos that worked (with their warnings), those that did not and the input
+entries that are not photos, each with its reason. Each photo's folders appear complete or not at all, and one
+run at a time writes into ``output=`` (:mod:`fds.outputs`); folder input is walked by :mod:`fds.inputs`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import glob
 import json
 import logging
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,14 +40,20 @@ from fds.export.bake import bake_displacement, write_baked
 from fds.export.maps import encode_normal_map, write_displacement, write_normal_map, write_png
 from fds.export.mesh_io import MeshData, write_obj
 from fds.export.normal_maps import normal_maps
-from fds.export.previews import View, render_detailed, render_proxy, write_preview
+from fds.export.previews import View, preview_maps, render_proxy_and_detail, write_preview
 from fds.fileio import atomic_write_bytes
+from fds.inputs import InputEntry, NoInputError, expand_inputs
+from fds.outputs import OutputError, OutputFolder, unique_names
+from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
-from fds.proxy.stage import IMAGE_SUFFIXES
-from fds.synthesis import synthesize_displacement, upsample_mask
+from fds.proxy.quality import exposure_warnings
 
 log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """An inference setting is invalid (found before any photo is processed)."""
 
 
 @dataclass
@@ -55,10 +64,30 @@ class DetailSettings:
     batch_size: int = 16  # patches per forward pass
     mode: str = "patches"  # "patches" (Gaussian-blended 75 % overlap) | "full" (fully convolutional)
     edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
-    flip_average: bool = True  # average with the mirrored texture's map (module_detail_map)
-    max_triangles: int = 2_000_000  # cap of the baked mesh
-    formats: tuple[str, ...] = ("obj", "ply")
+    flip_average: bool = False  # also run the mirrored texture and average (DetailPredictor): 2x the network time
+    float_format: str = "both"  # the float32 mm displacement: "exr" | "npy" | "both" (fds.export.maps)
+    max_triangles: int = 500_000  # cap of the baked mesh (fds.export.bake.DEFAULT_MAX_TRIANGLES)
+    formats: tuple[str, ...] = ("glb",)
     preview_height: int = 512
+
+    def __post_init__(self) -> None:
+        r = self.resolution
+        checks = [
+            ("detail.resolution", r, isinstance(r, int) and 256 <= r <= 8192 and r & (r - 1) == 0,
+             "a power of two from 256 to 8192 texels (1024, 2048, 4096)"),
+            ("detail.batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 1,
+             "at least 1"),
+            ("detail.mode", self.mode, self.mode in ("patches", "full"), "patches or full"),
+            ("detail.edge_blur_texels", self.edge_blur_texels, 0 <= self.edge_blur_texels <= 256, "0 to 256"),
+            ("detail.float_format", self.float_format, self.float_format in ("exr", "npy", "both"), "exr, npy or both"),
+            ("bake.max_triangles", self.max_triangles, self.max_triangles >= 10_000, "at least 10000"),
+            ("bake.formats", list(self.formats), set(self.formats) <= {"obj", "ply", "glb"} and len(self.formats) > 0,
+             "a non-empty list of obj, ply, glb"),
+            ("preview.height", self.preview_height, 64 <= self.preview_height <= 4096, "64 to 4096 px"),
+        ]
+        for key, value, ok, want in checks:
+            if not ok:
+                raise ConfigError(f"{key}={value!r} is invalid: use {want}")
 
 
 @dataclass
@@ -67,96 +96,14 @@ class ImageOutcome:
     ok: bool
     faces: list[str] = field(default_factory=list)  # output folders
     reason: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
-def expand_inputs(spec: str | list[str]) -> list[Path]:
-    """A file, a folder (its images, sorted) or a glob → image paths. Nothing found → a clear error."""
-    specs = [spec] if isinstance(spec, str) else list(spec)
-    paths: list[Path] = []
-    for s in specs:
-        p = Path(s).expanduser()
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.exists():
-            paths.append(p)
-        else:
-            paths += sorted(Path(q) for q in glob.glob(str(p), recursive=True))
-    if not paths:
-        raise FileNotFoundError(f"input={spec!r} matches no image: give a photo, a folder of photos or a glob")
-    return list(dict.fromkeys(p.resolve() for p in paths))  # each photo once
-
-
-def unique_names(paths: list[Path]) -> dict[Path, str]:
-    """One output folder name per photo: its stem, made unique (``_2``, ``_3`` …) when stems repeat
-    (``a.jpg`` and ``a.png``, or the same file name in two folders), so no photo overwrites another's outputs."""
-    names: dict[Path, str] = {}
-    used: set[str] = set()
-    for p in paths:
-        name, k = p.stem, 1
-        while name in used or any(name == f"{u}_face{i}" for u in used for i in range(1, 9)):
-            k += 1
-            name = f"{p.stem}_{k}"
-        used.add(name)
-        names[p] = name
-    return names
-
-
-def _soft_visibility(visible: np.ndarray, sigma: float) -> np.ndarray:
-    """A [0, 1] weight that is 1 well inside the seen texels and fades to 0 over ~2σ at their border."""
-    v = torch.from_numpy(visible.astype(np.float32))[None, None]
-    if sigma > 0:
-        import kornia
-
-        k = int(2 * round(3 * sigma) + 1)
-        v = kornia.filters.gaussian_blur2d(v, (k, k), (sigma, sigma))
-        v = ((v - 0.5) * 2).clamp(0, 1) * torch.from_numpy(visible)[None, None]
-    return v[0, 0].numpy()
-
-
-def module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int = 16, mode: str = "patches",
-                      flip_average: bool = False):
-    """A ``DFDNModule``'s full-map displacement (``fds.synthesis.DetailSynthesis``, mm) of a UV texture at the
-    texel density the checkpoint was trained at, through the module's ``predict_step`` (one region network per
-    patch zone of ``fds.facemodel.uvchart``). Used by inference and evaluation alike.
-
-    ``flip_average``: also run the left-right mirrored texture (the networks train on mirrored patches too) and
-    average the two maps where both cover a texel: twice the cost, less prediction noise (on held-out scans the
-    shipped checkpoint's normal error falls from 1.935° to 1.924°, zero detail 1.957°)."""
-    res = _module_detail_map(module, uv_texture, fm, batch_size, mode)
-    if not flip_average:
-        return res
-    mirrored = _module_detail_map(module, np.ascontiguousarray(uv_texture[:, ::-1]), fm, batch_size, mode)
-    other, other_cov = mirrored.displacement_mm[:, ::-1], mirrored.coverage[:, ::-1]
-    both = res.coverage & other_cov
-    disp = np.where(both, 0.5 * (res.displacement_mm + other), res.displacement_mm).astype(np.float32)
-    return dataclasses.replace(res, displacement_mm=disp)
-
-
-def _module_detail_map(module, uv_texture: np.ndarray, fm, batch_size: int, mode: str):
-    from fds.data.patches import preprocess
-    from fds.facemodel.uvchart import uv_chart
-
-    meta = module.fds_meta
-    n, regions, channels = int(meta["map_resolution"]), json.loads(meta["regions"]), meta.get("channels", "v")
-    if mode == "full" and n != int(meta["patch_size"]):
-        raise ValueError(f"detail.mode=full needs a network that takes whole {n}² maps; this checkpoint takes "
-                         f"{meta['patch_size']}² patches (its PCA basis is patch-sized): use detail.mode=patches")
-    chart = uv_chart(fm, n)
-
-    def predict(x: torch.Tensor, region: str) -> torch.Tensor:
-        with torch.no_grad():
-            return module.predict_step({"input": x.to(module.device), "region": region}, 0)["displacement"].cpu()
-
-    return synthesize_displacement(
-        uv_texture, predict, resolution=n, disp_scale_mm=float(meta["disp_scale_mm"]),
-        regions={r: chart.zone_mask(r) for r in regions}, patch_size=int(meta["patch_size"]), batch_size=batch_size,
-        mode=mode, preprocess=(lambda t: preprocess(t, channels)) if mode == "patches" else None)
-
-
-def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35) -> tuple[np.ndarray, View]:
+def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35,
+                   photo: np.ndarray | None = None) -> tuple[np.ndarray, View]:
     """A square crop of the photo around the face (``size``² px, uint8) and the fitted pose's view of it, so
-    renders of the proxy and the detailed mesh overlay the crop pixel for pixel."""
-    photo = load_image(result.image_path)
+    renders of the proxy and the detailed mesh overlay the crop pixel for pixel (``photo``: already loaded)."""
+    photo = load_image(result.image_path) if photo is None else photo
     h, w = result.image_size
     lo, hi = result.landmarks_px.min(0), result.landmarks_px.max(0)
     half = (1 + margin) * float((hi - lo).max()) / 2
@@ -176,88 +123,79 @@ def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35) -> tupl
 
 
 class DetailPipeline:
-    """Photo → proxy → UV texture → DFDN → displacement / normal maps → baked mesh, for one checkpoint."""
+    """Photo → proxy (:class:`fds.proxy.ProxyStage`) → detail (:class:`fds.detail.DetailPredictor`) → maps and
+    meshes (:mod:`fds.export`), for one checkpoint: this class only orchestrates and writes."""
 
     def __init__(self, ckpt: str | Path, proxy: dict | None = None, cache_dir: str | Path | None = None,
                  settings: DetailSettings | None = None, device: str = "auto",
                  assets_dir: str | Path | None = None):
-        from fds.models.checkpoint import load_detail_module
+        from fds.detail import DetailPredictor, FaceModelMismatch
 
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        self.module = load_detail_module(ckpt, self.device)
-        meta = self.module.fds_meta
-        self.disp_scale_mm = float(meta["disp_scale_mm"])
-        self.map_resolution = int(meta["map_resolution"])
-        self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
-        trained_on = meta.get("face_model", "sfm")
-        if trained_on != self.stage.config.face_model:
-            raise ValueError(f"checkpoint {ckpt} was trained in the {trained_on!r} UV chart but proxy.face_model="
-                             f"{self.stage.config.face_model!r}: set proxy.face_model={trained_on} or use a "
-                             "checkpoint trained on that face model")
-        self.settings = settings or DetailSettings()
+        try:  # the cheap checks first
+            self.stage = ProxyStage(proxy, cache_dir=cache_dir, device=self.device, assets_dir=assets_dir)
+        except (ValueError, TypeError) as exc:  # unknown keys or values of the proxy config
+            raise ConfigError(f"proxy settings: {exc}") from None
+        s = self.settings = settings or DetailSettings()
+        try:
+            self.predictor = DetailPredictor.from_checkpoint(
+                ckpt, self.stage.face_model, self.device, batch_size=s.batch_size, mode=s.mode,
+                flip_average=s.flip_average, edge_blur_texels=s.edge_blur_texels, resolution=s.resolution)
+        except FaceModelMismatch as exc:
+            raise ConfigError(str(exc)) from None
+        self.disp_scale_mm = self.predictor.disp_scale_mm
         self.ckpt = str(ckpt)
 
     # ---------------------------------------------------------------------------------------- one face
-    def detail(self, result: ProxyResult) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """``(displacement_mm [R,R], coverage [R,R] bool, warnings)`` at ``settings.resolution``.
-
-        The network runs at the texel density it was trained at (``map_resolution``); other output
-        resolutions are bicubic resamplings of that map (a 256² patch must cover the same skin area it did in
-        training). Detail fades out towards texels the photo does not see.
-        """
-        s, n = self.settings, self.map_resolution
-        res = module_detail_map(self.module, result.uv_texture, self.stage.face_model, batch_size=s.batch_size,
-                                mode=s.mode, flip_average=s.flip_average)
-        visible = upsample_mask(result.confidence > 0, n)
-        disp = res.displacement_mm * _soft_visibility(visible & res.coverage, s.edge_blur_texels)
-        coverage = res.coverage & visible
-        warnings = []
-        seen = coverage.sum() / max(res.coverage.sum(), 1)
-        if seen < 0.5:
-            warnings.append(f"only {seen:.0%} of the face's UV chart is visible in the photo: detail is partial")
-        if s.resolution != n:
-            warnings.append(f"detail synthesised at {n}² (the checkpoint's texel density) and resampled to "
-                            f"{s.resolution}²")
-            t = torch.from_numpy(disp)[None, None]
-            disp = F.interpolate(t, size=(s.resolution,) * 2, mode="bicubic", align_corners=False)[0, 0].numpy()
-            coverage = upsample_mask(coverage, s.resolution)
-            disp = disp * coverage
-        return disp.astype(np.float32), coverage, warnings
-
     def write_face(self, result: ProxyResult, out: Path) -> dict[str, Any]:
         """Every output of one face into ``out``; returns the ``result.json`` content."""
         fm, s = self.stage.face_model, self.settings
         times: dict[str, float] = {f"proxy_{k}": float(v) for k, v in result.timings_s.items()}
+        photo = load_image(result.image_path)
         t = time.perf_counter()
-        disp_mm, coverage, warnings = self.detail(result)
+        detail = self.predictor(result)
+        disp_mm, coverage, warnings = detail.displacement_mm, detail.coverage, detail.warnings
         times["detail"] = time.perf_counter() - t
+        warnings = exposure_warnings(photo, result.landmarks_px) + warnings
+        log.info("%s: detail done in %.1f s", out.name, times["detail"])
 
         t = time.perf_counter()
         proxy = MeshData(result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
         write_png(out / "texture.png", result.uv_texture)
         write_obj(out / "proxy.obj", proxy, texture="texture.png")
         write_displacement(out / "displacement", disp_mm, self.disp_scale_mm, coverage=coverage,
-                           metadata={"checkpoint": Path(self.ckpt).name, "image": result.image_path})
+                           metadata={"checkpoint": Path(self.ckpt).name, "image": result.image_path},
+                           float_format=s.float_format)
         maps = normal_maps(disp_mm, result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, coverage=coverage,
                            work_resolution=min(s.resolution, 1024))
         write_normal_map(out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
         write_normal_map(out / "normal_object.png", maps.object, "object", maps.coverage)
         times["maps"] = time.perf_counter() - t
+        log.info("%s: maps done in %.1f s", out.name, times["maps"])
 
         t = time.perf_counter()
         baked = bake_displacement(proxy, disp_mm, max_triangles=s.max_triangles)
+        disp_meta = {"scale_mm": self.disp_scale_mm, "encoding": "d_mm = (png / 65535 * 2 - 1) * scale_mm",
+                     "uv_convention": "glTF TEXCOORD_0 (row 0 = v 0 = top)"}
         files = write_baked(out / "detailed", baked, texture="texture.png", formats=tuple(s.formats),
-                            texture_image=result.uv_texture)
+                            texture_image=(out / "texture.png").read_bytes(),
+                            normal_png=(out / "normal_tangent.png").read_bytes(),
+                            extra_images={"displacement": ((out / "displacement.png").read_bytes(), disp_meta)})
         times["bake"] = time.perf_counter() - t
+        log.info("%s: bake done in %.1f s", out.name, times["bake"])
 
         t = time.perf_counter()
-        crop, view = face_crop_view(result, s.preview_height)
-        write_preview(out / "preview.png", crop, render_proxy(proxy, view), render_detailed(baked, view),
-                      encode_normal_map(maps.tangent, maps.coverage, (0.0, 0.0, 1.0)), height=s.preview_height)
+        crop, view = face_crop_view(result, s.preview_height, photo=photo)
+        small = preview_maps(maps, 1024)  # the panels are ~512 px: shade from ≤ 1024² maps
+        proxy_img, detail_img = render_proxy_and_detail(proxy, small.object, view)
+        write_preview(out / "preview.png", crop, proxy_img, detail_img,
+                      encode_normal_map(small.tangent, small.coverage, (0.0, 0.0, 1.0)), height=s.preview_height)
         times["preview"] = time.perf_counter() - t
+        log.info("%s: preview done in %.1f s", out.name, times["preview"])
 
-        info = {
-            "image": result.image_path, "face_index": result.face_index, "face_model": result.face_model,
+        info: dict[str, Any] = {
+            "image": result.image_path, "image_sha1": result.image_sha1, "face_index": result.face_index,
+            "face_model": result.face_model,
             "checkpoint": self.ckpt, "timings_s": {k: round(v, 4) for k, v in times.items()},
             "reprojection_error_px": float(result.reprojection_error_px),
             "yaw_pitch_roll_deg": [float(a) for a in result.yaw_pitch_roll_deg],
@@ -275,51 +213,103 @@ class DetailPipeline:
         return info
 
     # -------------------------------------------------------------------------------------- many photos
-    def run(self, inputs: list[Path], output: Path) -> list[ImageOutcome]:
-        """Every photo into ``output``; one failure never stops the others. Writes ``summary.json``."""
-        outcomes: list[ImageOutcome] = []
-        names = unique_names(inputs)
-        for path in inputs:
+    def run(self, inputs: list[Path], output: Path | OutputFolder,
+            rejected: list[InputEntry] | tuple = ()) -> list[ImageOutcome]:
+        """Every photo into ``output`` (locked for the run); one failure never stops the others. Each photo's
+        folders appear complete or not at all. Writes ``summary.json`` with the ``rejected`` input entries too."""
+        folder = output if isinstance(output, OutputFolder) else OutputFolder(output)
+        opened_here = not folder.is_open
+        folder.open()
+        try:
+            names = unique_names(inputs)
+            outcomes = [self._run_one(path, folder, names) for path in progress(inputs, "photos", unit="photo")]
+            outcomes += [ImageOutcome(str(e.path), False, reason=e.reason) for e in rejected if e.photo]
+            summary = {
+                "checkpoint": self.ckpt,
+                "succeeded": [{"image": o.image, "outputs": o.faces, "warnings": o.warnings} for o in outcomes if o.ok],
+                "failed": [{"image": o.image, "reason": o.reason} for o in outcomes if not o.ok],
+                "skipped": [{"path": str(e.path), "reason": e.reason} for e in rejected if not e.photo],
+            }
             try:
-                results = self.stage(path)
-                folders = []
-                for r in results:
-                    name = names[path]
-                    out = output / (name if r.face_index == 0 else f"{name}_face{r.face_index}")
-                    self.write_face(r, out)
-                    folders.append(str(out))
-                outcomes.append(ImageOutcome(str(path), True, folders))
-                log.info("%s → %s", path, ", ".join(folders))
-            except (ImageReadError, NoFaceError) as exc:
-                outcomes.append(ImageOutcome(str(path), False, reason=str(exc)))
-                log.warning("skipped %s: %s", path, exc)
-            except Exception as exc:  # report and go on with the next photo
-                outcomes.append(ImageOutcome(str(path), False, reason=f"{type(exc).__name__}: {exc}"))
-                log.error("failed on %s:\n%s", path, traceback.format_exc())
-        summary = {
-            "checkpoint": self.ckpt,
-            "succeeded": [{"image": o.image, "outputs": o.faces} for o in outcomes if o.ok],
-            "failed": [{"image": o.image, "reason": o.reason} for o in outcomes if not o.ok],
-        }
-        atomic_write_bytes(output / "summary.json", [json.dumps(summary, indent=2).encode()])
+                folder.write_json("summary.json", summary)
+            except OSError as exc:
+                log.error("could not write %s: %s", folder.root / "summary.json", exc)
+        finally:
+            if opened_here:
+                folder.close()
         return outcomes
+
+    def _run_one(self, path: Path, folder: OutputFolder, names: dict[Path, str]) -> ImageOutcome:
+        try:
+            results = self.stage(path)
+            sha = results[0].image_sha1
+            name = folder.claim(names[path], sha, reserved=set(names.values()))
+            face_names = [name if r.face_index == 0 else f"{name}_face{r.face_index}" for r in results]
+            warnings: list[str] = []
+            with folder.photo(face_names, sha) as tmps:
+                for r, tmp in zip(results, tmps, strict=True):
+                    warnings += self.write_face(r, tmp)["warnings"]
+            folders = [str(folder.root / n) for n in face_names]
+            log.info("%s → %s", path, ", ".join(folders))
+            return ImageOutcome(str(path), True, folders, warnings=warnings)
+        except (ImageReadError, NoFaceError) as exc:
+            log.warning("skipped %s: %s", path, exc)
+            return ImageOutcome(str(path), False, reason=str(exc))
+        except OSError as exc:  # disk full, I/O error: name the file; nothing of the photo was left behind
+            log.error("failed on %s: %s", path, exc)
+            return ImageOutcome(str(path), False, reason=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # report and go on with the next photo
+            log.error("failed on %s:\n%s", path, traceback.format_exc())
+            return ImageOutcome(str(path), False, reason=f"{type(exc).__name__}: {exc}")
+
+
+def _settings(cfg: DictConfig) -> DetailSettings:
+    d = cfg.detail
+    try:
+        return DetailSettings(resolution=int(d.resolution), batch_size=int(d.batch_size), mode=str(d.mode),
+                              edge_blur_texels=float(d.edge_blur_texels), flip_average=bool(d.flip_average),
+                              float_format=str(d.get("float_format", "both")),
+                              max_triangles=int(cfg.bake.max_triangles), formats=tuple(cfg.bake.formats),
+                              preview_height=int(cfg.preview.height))
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"detail/bake/preview settings: {exc}") from None
 
 
 def infer(cfg: DictConfig) -> int:
-    """``infer.py``: run the pipeline on ``cfg.input``; returns the exit status (1 if any photo failed)."""
-    d = cfg.detail
-    settings = DetailSettings(resolution=int(d.resolution), batch_size=int(d.batch_size), mode=str(d.mode),
-                              edge_blur_texels=float(d.edge_blur_texels), flip_average=bool(d.flip_average),
-                              max_triangles=int(cfg.bake.max_triangles),
-                              formats=tuple(cfg.bake.formats), preview_height=int(cfg.preview.height))
-    pipeline = DetailPipeline(cfg.ckpt, proxy=OmegaConf.to_container(cfg.proxy, resolve=True),
-                              cache_dir=cfg.cache_dir, settings=settings, device=cfg.device,
-                              assets_dir=cfg.paths.assets_dir)
-    inputs = expand_inputs(OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input)
-    output = Path(cfg.output)
-    outcomes = pipeline.run(inputs, output)
+    """``infer.py``: run the pipeline on ``cfg.input``. Returns the exit status: 0 when every photo worked, 1
+    when some failed (``summary.json`` says why), 2 for a problem with the configuration, the output folder,
+    the checkpoint or the input found before any photo is processed (one line on stderr, no traceback)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from fds.models.checkpoint import CheckpointError
+
+    early = (ConfigError, OutputError, CheckpointError, NoInputError, OmegaConfBaseException)
+    try:
+        settings = _settings(cfg)
+        output = OutputFolder(cfg.output).open()
+    except early as exc:
+        print(f"fds infer: {exc}", file=sys.stderr)
+        return 2
+    with output:
+        try:
+            pipeline = DetailPipeline(cfg.ckpt, proxy=cast(dict, OmegaConf.to_container(cfg.proxy, resolve=True)),
+                                      cache_dir=cfg.cache_dir, settings=settings, device=cfg.device,
+                                      assets_dir=cfg.paths.assets_dir)
+            spec = cfg.input if isinstance(cfg.input, str) else cast(list, OmegaConf.to_container(cfg.input))
+            exclude = [output.root] + ([Path(cfg.cache_dir)] if cfg.cache_dir else [])
+            inputs = expand_inputs(spec, recursive=bool(cfg.get("recursive", True)), exclude=exclude)
+        except early as exc:
+            print(f"fds infer: {exc}", file=sys.stderr)
+            return 2
+        outcomes = pipeline.run(inputs.photos, output, inputs.rejected)
     failed = [o for o in outcomes if not o.ok]
-    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} photos processed into {output}")
+    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} photos processed into {output.root}"
+          + (f"; {len(inputs.skipped)} other entries skipped (see summary.json)" if inputs.skipped else ""))
     for o in failed:
         print(f"FAILED {o.image}: {o.reason}")
+    if not (output.root / "summary.json").is_file():
+        print(f"fds infer: could not write {output.root / 'summary.json'} (see the log)", file=sys.stderr)
+        return 1
     return 1 if failed else 0

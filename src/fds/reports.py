@@ -119,8 +119,8 @@ def plot_angle_histograms(bins_deg: list[float], counts: dict[str, list[int]], o
     degree (log scale), from histogram counts over ``bins_deg`` edges."""
     edges = np.asarray(bins_deg, np.float64)
     fig, ax = _subplots(figsize=(7, 3.6))
-    for method, c in counts.items():
-        c = np.asarray(c, np.float64)
+    for method, c_raw in counts.items():
+        c = np.asarray(c_raw, np.float64)
         density = c / max(c.sum(), 1) / np.diff(edges)
         ax.stairs(density, edges, label=METHOD_LABELS.get(method, method))
     ax.set(xlabel="normal-angle error (°)", ylabel="fraction of texels per °", yscale="log", xlim=(0, 30),

@@ -83,6 +83,7 @@ def wild_dm(tmp_path_factory):
     return dm
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_wild_datamodule_batches_and_skips_bad_photos(wild_dm):
     wild_dm.hparams.max_photos = None
     wild_dm.setup("fit")
@@ -102,6 +103,7 @@ def test_wild_datamodule_batches_and_skips_bad_photos(wild_dm):
     assert b["position_mm"].abs().max() < 200
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_geo_app_combined_loader(tmp_path, wild_dm):
     dm = GeoAppDataModule(_scans(tmp_path), wild_dm)
     dm.setup("fit")
@@ -120,17 +122,19 @@ def test_configs_instantiate(tmp_path):
     from omegaconf import OmegaConf
 
     cfg_dir = str(Path(__file__).resolve().parents[2] / "configs" / "data")
-    with initialize_config_dir(config_dir=cfg_dir, version_base="1.3"):
-        data = compose("geo_app", overrides=["scans.generator.resolution=128", "scans.patch_size=64"])
-    root = OmegaConf.create({"paths": {"data_dir": str(tmp_path), "shared_data_dir": str(tmp_path / "none"),
-                                       "assets_dir": None}, "data": data})
-    dm = hydra.utils.instantiate(root.data)
-    assert isinstance(dm, GeoAppDataModule) and isinstance(dm.wild, WildDataModule)
-    assert dm.scans.data_dir == tmp_path / "scans" and dm.scans.hparams.patch_size == 64
-    for name in ("scans", "wild"):
+    units = {"disp_scale_mm": 0.5, "patch_size": 64, "regions": ["forehead"], "map_resolution": 128}
+    for name in ("geo_app", "scans"):  # one shape: data.scans.* and data.wild.*; `scans` leaves the wild stream off
         with initialize_config_dir(config_dir=cfg_dir, version_base="1.3"):
-            one = compose(name)
-        assert one._target_.startswith("fds.data.datamodules.")
+            data = compose(name)
+        root = OmegaConf.create({"paths": {"data_dir": str(tmp_path), "shared_data_dir": str(tmp_path / "none"),
+                                           "assets_dir": None}, "units": units, "data": data})
+        dm = hydra.utils.instantiate(root.data)
+        assert isinstance(dm, GeoAppDataModule) and isinstance(dm.wild, WildDataModule if name == "geo_app" else
+                                                                type(None))
+        # the units reach the stream that reads them
+        assert dm.scans.data_dir == tmp_path / "scans" and dm.scans.hparams.patch_size == 64
+        assert dm.scans.hparams.disp_scale_mm == 0.5 and dm.scans.hparams.generator["resolution"] == 128
+        assert dm.scans.regions == ["forehead"]
 
 
 def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):

@@ -116,3 +116,21 @@ def test_written_sample_reads_as_a_scan_sample(tmp_path, sample) -> None:
         assert z["normal_detail"].shape == (h, w, 3) and z["region"].shape == (h, w)
         assert set(np.unique(z["region"])) >= {0, 1, 5}  # background, forehead, cheeks
     assert (folder / "photo.png").is_file() and (folder / "proxy" / "face0.npz").is_file()
+
+
+@pytest.mark.slow
+def test_sample_does_not_depend_on_the_callers_thread_count(sample, gen) -> None:
+    """Generation runs with ``gen.threads`` (1) torch threads whatever the caller set, so workers = 0 (the main
+    process's threads) and workers > 0 (1 thread each) write the same sample; the caller's setting comes back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2 if before == 1 else 1)
+    try:
+        again = gen.generate(sample.meta["seed"])
+        assert torch.get_num_threads() == (2 if before == 1 else 1)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(again.scan.texture, sample.scan.texture)
+    assert np.array_equal(again.scan.displacement_mm, sample.scan.displacement_mm)
+    assert np.array_equal(again.proxy.vertices_mm, sample.proxy.vertices_mm)

@@ -29,7 +29,7 @@ def test_displacement_round_trip(tmp_path):
     cov = rng.random((64, 48)) > 0.3
     paths = write_displacement(tmp_path / "displacement.png", d, scale, coverage=cov, metadata={"model": "x"})
     assert {p.name for p in paths.values()} == {
-        "displacement.png", "displacement.json", "displacement.npy", "displacement_coverage.png",
+        "displacement.png", "displacement.json", "displacement.npy", "displacement.exr", "displacement_coverage.png",
     }
     q = read_png(paths["png"])
     assert q.dtype == np.uint16 and q.shape == (64, 48)
@@ -44,6 +44,36 @@ def test_displacement_round_trip(tmp_path):
     side = json.loads(paths["json"].read_text())
     assert side["clipped_texels"] == 0 and side["files"]["png"] == "displacement.png"
     assert not list(tmp_path.glob(".*.part"))  # atomic writes leave no temp files
+
+
+def test_displacement_exr_equals_npy_bit_for_bit(tmp_path):
+    """The EXR, opened with the OpenEXR bindings as a DCC pipeline would, holds the .npy's float32 values."""
+    import OpenEXR
+
+    rng = np.random.default_rng(1)
+    d = (rng.standard_normal((96, 80)) * 0.3).astype(np.float32)
+    d[5, 7] = np.float32(1e-30)  # a denormal-ish tiny value and a value that half floats would round
+    d[6, 7] = np.float32(0.1234567)
+    write_displacement(tmp_path / "displacement", d, 2.0)
+    with OpenEXR.File(str(tmp_path / "displacement.exr")) as f:
+        channels = f.channels()
+        assert list(channels) == ["Y"]
+        pixels = channels["Y"].pixels
+        assert f.header()["fds_units"].startswith("mm")
+    npy = np.load(tmp_path / "displacement.npy")
+    assert pixels.dtype == np.float32 and npy.dtype == np.float32
+    np.testing.assert_array_equal(pixels.view(np.uint32), npy.view(np.uint32))  # same bits, not just close
+    np.testing.assert_array_equal(npy, d)
+    # exr only: no .npy; read_displacement falls back to the EXR, still exact
+    write_displacement(tmp_path / "only", d, 2.0, float_format="exr")
+    assert not (tmp_path / "only.npy").exists()
+    back, meta = read_displacement(tmp_path / "only")
+    np.testing.assert_array_equal(back, d)
+    assert meta["files"] == {"png": "only.png", "exr": "only.exr"}
+    write_displacement(tmp_path / "n", d, 2.0, float_format="npy")
+    assert not (tmp_path / "n.exr").exists() and (tmp_path / "n.npy").exists()
+    with pytest.raises(ValueError, match="float_format"):
+        write_displacement(tmp_path / "x", d, 2.0, float_format="tiff")
 
 
 def test_displacement_clipping_and_bad_input(tmp_path):
@@ -135,3 +165,28 @@ def test_upsampled_frames_match_full_resolution(sfm):
     assert (full.coverage ^ up.coverage).mean() < 0.02
     err = np.linalg.norm(full.object[both] - up.object[both], axis=-1)
     assert np.median(err) < 0.01 and np.percentile(err, 99) < 0.1
+
+
+@pytest.mark.parametrize("resolution, work", [(256, 256), (512, 128)])
+def test_fast_normal_maps_match_the_reference(sfm, resolution, work):
+    """The fast path against :func:`normal_maps_reference` on a wrinkled displacement over the SFM chart.
+
+    The same formulas evaluated in another order (and bilinear upsampling by ``F.interpolate`` instead of
+    ``grid_sample``, the same weights): float32 rounding of unit vectors and mm sizes, a few ulps, ≤ 1e-5; the
+    8-bit encodings then differ by at most one level (where a value sits within 1e-5 of a rounding boundary).
+    """
+    from fds.export.normal_maps import normal_maps_reference
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:resolution, 0:resolution] / resolution
+    d = (0.1 * np.sin(2 * np.pi * 23 * yy + 3 * xx) + 0.02 * rng.normal(size=xx.shape)).astype(np.float32)
+    cov = np.ones_like(d, bool)
+    cov[: resolution // 3, : resolution // 4] = False
+    args = (d, sfm.mean_mm, sfm.triangles, sfm.uv, sfm.uv_triangles, cov, work)
+    fast, ref = normal_maps(*args), normal_maps_reference(*args)
+    np.testing.assert_array_equal(fast.coverage, ref.coverage)
+    np.testing.assert_allclose(fast.tangent, ref.tangent, atol=1e-5)
+    np.testing.assert_allclose(fast.texel_mm, ref.texel_mm, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fast.object, ref.object, atol=1e-5)
+    codes = np.abs(encode_normal_map(fast.object).astype(int) - encode_normal_map(ref.object).astype(int))
+    assert codes.max() <= 1

@@ -121,3 +121,33 @@ def test_object_normal_map_agrees_with_the_baked_geometry(sfm):
     tilt = np.degrees(np.arccos(np.clip((baked.normals[inner] * geo[inner]).sum(1), -1, 1)))
     assert np.median(tilt) > 4  # the displacement really tilts the normals
     assert np.median(angle) < 1.5 and np.percentile(angle, 95) < 4
+
+
+def test_normal_mapped_render_matches_the_baked_mesh_render(scene):
+    """The fast preview (the proxy shaded with the object normal map) against the reference (the baked mesh
+    rendered): the same proxy panel, and on the relief the same shading up to the sampling of two different
+    discretisations (the map at 256², the mesh at 2 splits), far below the relief's own contrast."""
+    from fds.export.normal_maps import normal_maps
+    from fds.export.previews import render_proxy_and_detail
+
+    proxy, baked, view, proxy_img, detail_img = scene
+    r = 256
+    rows, cols = np.mgrid[0:r, 0:r]
+    wrinkles = np.zeros((r, r), np.float32)
+    box = (rows > 0.12 * r) & (rows < 0.3 * r) & (cols > 0.3 * r) & (cols < 0.7 * r)
+    wrinkles[box] = 0.8 * np.sin(2 * np.pi * rows[box] / 10.0)
+    maps = normal_maps(wrinkles, proxy.vertices, proxy.triangles, proxy.uv, proxy.uv_triangles)
+    fast_proxy, fast_detail = render_proxy_and_detail(proxy, maps.object, view)
+    np.testing.assert_array_equal(fast_proxy, proxy_img)
+    relief = np.abs(detail_img.astype(int) - proxy_img.astype(int))[..., 0]
+    err = np.abs(fast_detail.astype(int) - detail_img.astype(int))[..., 0]
+    shown = relief > 8
+    assert shown.mean() > 0.01
+    assert np.corrcoef(fast_detail[..., 0][shown], detail_img[..., 0][shown])[0, 1] > 0.8
+    assert np.median(err[shown]) < 0.3 * np.median(relief[shown])
+    near = np.zeros_like(shown)  # the relief widened by 4 px; away from it both show the proxy
+    face = np.asarray(proxy_img)[..., 0] < 255
+    for dy in range(-4, 5):
+        for dx in range(-4, 5):
+            near |= np.roll(shown, (dy, dx), axis=(0, 1))
+    assert (err[face & ~near] <= 3).mean() > 0.99

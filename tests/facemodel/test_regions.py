@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from fds.facemodel import REGIONS
+from fds.facemodel import REGIONS, region_masks
 from fds.facemodel.regions import region_labels, uv_attribute_map
 
 
 @pytest.mark.parametrize("model", ["sfm", "ict"])
 def test_region_masks_cover_the_chart_disjointly(model, request):
     fm = request.getfixturevalue(model)
-    masks = fm.region_masks(256)
+    masks = region_masks(fm, 256)
     assert set(masks) == set(REGIONS) | {"face"}
     stack = np.stack([masks[r] for r in REGIONS])
     assert (stack.sum(0) <= 1).all()  # disjoint
@@ -25,7 +25,7 @@ def test_regions_are_anatomically_placed(model, request):
     """Regions sit where their landmarks are: each landmark's UV falls in its region's mask."""
     fm = request.getfixturevalue(model)
     res = 512
-    masks = fm.region_masks(res)
+    masks = region_masks(fm, res)
     uv_of_vertex = np.zeros((fm.num_vertices, 2))
     uv_of_vertex[fm.triangles.reshape(-1)] = fm.uv[fm.uv_triangles.reshape(-1)]
 
@@ -52,4 +52,4 @@ def test_masks_at_any_resolution_agree(sfm):
 
 def test_resolution_too_small(sfm):
     with pytest.raises(ValueError, match="resolution"):
-        sfm.region_masks(4)
+        region_masks(sfm, 4)

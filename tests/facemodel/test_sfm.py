@@ -94,7 +94,7 @@ def test_fit_with_eos_objects_on_labelled_photo(sfm, labelled_dir):
         sfm.eos_contour_landmarks(), sfm.eos_model_contour())
     assert len(shape) == 63 and len(expr) == 6
     yaw_deg = pose.get_yaw_pitch_roll()[0]
-    assert -45 < yaw_deg < -10  # tech-notes: yaw ≈ −28.5° on this photo
+    assert -45 < yaw_deg < -10  # the subject looks to her left (eos reports yaw ≈ −28.5° here)
     assert len(mesh.vertices) == 3448
 
 

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from skimage.color import rgb2hsv
 from skimage.data import astronaut
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "model"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 PATCH = 128
 
 
@@ -47,7 +47,9 @@ def geo_batch() -> dict:
     crops = [v[r : r + PATCH, c : c + PATCH] for r, c in [(0, 0), (100, 200), (250, 50), (300, 300)]]
     x = torch.tensor(np.stack([(c - c.mean()) * 2 for c in crops]), dtype=torch.float32)[:, None]
     y = furrows(4, PATCH, torch.Generator().manual_seed(0))[:, None]
-    return {"input": x, "displacement": y, "mask": torch.ones_like(y), "region": ["forehead", "mouth"] * 2}
+    texel_mm = torch.tensor([[0.28, 0.19]]).expand(4, 2)  # mm per texel (u, v): an SFM map at 1024²
+    return {"input": x, "displacement": y, "mask": torch.ones_like(y), "region": ["forehead", "mouth"] * 2,
+            "texel_mm": texel_mm}
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +63,11 @@ def furrow_basis(geo_batch) -> torch.Tensor:
 
 
 def compose_model(name: str, overrides: list[str] | None = None):
+    """The ``model`` node of the train config with ``model=name`` (it reads ``${units.*}`` from there); overrides
+    are model keys (``gan_weight=0``) or units (``units.patch_size=128``)."""
+    overrides = [o if o.startswith("units.") else f"model.{o}" for o in overrides or []]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(name, overrides=overrides or [])
+        return compose("train", overrides=[f"model={name}", *overrides]).model
 
 
 def count(module: torch.nn.Module) -> int:

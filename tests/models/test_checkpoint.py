@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -15,6 +14,7 @@ from fds.models.checkpoint import (
     CheckpointError,
     export_training_checkpoint,
     load_detail_module,
+    load_start_weights,
     read_detail_checkpoint,
     save_detail_checkpoint,
 )
@@ -23,7 +23,9 @@ from fds.models.checkpoint import (
 @pytest.fixture(scope="module")
 def lite_cfg():
     with initialize(version_base="1.3", config_path="../../configs"):
-        return compose(config_name="train", overrides=["model=lite"]).model
+        # resolved into a standalone node (it reads ${units.*} from the whole config), as checkpoints store it
+        return OmegaConf.create(OmegaConf.to_container(compose(config_name="train", overrides=["model=lite"]).model,
+                                                       resolve=True))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def _predict(module, x):
 def test_save_load_reproduces_predictions(tmp_path, lite_cfg, trained_like, astronaut):
     path = save_detail_checkpoint(tmp_path / "m.safetensors", trained_like.state_dict(), lite_cfg, map_resolution=1024)
     tensors, meta = read_detail_checkpoint(path)
-    assert meta["map_resolution"] == "1024" and float(meta["disp_scale_mm"]) == lite_cfg.disp_scale_mm
+    assert meta.map_resolution == 1024 and meta.disp_scale_mm == lite_cfg.disp_scale_mm
     assert path.stat().st_size < 25e6
     loaded = load_detail_module(path)
     v = torch.from_numpy(astronaut[:256, 128:384].max(-1) / 255.0).float()
@@ -57,15 +59,22 @@ def test_export_from_a_training_run(tmp_path, lite_cfg, trained_like):
     (run / ".hydra").mkdir(parents=True)
     (run / "checkpoints").mkdir()
     model = OmegaConf.to_container(lite_cfg)
-    model["disp_scale_mm"] = "${data.scans.disp_scale_mm}"  # as experiment configs link it
-    OmegaConf.save(OmegaConf.create({"model": model, "data": {"scans": {"generator": {"resolution": 512},
-                                                                       "rgb": False, "disp_scale_mm": 2.0}}}),
-                   run / ".hydra" / "config.yaml", resolve=False)
+    model["disp_scale_mm"] = "${units.disp_scale_mm}"  # as the model configs read it
+    units = {"disp_scale_mm": 2.0, "patch_size": 256, "regions": ["forehead", "mouth"], "map_resolution": 512}
+    run_cfg = {"model": model, "units": units, "data": {"scans": {"generator": {"resolution": "${units.map_resolution}",
+                                                                               "face_model": "sfm"}, "rgb": False}}}
+    OmegaConf.save(OmegaConf.create(run_cfg), run / ".hydra" / "config.yaml", resolve=False)
     torch.save({"state_dict": trained_like.state_dict(), "epoch": 3}, run / "checkpoints" / "last.ckpt")
     out = export_training_checkpoint(run / "checkpoints" / "last.ckpt", tmp_path / "exported.safetensors")
-    assert read_detail_checkpoint(out)[1]["map_resolution"] == "512"
+    meta = read_detail_checkpoint(out)[1]
+    assert meta.map_resolution == 512 and meta.disp_scale_mm == 2.0
     x = torch.randn(2, 1, 256, 256)
     torch.testing.assert_close(_predict(load_detail_module(out), x), _predict(trained_like, x))
+    # a run config without units (an older fds) is named, not guessed from other keys
+    OmegaConf.save(OmegaConf.create({k: v for k, v in run_cfg.items() if k != "units"} | {"model": lite_cfg}),
+                   run / ".hydra" / "config.yaml")
+    with pytest.raises(CheckpointError, match="no `units` block"):
+        export_training_checkpoint(run / "checkpoints" / "last.ckpt", tmp_path / "old.safetensors")
 
 
 def test_bad_checkpoints_are_named(tmp_path, lite_cfg, trained_like):
@@ -84,11 +93,11 @@ def test_bad_checkpoints_are_named(tmp_path, lite_cfg, trained_like):
     from safetensors.torch import save_file
 
     wrong = {k: (v[..., :1].contiguous() if v.dim() == 4 else v) for k, v in tensors.items()}
-    save_file(wrong, str(tmp_path / "wrong.safetensors"), metadata=meta)
+    save_file(wrong, str(tmp_path / "wrong.safetensors"), metadata=meta.to_metadata())
     with pytest.raises(CheckpointError, match="does not fit"):
         load_detail_module(tmp_path / "wrong.safetensors")
     save_file(tensors, str(tmp_path / "foreign.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(CheckpointError, match="not an fds DFDN generator"):
+    with pytest.raises(CheckpointError, match="foreign.safetensors.*not an fds DFDN generator"):
         load_detail_module(Path(tmp_path / "foreign.safetensors"))
 
 
@@ -111,13 +120,12 @@ def test_ema_weights_are_the_ones_inference_runs(tmp_path, lite_cfg):
 def test_init_weights_starts_a_run_from_a_checkpoint(tmp_path, lite_cfg, trained_like):
     path = save_detail_checkpoint(tmp_path / "pre.safetensors", trained_like.state_dict(), lite_cfg,
                                   map_resolution=1024)
-    cfg = OmegaConf.merge(lite_cfg, {"init_weights": str(path)})
+    cfg = OmegaConf.merge(lite_cfg, {"ema_decay": 0.99})
     module = instantiate(cfg)
+    load_start_weights(module, path)
     for name, p in trained_like.generator.state_dict().items():
         assert torch.equal(module.generator.state_dict()[name], p), name
-    # its export does not point back at the file it started from
-    again = save_detail_checkpoint(tmp_path / "again.safetensors", module.state_dict(), cfg, map_resolution=1024)
-    assert OmegaConf.create(read_detail_checkpoint(again)[1]["model_config"]).init_weights is None
+        assert torch.equal(module.generator_ema.state_dict()[name], p), name  # the average starts there too
     # a checkpoint trained at another mm scale would silently mis-scale every prediction: refused
-    with pytest.raises(InstantiationException, match="trained at disp_scale_mm=2.0 but this run uses 0.25"):
-        instantiate(OmegaConf.merge(cfg, {"disp_scale_mm": 0.25}))
+    with pytest.raises(CheckpointError, match="trained at disp_scale_mm=2.0 but this run uses 0.25"):
+        load_start_weights(instantiate(OmegaConf.merge(cfg, {"disp_scale_mm": 0.25})), path)

@@ -128,7 +128,7 @@ def _appearance_batch(size: int) -> dict:
 @pytest.mark.parametrize("empty", [False, True])
 def test_appearance_loss_gradient_into_generator(empty):
     torch.manual_seed(0)
-    model = instantiate(compose_model("lite", [f"generator.model.basis.patch_size={PATCH}"]))
+    model = instantiate(compose_model("lite", [f"units.patch_size={PATCH}"]))
     batch = _appearance_batch(PATCH)
     if empty:
         batch["visibility"] = torch.zeros_like(batch["visibility"])

@@ -40,3 +40,34 @@ def test_displacement_normal_error_of_a_ramp():
     # the same ramp at twice the texel size is half as steep
     err2 = displacement_normal_deg(ramp_mm, torch.zeros_like(ramp_mm), 2 * texel_mm, mask).item()
     assert err2 == pytest.approx(math.degrees(math.atan(slope / 2)), abs=0.01)
+
+
+def test_normal_error_takes_each_maps_and_texels_own_size():
+    """SFM texels are about 0.28 × 0.19 mm: one number for the texel size would tilt every slope. A ramp along u
+    and one along v, both 0.05 mm of height per texel, tilt by atan(0.05 / du) and atan(0.05 / dv); a per-texel
+    size map changes the angle where it changes; the loss compares the very same normals."""
+    from fds.metrics import normal_error
+    from fds.models.losses import normal_loss
+
+    n, h = 32, 0.05
+    cols = torch.arange(n, dtype=torch.float32)[None, None, None].expand(1, 1, n, n)
+    maps = torch.cat([h * cols, h * cols.transpose(-1, -2)])  # [2, 1, n, n]: along u, along v
+    flat = torch.zeros_like(maps)
+    texel = torch.tensor([[0.28, 0.19], [0.28, 0.19]])  # [B, 2] (du, dv) mm
+    angle = normal_error(maps, flat, texel).angle_deg[..., 4:-4, 4:-4]
+    along_u, along_v = math.degrees(math.atan(h / 0.28)), math.degrees(math.atan(h / 0.19))
+    torch.testing.assert_close(angle[0], torch.full_like(angle[0], along_u), atol=1e-3, rtol=0)
+    torch.testing.assert_close(angle[1], torch.full_like(angle[1], along_v), atol=1e-3, rtol=0)
+    per_texel = texel[:, :, None, None].expand(2, 2, n, n).clone()
+    per_texel[:, 0, :, n // 2:] *= 2  # the right half of each map has texels twice as wide along u
+    angle = normal_error(maps, flat, per_texel).angle_deg[0, 0]
+    assert angle[4:-4, 4 : n // 2 - 2].mean().item() == pytest.approx(along_u, abs=1e-3)
+    assert angle[4:-4, n // 2 + 2 : -4].mean().item() == pytest.approx(math.degrees(math.atan(h / 0.56)), abs=1e-3)
+    # the loss: Σ|n − (0, 0, 1)| of a normal tilted by θ along u is sin θ + 1 − cos θ
+    mask = torch.zeros(1, 1, n, n)
+    mask[..., 4:-4, 4:-4] = 1
+    theta = math.atan(h / 0.28)
+    assert normal_loss(maps[:1], flat[:1], texel[:1], mask).item() == pytest.approx(
+        math.sin(theta) + 1 - math.cos(theta), rel=1e-4)
+    with pytest.raises(ValueError, match="texel_mm"):
+        normal_error(maps, flat, torch.tensor([[0.28, 0.19]]))  # one pair for two maps: say which

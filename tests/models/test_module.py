@@ -23,7 +23,7 @@ def _loader(batch: dict, n: int = 2):
 
 def _model(seed: int, *overrides: str):
     torch.manual_seed(seed)
-    cfg = compose_model("lite", [f"generator.model.basis.patch_size={PATCH}", *overrides])
+    cfg = compose_model("lite", [f"units.patch_size={PATCH}", *overrides])
     return instantiate(cfg)
 
 
@@ -43,6 +43,7 @@ def _trainer(tmp_path, epochs: int, **kwargs) -> pl.Trainer:
 SCHEDULE = ["warmup_epochs=1", "lr_decay_start_epoch=0", "lr_decay_end_epoch=2", "ema_decay=0.9"]
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_resume_continues_with_identical_weights_and_optimizer_state(tmp_path, geo_batch):
     batch = {"geo": geo_batch, "app": _appearance_batch(PATCH)}
     # A: two epochs straight, keeping the end-of-epoch-0 checkpoint
@@ -129,6 +130,23 @@ def test_validation_metrics_and_panel(tmp_path, geo_batch):
         "val/normal_deg_wrinkles_zero"]
     ((key, (panel,)),) = logger.images
     assert key == "val/panel" and panel.shape == (4 * PATCH, 4 * PATCH, 3) and panel.dtype.name == "uint8"
+
+
+def test_validation_scores_each_patch_at_its_own_texel_size(tmp_path, geo_batch):
+    """Checkpoints are selected on val/normal_deg: it must measure what evaluation measures, each patch's slopes
+    over its own (du, dv), not over one size averaged over the batch."""
+    from fds.metrics import displacement_normal_deg
+
+    texel = torch.tensor([[0.28, 0.19], [0.19, 0.28], [0.5, 0.5], [0.1, 0.1]])
+    batch = dict(geo_batch, texel_mm=texel)
+    model = _model(0)
+    (metrics,) = _trainer(tmp_path, 1).validate(model, _loader(batch, 1))
+    gt_mm = batch["displacement"] * model.hparams.disp_scale_mm
+    zero = displacement_normal_deg(torch.zeros_like(gt_mm), gt_mm, texel, batch["mask"]).item()
+    collapsed = displacement_normal_deg(torch.zeros_like(gt_mm), gt_mm, tuple(texel.mean(0).tolist()),
+                                        batch["mask"]).item()
+    assert metrics["val/normal_deg_zero"] == pytest.approx(zero, rel=1e-5)
+    assert abs(collapsed - zero) > 0.05 * zero  # the test can tell the two apart
 
 
 def test_predict_returns_displacement_patches(tmp_path, geo_batch):

@@ -24,7 +24,7 @@ def _geo_loss(model, batch) -> float:
 def test_lite_overfits_fixed_batch(geo_batch, furrow_basis):
     torch.manual_seed(0)
     cfg = compose_model(
-        "lite", [f"generator.model.basis.patch_size={PATCH}", "optimizer.lr=1e-3", "gan_weight=0", "warmup_epochs=0"]
+        "lite", [f"units.patch_size={PATCH}", "optimizer.lr=1e-3", "gan_weight=0", "warmup_epochs=0"]
     )
     model = instantiate(cfg, generator={"model": {"basis": {"source": furrow_basis}}}).train()
     before = _geo_loss(model, geo_batch)

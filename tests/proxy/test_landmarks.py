@@ -18,7 +18,7 @@ from fds.proxy.landmarks import (
     write_pts,
 )
 
-HOG_MISSES = {"helen_1227072121_1"}  # tech-notes: HOG finds no face here; the CNN fallback does
+HOG_MISSES = {"helen_1227072121_1"}  # HOG finds no face in this one; the CNN fallback does
 
 
 def _labelled(labelled_dir: Path) -> list[Path]:
@@ -30,6 +30,7 @@ def _best_nme(faces, gt) -> float:
     return min(nme(f.landmarks_px, gt) for f in faces)
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_nme_on_every_labelled_photo_found_by_hog(labelled_dir, detector):
     photos = _labelled(labelled_dir)
     assert len(photos) >= 60
@@ -44,6 +45,7 @@ def test_nme_on_every_labelled_photo_found_by_hog(labelled_dir, detector):
     assert np.median(list(errors.values())) < 0.04
 
 
+@pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_cnn_fallback_finds_the_face_hog_misses(labelled_dir):
     p = labelled_dir / "helen_1227072121_1.jpg"
     image = load_image(p)
@@ -144,3 +146,25 @@ def test_pts_round_trip(tmp_path, labelled_dir):
     np.testing.assert_allclose(pts[0], np.array(first) - 1, atol=1e-4)  # 1-based → 0-based
     write_pts(tmp_path / "x.pts", pts)
     np.testing.assert_allclose(read_pts(tmp_path / "x.pts"), pts, atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (39, 300)])
+def test_photo_too_small_for_a_face_says_so(size):
+    """dlib's mmod network failed inside dlib ("Error detected at line 2957 ... cpu_dlib.cpp") on a 1×1 photo."""
+    with pytest.raises(NoFaceError, match=rf"photo is {size[1]}×{size[0]} px: too small to hold a face"):
+        FaceDetector()(np.full((*size, 3), 128, np.uint8))
+
+
+def test_unreadable_photo_kinds_have_their_own_reason(tmp_path):
+    frames = [Image.fromarray(np.full((64, 64, 3), v, np.uint8)) for v in (0, 128, 255)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageReadError, match=r"anim.gif: an animated or multi-page GIF \(3 frames\)"):
+        load_image(tmp_path / "anim.gif")
+    frames[0].save(tmp_path / "still.gif")
+    assert load_image(tmp_path / "still.gif").shape == (64, 64, 3)
+    (tmp_path / "x.jpg").mkdir()
+    with pytest.raises(ImageReadError, match="x.jpg: a folder, not a photo"):
+        load_image(tmp_path / "x.jpg")
+    (tmp_path / "r.heic").write_bytes(bytes(range(256)))
+    with pytest.raises(ImageReadError, match="r.heic: not an identifiable image.*convert HEIC"):
+        load_image(tmp_path / "r.heic")

@@ -70,19 +70,19 @@ class BackgroundBank:
         self.photos = [str(p) for p in photos]
         self.scenes = [str(p) for p in library_scenes()] if include_library else []
         self.cache_dir = cache_dir
-        self._faces: dict[str, list[list[float]]] | None = None
+        self._faces: dict[str, list[list[float]] | None] | None = None
 
     def __len__(self) -> int:
         return len(self.photos) + len(self.scenes)
 
     @property
-    def faces(self) -> dict[str, list[list[float]]]:
+    def faces(self) -> dict[str, list[list[float]] | None]:
         """Face boxes (x0, y0, x1, y1 px) of every photo, computed once and cached on disk."""
         if self._faces is None:
             self._faces = self._load_or_detect()
         return self._faces
 
-    def _load_or_detect(self) -> dict[str, list[list[float]]]:
+    def _load_or_detect(self) -> dict[str, list[list[float]] | None]:
         if not self.photos:
             return {}
         key = hashlib.sha1("|".join(self.photos).encode()).hexdigest()[:12]
@@ -92,7 +92,7 @@ class BackgroundBank:
         from fds.proxy.landmarks import FaceDetector
 
         det = FaceDetector(method="hog")
-        faces = {}
+        faces: dict[str, list[list[float]] | None] = {}
         for p in self.photos:
             try:
                 faces[p] = [b[0].tolist() for b in det.detect_boxes(_load_rgb(Path(p)))]
@@ -125,6 +125,8 @@ class BackgroundBank:
                 path = self.scenes[k - len(self.photos)]
                 img = _load_rgb(Path(path))
                 rect = _free_crop(rng, img.shape[:2], [], width / height)
+                if rect is None:
+                    continue
             x0, y0, x1, y1 = rect
             crop = Image.fromarray(img[y0:y1, x0:x1]).resize((width, height), Image.Resampling.BILINEAR)
             out = np.asarray(crop, np.float32) / 255

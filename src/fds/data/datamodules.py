@@ -8,8 +8,9 @@
   the full-map grid (``val_stride``), at most ``val_max_patches`` of them.
 - Wild: photos from ``photo_dirs`` (+ the libraries' photos) → proxy + appearance maps cached under
   ``cache_dir`` (persistent across runs); rejected photos are skipped and listed (``skipped``).
-- GeoApp: train yields ``{"geo": geometry batch, "app": appearance batch}`` (Lightning ``CombinedLoader``,
-  ``max_size_cycle``); val yields geometry batches with GT.
+- GeoApp (what every ``data`` config builds): train yields ``{"geo": geometry batch, "app": appearance batch}``
+  (Lightning ``CombinedLoader``, ``max_size_cycle``), or the scans' batches alone without the wild stream; val
+  yields geometry batches with GT.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -59,6 +61,11 @@ class ScansDataModule(pl.LightningDataModule):
         batch_size, num_workers, persistent_workers, pin_memory, cache_size: loader settings.
     """
 
+    if TYPE_CHECKING:  # the constructor's arguments, as save_hyperparameters() stores them
+
+        @property
+        def hparams(self) -> Any: ...
+
     def __init__(self, data_dir: str | os.PathLike, generate_if_empty: bool = True, num_generate: int = 16,
                  generation_workers: int = 0, generator: dict | None = None, generate_start_seed: int = 0,
                  shared_data_dir: str | os.PathLike | None = None, on_the_fly: bool = False,
@@ -77,7 +84,8 @@ class ScansDataModule(pl.LightningDataModule):
         self.data_dir = Path(data_dir)
         self.regions = list(regions)
         self.channels: Channels = "rgb" if rgb else "v"
-        self.train_set = self.val_set = None
+        self.train_set: GeometryPatches | None = None
+        self.val_set: GeometryGridPatches | None = None
         self.train_folders: list[Path] = []
         self.val_folders: list[Path] = []
 
@@ -115,7 +123,7 @@ class ScansDataModule(pl.LightningDataModule):
                 script = "generate_photo_scans.py" if hp.kind == "photo" else "generate_scans.py"
                 raise FileNotFoundError(
                     f"no {hp.kind} scan samples under {self.data_dir}: run datasets/{script} or set "
-                    "data.generate_if_empty=true")
+                    "data.scans.generate_if_empty=true")
             log.info("generating %d %s scan samples into %s", hp.num_generate, hp.kind, self.data_dir)
             if hp.kind == "photo":
                 from fds.data.photo_scans import write_photo_samples
@@ -159,6 +167,7 @@ class ScansDataModule(pl.LightningDataModule):
         hp = self.hparams
         common = dict(regions=self.regions, patch_size=hp.patch_size, channels=self.channels,
                       disp_scale_mm=hp.disp_scale_mm, assets_dir=hp.assets_dir)
+        source: Any
         if hp.on_the_fly:
             start = 1 + max((int(f.name.split("_")[-1]) for f in folders if f.name.split("_")[-1].isdigit()),
                             default=-1)
@@ -201,6 +210,11 @@ class WildDataModule(pl.LightningDataModule):
         regions, patch_size, rgb, min_visible: patch contract; train_patches_per_epoch: epoch size.
     """
 
+    if TYPE_CHECKING:  # the constructor's arguments, as save_hyperparameters() stores them
+
+        @property
+        def hparams(self) -> Any: ...
+
     def __init__(self, photo_dirs: Sequence[str | os.PathLike] = (), cache_dir: str | os.PathLike = "data/cache",
                  include_library_photos: bool = True, max_photos: int | None = None, resolution: int = 1024,
                  proxy: dict | None = None, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
@@ -209,7 +223,7 @@ class WildDataModule(pl.LightningDataModule):
                  pin_memory: bool = False, cache_size: int = 32, assets_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.train_set = None
+        self.train_set: Any = None  # fds.data.wild.WildPatches after setup()
         self.skipped: list[tuple[str, str]] = []
         self.sources: list[str] = []
 
@@ -219,7 +233,7 @@ class WildDataModule(pl.LightningDataModule):
         hp = self.hparams
         photos = find_wild_photos([d for d in hp.photo_dirs if d], hp.include_library_photos, hp.max_photos)
         if not photos:
-            raise FileNotFoundError(f"no photos found in {list(hp.photo_dirs)} (set data.photo_dirs)")
+            raise FileNotFoundError(f"no photos found in {list(hp.photo_dirs)} (set data.wild.photo_dirs)")
         proxy = dict(hp.proxy or {})
         proxy.setdefault("unwrap", {})
         proxy["unwrap"] = {"resolution": hp.resolution, **dict(proxy["unwrap"])}
@@ -250,23 +264,38 @@ class WildDataModule(pl.LightningDataModule):
 
 
 class GeoAppDataModule(pl.LightningDataModule):
-    """Both streams for semi-supervised training: ``scans`` and ``wild`` are DataModules or their kwargs."""
+    """The training data: a ``scans`` stream and an optional ``wild`` stream (DataModules or their kwargs).
 
-    def __init__(self, scans: ScansDataModule | dict, wild: WildDataModule | dict, mode: str = "max_size_cycle"):
+    With ``use_wild`` train batches are ``{"geo": geometry batch, "app": appearance batch}`` (a ``CombinedLoader``
+    in ``mode``); without it they are the scans' geometry batches and the wild stream is never prepared (no
+    photos, no proxy stage). Validation is always the scans' full-map grid.
+    """
+
+    def __init__(self, scans: ScansDataModule | dict, wild: WildDataModule | dict | None = None,
+                 mode: str = "max_size_cycle", use_wild: bool = True):
         super().__init__()
+        if use_wild and wild is None:
+            raise ValueError("use_wild=true needs a wild stream (data.wild); set data.use_wild=false for scans only")
         self.scans = scans if isinstance(scans, ScansDataModule) else ScansDataModule(**dict(scans))
-        self.wild = wild if isinstance(wild, WildDataModule) else WildDataModule(**dict(wild))
+        self.wild: WildDataModule | None = None
+        if use_wild:
+            assert wild is not None
+            self.wild = wild if isinstance(wild, WildDataModule) else WildDataModule(**dict(wild))
         self.mode = mode
 
     def prepare_data(self) -> None:
         self.scans.prepare_data()
-        self.wild.prepare_data()
+        if self.wild is not None:
+            self.wild.prepare_data()
 
     def setup(self, stage: str | None = None) -> None:
         self.scans.setup(stage)
-        self.wild.setup(stage)
+        if self.wild is not None:
+            self.wild.setup(stage)
 
     def train_dataloader(self):
+        if self.wild is None:
+            return self.scans.train_dataloader()
         from pytorch_lightning.utilities import CombinedLoader
 
         return CombinedLoader({"geo": self.scans.train_dataloader(), "app": self.wild.train_dataloader()},

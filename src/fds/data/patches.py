@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from kornia.color import rgb_to_hsv
 
 Channels = Literal["v", "rgb"]
 
@@ -25,7 +24,7 @@ def preprocess(rgb: torch.Tensor, channels: Channels = "v") -> torch.Tensor:
     if rgb.dim() != 4 or rgb.shape[1] != 3:
         raise ValueError(f"rgb must be [B, 3, H, W] in [0, 1], got {tuple(rgb.shape)}")
     if channels == "v":
-        x = rgb_to_hsv(rgb)[:, 2:3]
+        x = rgb.amax(dim=1, keepdim=True)  # HSV's V = max(R, G, B), as kornia's rgb_to_hsv computes it
     elif channels == "rgb":
         x = rgb
     else:

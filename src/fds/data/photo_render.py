@@ -40,6 +40,7 @@ from scipy import ndimage
 from fds.data.degrade import gaussian_blur
 from fds.data.lighting import random_sh
 from fds.data.occlusion import cavity_occlusion
+from fds.data.surface_hits import SurfaceHits, camera_ray_hits
 from fds.export.bake import BakedMesh, bake_displacement
 from fds.export.mesh_io import MeshData
 from fds.facemodel import FaceModel
@@ -87,27 +88,6 @@ class RenderedPhoto:
         """The rendered surface under sub-pixel positions ``pixels [N, 2]``: exact camera-ray / triangle
         intersections with the triangles seen at the 3×3 nearest pixel centres (the nearest hit wins)."""
         return camera_ray_hits(self.camera, self.baked, self.tri_id, pixels)
-
-
-@dataclass
-class SurfaceHits:
-    """Camera-ray hits on a baked mesh: ``valid [N]``, ``triangle [N]`` (−1 = miss), ``bary [N, 3]`` weights of
-    the triangle's corners, ``uv [N, 2]`` (image convention), ``point_cam [N, 3]`` (mm, camera frame)."""
-
-    valid: np.ndarray
-    triangle: np.ndarray
-    bary: np.ndarray
-    uv: np.ndarray
-    point_cam: np.ndarray
-
-    def vertex_attribute(self, values: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-        """Interpolate per-vertex ``values [V, C]`` (or ``[V]``) at the hits (0 where invalid)."""
-        v = np.asarray(values, np.float64)
-        flat = v.ndim == 1
-        v = v[:, None] if flat else v
-        corners = v[triangles[np.maximum(self.triangle, 0)]]  # [N, 3, C]
-        out = np.einsum("nk,nkc->nc", self.bary, corners) * self.valid[:, None]
-        return out[:, 0] if flat else out
 
 
 def photo_region_labels(fm: FaceModel, resolution: int) -> np.ndarray:
@@ -164,85 +144,6 @@ def _fill_outside(maps: np.ndarray, covered: np.ndarray) -> np.ndarray:
     return maps[ri, ci]
 
 
-def camera_ray_hits(camera: PinholeCamera, baked: BakedMesh, tri_id: np.ndarray, pixels: np.ndarray) -> SurfaceHits:
-    """See :meth:`RenderedPhoto.surface_at`."""
-    px = np.asarray(pixels, np.float64).reshape(-1, 2)
-    n = len(px)
-    h, w = tri_id.shape
-    verts_cam = camera.to_camera(baked.mesh.vertices)
-    tri = baked.mesh.triangles.astype(np.int64)
-    uv_tri = baked.mesh.uv_triangles.astype(np.int64)
-    uv = baked.mesh.uv.astype(np.float64)
-    d = camera.ray_directions(px)  # [N, 3] from the origin
-    best_t = np.full(n, np.inf)
-    best_tri = np.full(n, -1, np.int64)
-    best_b = np.zeros((n, 3))
-    col0, row0 = np.round(px[:, 0]).astype(int), np.round(px[:, 1]).astype(int)
-    ring = _vertex_ring(tri, len(verts_cam))  # [V, K] triangles around each vertex (−1 padded)
-
-    def test(idx: np.ndarray, t_id: np.ndarray) -> None:
-        t, b1, b2, hit = _moller_trumbore(np.zeros((len(idx), 3)), d[idx], verts_cam[tri[t_id]])
-        better = hit & (t < best_t[idx])
-        k = idx[better]
-        best_t[k], best_tri[k] = t[better], t_id[better]
-        best_b[k] = np.stack([1 - b1[better] - b2[better], b1[better], b2[better]], 1)
-
-    centre_tri = np.full(n, -1, np.int64)
-    for dr in (0, -1, 1):
-        for dc in (0, -1, 1):
-            r, c = row0 + dr, col0 + dc
-            inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-            t_id = np.where(inside, tri_id[np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)], -1)
-            if dr == 0 and dc == 0:
-                centre_tri = t_id
-            idx = np.nonzero(t_id >= 0)[0]
-            if len(idx):
-                test(idx, t_id[idx])
-    # triangles smaller than a pixel may cover no pixel centre: also test the 1-ring of the nearest one
-    for k in range(3):
-        for j in range(ring.shape[1]):
-            idx = np.nonzero(centre_tri >= 0)[0]
-            cand = ring[tri[centre_tri[idx], k], j]
-            ok = cand >= 0
-            if ok.any():
-                test(idx[ok], cand[ok])
-    valid = best_tri >= 0
-    cuv = uv[uv_tri[np.maximum(best_tri, 0)]]  # [N, 3, 2]
-    hit_uv = np.where(valid[:, None], np.einsum("nk,nkc->nc", best_b, cuv), np.nan)
-    point = np.where(valid[:, None], d * np.where(valid, best_t, 0)[:, None], np.nan)
-    return SurfaceHits(valid, best_tri, best_b, hit_uv, point)
-
-
-def _vertex_ring(tri: np.ndarray, num_vertices: int) -> np.ndarray:
-    """``[V, K]`` indices of the triangles around each vertex, −1 padded (K = the largest valence)."""
-    corners = tri.reshape(-1)
-    order = np.argsort(corners, kind="stable")
-    owner = (order // 3)
-    counts = np.bincount(corners, minlength=num_vertices)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.arange(len(corners)) - np.repeat(start, counts)
-    out = np.full((num_vertices, int(counts.max())), -1, np.int64)
-    out[corners[order], slot] = owner
-    return out
-
-
-def _moller_trumbore(origin: np.ndarray, direction: np.ndarray, corners: np.ndarray, eps: float = 1e-9):
-    """Ray/triangle intersection: ``origin, direction [N, 3]``, ``corners [N, 3, 3]`` → (t, b1, b2, hit) with
-    the point = (1 − b1 − b2)·c0 + b1·c1 + b2·c2 = origin + t·direction."""
-    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
-    pvec = np.cross(direction, e2)
-    det = np.einsum("ij,ij->i", e1, pvec)
-    inv = 1.0 / np.where(np.abs(det) < eps, np.nan, det)
-    tvec = origin - corners[:, 0]
-    b1 = np.einsum("ij,ij->i", tvec, pvec) * inv
-    qvec = np.cross(tvec, e1)
-    b2 = np.einsum("ij,ij->i", direction, qvec) * inv
-    t = np.einsum("ij,ij->i", e2, qvec) * inv
-    tol = 1e-7
-    hit = np.isfinite(t) & (b1 >= -tol) & (b2 >= -tol) & (b1 + b2 <= 1 + tol) & (t > 0)
-    return np.nan_to_num(t, nan=np.inf), np.nan_to_num(b1), np.nan_to_num(b2), hit
-
-
 def _random_lights(rng: np.random.Generator) -> list[dict]:
     """1–2 distant lights in the camera frame: a key light anywhere in front (up to 95° off the view axis,
     mostly from above: hard side light included) and sometimes a weaker fill or rim light."""
@@ -261,18 +162,20 @@ def _random_lights(rng: np.random.Generator) -> list[dict]:
     return lights
 
 
-def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map: np.ndarray,
+def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region_map: np.ndarray,
                  backgrounds, config: PhotoConfig = PhotoConfig(), backend: str = "auto",
-                 lights: list[dict] | None = None) -> RenderedPhoto:
+                 landmark_vertices: np.ndarray | None = None, lights: list[dict] | None = None) -> RenderedPhoto:
     """Render ``head`` (from :meth:`ProceduralScanGenerator.head`, with ``albedo``) as a photo (module doc).
 
+    ``surface``: the smooth head mesh (mm, model frame: y up, the face looking along +z) with the UVs of the
+    head's maps; ``landmark_vertices [68]`` its iBUG vertices (−1 = none; None: unknown, e.g. a scan);
     ``region_map`` = :func:`photo_region_labels` at the head's UV resolution; ``backgrounds`` a
     :class:`fds.data.backgrounds.BackgroundBank` (or anything with ``sample(rng, h, w)``). ``lights`` replaces
     the random distant lights (dicts ``direction`` camera frame, ``rgb``, ``radius_deg``); everything else is drawn
     as without it, so one seed renders the same photo under several given lightings.
     """
     cfg = config
-    verts = np.asarray(head["vertices"], np.float64)
+    verts = np.asarray(surface.vertices, np.float64)
     disp = np.asarray(head["displacement_mm"], np.float32)
     covered = np.asarray(head["covered"], bool)
     du, dv = head["texel_mm"]
@@ -280,8 +183,8 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
     # --- pose and camera ---------------------------------------------------------------------------------
     yaw, pitch, roll = (float(rng.uniform(-a, a)) for a in (cfg.yaw_deg, cfg.pitch_deg, cfg.roll_deg))
     rot = rotation_ypr(yaw, pitch, roll)
-    lm_ids = fm.landmarks_ibug68
-    centre = verts[lm_ids[lm_ids >= 0]].mean(0)
+    lm_ids = np.full(68, -1) if landmark_vertices is None else np.asarray(landmark_vertices)
+    centre = verts[lm_ids[lm_ids >= 0]].mean(0) if (lm_ids >= 0).any() else (verts.min(0) + verts.max(0)) / 2
     face_px = float(np.exp(rng.uniform(*np.log(cfg.face_width_px))))
     width = int(round(face_px * rng.uniform(*cfg.image_over_face)))
     aspect = float(rng.choice([0.75, 1.0, 4 / 3]))
@@ -300,12 +203,12 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
     px_per_mm = f_px / dist
 
     # --- geometry: bake the (pre-filtered) displacement at ≈ 2 px edges -------------------------------------
-    tri = fm.triangles.astype(np.int64)
+    tri = np.asarray(surface.triangles, np.int64)
     edge_mm = float(np.linalg.norm(verts[tri] - np.roll(verts[tri], 1, axis=1), axis=-1).mean())
     levels = int(np.clip(np.ceil(np.log2(max(edge_mm * px_per_mm / 2.0, 1.0))), 0, cfg.max_levels))
     sigma_mm = edge_mm / 2 ** levels / 2
     disp_low = ndimage.gaussian_filter(disp, (sigma_mm / dv, sigma_mm / du)) if levels < 8 else disp
-    proxy = MeshData(verts.astype(np.float32), fm.triangles, fm.uv, fm.uv_triangles)
+    proxy = MeshData(verts.astype(np.float32), surface.triangles, surface.uv, surface.uv_triangles)
     baked = bake_displacement(proxy, np.where(covered, disp_low, 0), levels=levels)
     caster = bake_displacement(proxy, np.where(covered, disp_low, 0), levels=0)  # casts the face's own shadows
     v_cam = torch.from_numpy(camera.to_camera(baked.mesh.vertices)).float()
@@ -316,6 +219,7 @@ def render_photo(rng: np.random.Generator, fm: FaceModel, head: dict, region_map
     win = (int(x0), int(y0), int(x1), int(y1))
     hh, ww = win[3] - win[1], win[2] - win[0]
     tri_t = torch.from_numpy(baked.mesh.triangles.astype(np.int64))
+    assert baked.mesh.uv_triangles is not None, "the baked head has UVs"
     uvtri_t = torch.from_numpy(baked.mesh.uv_triangles.astype(np.int64))
     with torch.no_grad():
         rast = rasterize(camera.clip(v_cam.double(), win).float(), tri_t, (hh, ww), backend=backend)
@@ -488,4 +392,5 @@ def _masked_blur(x: torch.Tensor, mask: torch.Tensor, sigma_px: float) -> torch.
     return torch.where(mask > 0, num / den.clamp_min(1e-6), x)
 
 
-__all__ = ["PHOTO_REGIONS", "PhotoConfig", "RenderedPhoto", "photo_region_labels", "render_photo", "rotation_ypr"]
+__all__ = ["PHOTO_REGIONS", "PhotoConfig", "RenderedPhoto", "SurfaceHits", "camera_ray_hits", "photo_region_labels",
+           "render_photo", "rotation_ypr"]

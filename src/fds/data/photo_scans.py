@@ -22,9 +22,11 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +39,7 @@ from fds.data.procedural import ProceduralScanGenerator
 from fds.data.raycast_gt import FittedGT, fitted_gt
 from fds.data.sample_io import ScanSample, write_sample
 from fds.data.skin import SKIN_PALETTE
+from fds.export.mesh_io import MeshData
 
 log = logging.getLogger(__name__)
 SAMPLE_PREFIX = "photo_"
@@ -53,7 +56,7 @@ class PhotoSample:
 
     scan: ScanSample
     photo: RenderedPhoto
-    proxy: object  # fds.proxy.ProxyResult
+    proxy: Any  # fds.proxy.ProxyResult
     gt: FittedGT
     meta: dict = field(default_factory=dict)
 
@@ -87,6 +90,11 @@ class PhotoScanGenerator:
         photo: :class:`~fds.data.photo_render.PhotoConfig` overrides.
         band_sigma_mm: the GT detail band's low-pass width (``fds.data.raycast_gt``).
         marks: paint the colour-only marks (eyebrows, stubble, moles, strands, eyes, lip line).
+        threads: torch intra-op threads while a sample is generated (restored after); ``None`` keeps torch's
+            setting. Default 1: parallelism comes from DataLoader workers (which run with 1 thread anyway), so
+            a sample is the same bit for bit whatever ``workers`` is — the emotion CNN's float sums depend on
+            the thread count and the eos fit amplifies that to ≈ 0.06 mm — and several threads per process
+            stall on a loaded machine (one sample took 4× longer with 2 threads than with 1 on 2 shared cores).
     """
 
     def __init__(self, face_model: str = "sfm", resolution: int = 1024, gt_resolution: int = 1024,
@@ -95,8 +103,9 @@ class PhotoScanGenerator:
                  albedo_resolution: int = 256, background_dirs: Sequence[str | os.PathLike] = (),
                  background_max_photos: int | None = 40, cache_dir: str | os.PathLike | None = None,
                  assets_dir: str | os.PathLike | None = None, proxy: dict | None = None, photo: dict | None = None,
-                 band_sigma_mm: float = 4.0, marks: bool = True) -> None:
-        self.heads = ProceduralScanGenerator(face_model, gt_resolution, tuple(age_range), neutral_prob, id_scale,
+                 band_sigma_mm: float = 4.0, marks: bool = True, threads: int | None = 1) -> None:
+        ages = (float(age_range[0]), float(age_range[1]))
+        self.heads = ProceduralScanGenerator(face_model, gt_resolution, ages, neutral_prob, id_scale,
                                              albedo_dirs=albedo_dirs, albedo_max_photos=albedo_max_photos,
                                              albedo_resolution=albedo_resolution, cache_dir=cache_dir,
                                              assets_dir=assets_dir)
@@ -106,9 +115,10 @@ class PhotoScanGenerator:
         proxy["face_model"] = self.face_model_name
         proxy["unwrap"] = {**dict(proxy.get("unwrap", {}) or {}), "resolution": self.resolution}
         self.proxy_config = proxy
-        self.photo_config = PhotoConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                           for k, v in dict(photo or {}).items()})
+        options: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(photo or {}).items()}
+        self.photo_config = PhotoConfig(**options)
         self.band_sigma_mm, self.marks, self.assets_dir = float(band_sigma_mm), bool(marks), assets_dir
+        self.threads = None if threads is None else int(threads)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -154,8 +164,10 @@ class PhotoScanGenerator:
             head["marks_cover"] = np.abs(albedo - plain).max(-1).astype(np.float32)  # [R, R]
         head["albedo"] = torch.from_numpy(np.ascontiguousarray(albedo)).permute(2, 0, 1)[None]
         head["marks"] = info
-        photo = render_photo(rng_photo, self.fm, head, self._static["regions"], self.backgrounds, self.photo_config,
-                             lights=lights)
+        fm = self.fm
+        surface = MeshData(head["vertices"], fm.triangles, fm.uv, fm.uv_triangles)
+        photo = render_photo(rng_photo, surface, head, self._static["regions"], self.backgrounds, self.photo_config,
+                             landmark_vertices=fm.landmarks_ibug68, lights=lights)
         if "marks_cover" in head:
             from fds.export.bake import sample_map
 
@@ -167,6 +179,10 @@ class PhotoScanGenerator:
     def generate(self, seed: int, lights: list[dict] | None = None) -> PhotoSample:
         """The sample of ``seed`` (``lights``: see :meth:`render`); raises :class:`SkippedPhoto` when the proxy
         stage cannot use the photo."""
+        with torch_threads(self.threads):
+            return self._generate(seed, lights)
+
+    def _generate(self, seed: int, lights: list[dict] | None = None) -> PhotoSample:
         from fds.proxy.landmarks import NoFaceError
 
         t0 = time.perf_counter()
@@ -181,12 +197,7 @@ class PhotoScanGenerator:
             raise SkippedPhoto(f"seed {seed}: proxy stage failed ({type(exc).__name__}: {exc})") from exc
         proxy = results[0]
         t_proxy = time.perf_counter() - t0
-        lm = photo.landmarks_px
-        nose = lm[30]
-        true_w = float(np.nanmax(lm[:, 0]) - np.nanmin(lm[:, 0]))
-        x0, y0, x1, y1 = (float(v) for v in proxy.box_px)
-        if not (x0 <= nose[0] <= x1 and y0 <= nose[1] <= y1 and 0.4 * true_w <= x1 - x0 <= 2.5 * true_w):
-            raise SkippedPhoto(f"seed {seed}: the detector found another face (box {np.round(proxy.box_px, 1)})")
+        check_detection(photo, proxy, f"seed {seed}")
         t0 = time.perf_counter()
         try:
             gt = fitted_gt(photo, proxy, self.fm, self.resolution, head["displacement_mm"], self.band_sigma_mm)
@@ -213,6 +224,35 @@ class PhotoScanGenerator:
                           visibility=np.asarray(proxy.confidence, np.float32), position_mm=gt.position_mm,
                           normal=gt.normal, meta=meta)
         return PhotoSample(scan, photo, proxy, gt, meta)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads (``None``: unchanged), restoring the setting after."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def check_detection(photo: RenderedPhoto, proxy, name: str) -> None:
+    """Raise :class:`SkippedPhoto` unless the detected face is the rendered one: its box holds the true nose tip
+    (or, without landmarks, the centre of the rendered face) and is 0.4–2.5× as wide as the true landmarks (or
+    0.25–2× the rendered face)."""
+    lm = photo.landmarks_px
+    x0, y0, x1, y1 = (float(v) for v in proxy.box_px)
+    if np.isfinite(lm[30]).all():
+        point, ref_w, lo, hi = lm[30], float(np.nanmax(lm[:, 0]) - np.nanmin(lm[:, 0])), 0.4, 2.5
+    else:
+        rows, cols = np.nonzero(photo.face_mask)
+        point = np.array([cols.mean(), rows.mean()]) if len(rows) else np.array([-1.0, -1.0])
+        ref_w, lo, hi = float(np.ptp(cols)) if len(cols) else 0.0, 0.25, 2.0
+    if not (x0 <= point[0] <= x1 and y0 <= point[1] <= y1 and lo * ref_w <= x1 - x0 <= hi * ref_w):
+        raise SkippedPhoto(f"{name}: the detector found another face (box {np.round(proxy.box_px, 1)})")
 
 
 # ---------------------------------------------------------------------------------------------- on disk

@@ -35,8 +35,9 @@ from fds.data.occlusion import cavity_occlusion
 from fds.data.sample_io import ScanSample
 from fds.data.skin import AlbedoBank, find_photos, flat_albedo, vary_albedo
 from fds.data.wrinkles import expression_activations, micro_relief, render_wrinkles, wrinkle_layout
-from fds.facemodel import FaceModel, load_face_model
+from fds.facemodel import FaceModel, load_face_model, region_masks
 from fds.facemodel.uvchart import UVChart, uv_chart
+from fds.progress import progress
 from fds.render import normals_from_displacement, sh_irradiance, tangent_frames, tangent_to_object, vertex_normals
 
 #: Pore density (pores per mm²) by anatomical region; eyes and lips have none.
@@ -109,7 +110,7 @@ class ProceduralScanGenerator:
 
     @cached_property
     def _static(self) -> dict:
-        masks = self.fm.region_masks(self.resolution)
+        masks = region_masks(self.fm, self.resolution)
         density = np.zeros((self.resolution,) * 2, np.float32)
         for name, d in PORE_DENSITY.items():
             density[masks[name]] = d
@@ -264,7 +265,8 @@ def write_procedural_samples(root: str | os.PathLike, num: int, generator: Proce
         generator.bank  # build the albedo bank once (cached on disk) so the workers only load it  # noqa: B018
         # spawn, not fork: a child forked after torch/OpenMP started its thread pool can hang forever
         with mp.get_context("spawn").Pool(int(workers)) as pool:
-            names = pool.map(_write_one, jobs, chunksize=1)
+            names = list(progress(pool.imap(_write_one, jobs, chunksize=1), "scan generation", total=len(jobs),
+                                  unit="scan"))
     else:
-        names = [_write_one(j) for j in jobs]
+        names = [_write_one(j) for j in progress(jobs, "scan generation", unit="scan")]
     return [root / n for n in names]

@@ -94,7 +94,8 @@ def proxy_maps(fm: FaceModel, vertices_mm: np.ndarray, resolution: int) -> tuple
 
 
 def texture_aligned_points(photo, proxy, fm: FaceModel, resolution: int, detail_map_mm: np.ndarray | None = None,
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                      np.ndarray]:
     """Step 1 of the module doc: (position_mm, normal, seen [R,R] bool, X [R,R,3] camera frame, gt uv [R,R,2],
     cos [R,R] of the GT smooth normal with the view-independent proxy normal is left to the caller).
 

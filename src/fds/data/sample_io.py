@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -62,7 +62,7 @@ class ScanSample:
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     """``np.savez_compressed`` through a temp file renamed into place."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **cast(dict[str, Any], arrays))
     atomic_write_bytes(Path(path), [buf.getvalue()])
 
 

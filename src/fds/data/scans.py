@@ -30,8 +30,7 @@ from torch.utils.data import Dataset
 from fds.data.patches import Channels, candidate_origins, crop, patch_grid, preprocess, random_origin, to_network_units
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.sample_io import ScanSample, list_samples, read_meta, read_sample
-from fds.facemodel import load_face_model
-from fds.facemodel.uvchart import uv_chart
+from fds.facemodel import load_face_model, zone_mask
 
 
 class ScanFolder:
@@ -77,7 +76,7 @@ class _Maps:
 
     def __init__(self, source, size: int) -> None:
         self.source, self.size = source, max(int(size), 1)
-        self._cache: OrderedDict[int, tuple[torch.Tensor, ...]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def __getstate__(self) -> dict:
         return {"source": self.source, "size": self.size, "_cache": OrderedDict()}
@@ -108,7 +107,7 @@ def sample_texel_mm(sample) -> list[float]:
 
 
 def _zone(face_model: str, resolution: int, region: str, assets_dir=None) -> np.ndarray:
-    return uv_chart(_face_model(face_model, assets_dir), resolution).zone_mask(region)
+    return zone_mask(_face_model(face_model, assets_dir), resolution, region)
 
 
 _FM_CACHE: dict[tuple[str, str | None], object] = {}

@@ -120,10 +120,10 @@ def albedo_from_unwrap(chart: UVChart, un: Unwrap) -> np.ndarray:
     mask = torch.from_numpy(un.visibility)[None, None].float()
     mask = mask * (image.mean(1, keepdim=True) > 0.03)  # ignore clipped-black texels
     _, albedo = estimate_sh_and_albedo(image, n_cam.float(), mask, sigma_px=r / 64)
-    albedo = albedo[0].permute(1, 2, 0).numpy()
-    med = np.median(albedo[mask[0, 0].numpy() > 0.5], axis=0)
-    albedo = np.clip(albedo, 0.3 * med, np.minimum(1.0, 2.5 * med))
-    filled = fill_invisible(chart, albedo, (mask[0, 0].numpy() > 0.5).astype(np.float32))
+    albedo_np = albedo[0].permute(1, 2, 0).numpy()
+    med = np.median(albedo_np[mask[0, 0].numpy() > 0.5], axis=0)
+    albedo_np = np.clip(albedo_np, 0.3 * med, np.minimum(1.0, 2.5 * med))
+    filled = fill_invisible(chart, albedo_np, (mask[0, 0].numpy() > 0.5).astype(np.float32))
     low = gaussian_blur(torch.from_numpy(filled).permute(2, 0, 1)[None], r / 128)[0].permute(1, 2, 0).numpy()
     return np.clip(low, 0, 1).astype(np.float32)
 

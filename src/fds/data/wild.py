@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 from fds.data.patches import Channels, candidate_origins, crop, preprocess, random_origin
 from fds.data.sample_io import atomic_save_npz
 from fds.facemodel.uvchart import uv_chart
+from fds.progress import progress
 from fds.render import estimate_sh_and_albedo, vertex_normals
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def prepare_wild(photos: Sequence[Path], cache_dir: str | os.PathLike, resolutio
     out_dir = cache_dir / f"appearance_R{resolution}"
     stage = stage or ProxyStage(proxy, cache_dir=cache_dir / "proxy", assets_dir=assets_dir)
     files, sources, skipped = [], [], []
-    for photo in photos:
+    for photo in progress(photos, "wild photos (proxy + appearance maps)", unit="photo"):
         try:
             from fds.proxy.stage import file_sha1
 

@@ -1,6 +1,6 @@
 """Anatomically placed wrinkle primitives and skin micro-relief, as a displacement map in mm along the normal.
 
-Placement happens in the iBUG landmark frame of ``fds.facemodel.regions.landmark_frame`` (origin between
+Placement happens in the iBUG landmark frame of ``fds.facemodel.uvchart.landmark_frame`` (origin between
 the eye centres, unit = eye distance ≈ 64 mm on the SFM mean face, x toward the subject's left, y up): each
 wrinkle is a curve in that frame, anchored to the model's landmarks (brows, eye corners, nose wings, mouth
 corners). The curve is lifted onto the sample's surface (texel positions in mm) and each texel's 3-D distance
@@ -211,19 +211,19 @@ def wrinkle_layout(
     top = _lm(pts, 52, (0, -0.97))[1]
     bottom = _lm(pts, 58, (0, -1.22))[1]
     for _ in range(int(round(12 * max(s, 0)))):
-        x = rng.uniform(-0.3, 0.3)
+        x_line = rng.uniform(-0.3, 0.3)
         if rng.random() < 0.7:
             y0, y1 = top + 0.01, top + rng.uniform(0.06, 0.13)
         else:
             y0, y1 = bottom - 0.01, bottom - rng.uniform(0.05, 0.1)
-        out.append(Wrinkle("perioral", _polyline(np.array([[x, y0], [x + rng.normal(0, 0.01), y1]])),
+        out.append(Wrinkle("perioral", _polyline(np.array([[x_line, y0], [x_line + rng.normal(0, 0.01), y1]])),
                            *_pick(rng, "perioral", s)))
     # scattered fine lines (cheeks, temples), more with age
     for _ in range(int(rng.poisson(25 * static))):
         c = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-1.3, 0.9)])
         ang = rng.uniform(0, np.pi)
-        half = rng.uniform(0.03, 0.1) * np.array([np.cos(ang), np.sin(ang)])
-        out.append(Wrinkle("fine", _polyline(np.array([c - half, c + half])), *_pick(rng, "fine", static)))
+        half_vec = rng.uniform(0.03, 0.1) * np.array([np.cos(ang), np.sin(ang)])
+        out.append(Wrinkle("fine", _polyline(np.array([c - half_vec, c + half_vec])), *_pick(rng, "fine", static)))
     return out
 
 

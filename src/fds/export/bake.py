@@ -25,10 +25,11 @@ import torch
 
 from fds.export.mesh_io import MeshData, write_obj
 from fds.fileio import atomic_write_bytes
-from fds.render import texture, vertex_normals
+from fds.render import tangent_frames, texture, vertex_normals
 
-#: default cap on the baked mesh's triangles (SFM: 6,736 · 4⁴ = 1.72M at 4 levels, ~50 MB OBJ).
-DEFAULT_MAX_TRIANGLES = 2_000_000
+#: default cap on the baked mesh's triangles (SFM: 6,736 · 4³ = 431k at 3 levels, ~17 MB as glTF with its
+#: normal map; 4 levels, 1.72M triangles, need max_triangles=2_000_000 and write a 122 MB OBJ).
+DEFAULT_MAX_TRIANGLES = 500_000
 
 
 @dataclass
@@ -80,7 +81,7 @@ def subdivide(mesh: MeshData, levels: int, attributes: np.ndarray | None = None)
         v = np.concatenate([v, 0.5 * (v[ends[:, 0]] + v[ends[:, 1]])])
         if attr is not None:
             attr = np.concatenate([attr, 0.5 * (attr[ends[:, 0]] + attr[ends[:, 1]])])
-        if uv is not None:
+        if uv is not None and uv_tri is not None:
             uv_tri, uv_ends = _split(uv_tri, len(uv))
             uv = np.concatenate([uv, 0.5 * (uv[uv_ends[:, 0]] + uv[uv_ends[:, 1]])])
         tri = new_tri
@@ -217,25 +218,41 @@ def write_ply(path: str | os.PathLike, mesh: MeshData, normals: np.ndarray | Non
     return path
 
 
-def write_glb(path: str | os.PathLike, mesh: MeshData, texture_image: np.ndarray | None = None) -> Path:
-    """glTF binary via trimesh (optional dependency), UVs per vertex (seams split), optional base-colour image
-    ``uint8 [H, W, 3]`` (the UV texture); positions converted to metres as glTF expects."""
-    try:
-        import trimesh
-    except ImportError as exc:  # pragma: no cover - trimesh is in the dev extra
-        raise ImportError("write_glb needs trimesh: pip install trimesh (or skip the glTF output)") from exc
-    from PIL import Image
+def baked_tangents(baked: BakedMesh) -> np.ndarray:
+    """``[V, 4]`` glTF tangents of a baked mesh: T of the subdivided proxy's tangent frames (+u), w = ±1 so that
+    cross(N, T)·w is their bitangent (up the map), N the displacement directions (``baked.normals``)."""
+    m = baked.mesh
+    t, b, _ = tangent_frames(torch.from_numpy(baked.base_vertices), torch.from_numpy(np.asarray(m.uv, np.float32)),
+                             torch.from_numpy(np.asarray(m.triangles, np.int64)),
+                             torch.from_numpy(np.asarray(m.uv_triangles, np.int64)))
+    n = torch.from_numpy(baked.normals)
+    t = torch.nn.functional.normalize(t - (t * n).sum(-1, keepdim=True) * n, dim=-1)  # ⟂ the shading normal
+    w = torch.where((torch.linalg.cross(n, t, dim=-1) * b).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    return torch.cat([t, w], -1).numpy().astype(np.float32)
 
-    vertex_of, uv, tri, _ = split_seams(mesh)
-    st = np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1)
-    image = None if texture_image is None else Image.fromarray(np.asarray(texture_image, np.uint8))
-    visual = trimesh.visual.TextureVisuals(uv=st, image=image)
-    tm = trimesh.Trimesh(np.asarray(mesh.vertices, np.float64)[vertex_of] / 1000.0, tri, visual=visual,
-                         process=False)
-    buf = io.BytesIO()
-    tm.export(buf, file_type="glb")
-    atomic_write_bytes(Path(path), [buf.getvalue()])
-    return Path(path)
+
+def write_glb(
+    path: str | os.PathLike,
+    baked: BakedMesh,
+    texture_image: np.ndarray | bytes | None = None,
+    normal_png: bytes | None = None,
+    extra_images: dict[str, tuple[bytes, dict]] | None = None,
+) -> Path:
+    """``baked`` as binary glTF (:mod:`fds.export.gltf`): displaced positions, the smooth proxy normals and
+    tangents the normal map ``normal_png`` (bytes of ``normal_tangent.png``) is relative to, UVs, the UV texture
+    (``uint8 [H, W, 3]`` or a PNG file's bytes) as base colour."""
+    from fds.export.gltf import write_glb as _write
+
+    vertex_of, uv, tri, _ = split_seams(baked.mesh)
+    base = texture_image if isinstance(texture_image, bytes) else None
+    if texture_image is not None and base is None:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(texture_image, np.uint8)).save(buf, format="PNG")
+        base = buf.getvalue()
+    return _write(path, baked.mesh, vertex_of, uv, tri, normals=baked.normals, tangents=baked_tangents(baked),
+                  base_color_png=base, normal_png=normal_png, extra_images=extra_images)
 
 
 def write_baked(
@@ -243,9 +260,12 @@ def write_baked(
     baked: BakedMesh,
     texture: str | None = None,
     formats: tuple[str, ...] = ("obj", "ply"),
-    texture_image: np.ndarray | None = None,
+    texture_image: np.ndarray | bytes | None = None,
+    normal_png: bytes | None = None,
+    extra_images: dict[str, tuple[bytes, dict]] | None = None,
 ) -> dict[str, Path]:
-    """Write ``baked`` as ``STEM.obj`` (+ MTL naming ``texture``), ``STEM.ply`` and/or ``STEM.glb``."""
+    """Write ``baked`` as ``STEM.obj`` (+ MTL naming ``texture``), ``STEM.ply`` and/or ``STEM.glb`` (with
+    ``texture_image``, ``normal_png`` and ``extra_images``, see :func:`write_glb`)."""
     stem = Path(stem)
     unknown = set(formats) - {"obj", "ply", "glb"}
     if unknown:
@@ -256,5 +276,5 @@ def write_baked(
     if "ply" in formats:
         out["ply"] = write_ply(stem.with_name(stem.name + ".ply"), baked.mesh)
     if "glb" in formats:
-        out["glb"] = write_glb(stem.with_name(stem.name + ".glb"), baked.mesh, texture_image)
+        out["glb"] = write_glb(stem.with_name(stem.name + ".glb"), baked, texture_image, normal_png, extra_images)
     return out

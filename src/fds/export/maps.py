@@ -11,7 +11,9 @@ Displacement (mm along the proxy's outward normal, positive = outward):
   the network's ``disp_scale_mm`` this is the paper's ``(d + 1)/2 · 65535`` of its network output d;
   uncovered texels hold 0 mm (q = 32768).
 * ``NAME.json``: the sidecar (format, scale_mm, resolution, UV convention, encoding formula, file names).
-* ``NAME.npy``: float32 ``[H, W]`` mm, exact.
+* ``NAME.npy``: float32 ``[H, W]`` mm, exact (``float_format`` ``npy`` or ``both``).
+* ``NAME.exr``: the same float32 ``[H, W]`` mm as a one-channel (``Y``) ZIP-compressed OpenEXR for DCC tools,
+  bit-identical to the ``.npy`` (``float_format`` ``exr`` or ``both``; :mod:`fds.export.exr`).
 * ``NAME_coverage.png`` (optional): uint8, 255 where the map holds a prediction.
 
 Normal maps, 8-bit RGB: q = round((n + 1)/2 · 255) per channel, n = q/255 · 2 − 1 on read. Tangent space
@@ -33,8 +35,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fds.export.exr import read_exr, write_exr
 from fds.fileio import atomic_write_bytes
 
+FLOAT_FORMATS = ("exr", "npy", "both")
 DISPLACEMENT_FORMAT = "fds-displacement/1"
 UV_CONVENTION = (
     "u -> column (right), v -> row (down), row 0 = v 0 = top of the UV map; texel (r, c) centre at "
@@ -112,11 +116,12 @@ def decode_displacement(q: np.ndarray, scale_mm: float) -> np.ndarray:
 
 def _paths(path: str | os.PathLike) -> dict[str, Path]:
     p = Path(path)
-    stem = p.with_suffix("") if p.suffix.lower() in (".png", ".json", ".npy") else p
+    stem = p.with_suffix("") if p.suffix.lower() in (".png", ".json", ".npy", ".exr") else p
     return {
         "png": stem.with_name(stem.name + ".png"),
         "json": stem.with_name(stem.name + ".json"),
         "npy": stem.with_name(stem.name + ".npy"),
+        "exr": stem.with_name(stem.name + ".exr"),
         "coverage": stem.with_name(stem.name + "_coverage.png"),
     }
 
@@ -127,18 +132,26 @@ def write_displacement(
     scale_mm: float,
     coverage: np.ndarray | None = None,
     metadata: dict[str, Any] | None = None,
+    float_format: str = "both",
 ) -> dict[str, Path]:
-    """Write ``NAME.png`` (16-bit), ``NAME.json``, ``NAME.npy`` (and ``NAME_coverage.png``); returns the paths.
+    """Write ``NAME.png`` (16-bit), ``NAME.json``, the float map as ``NAME.exr`` and/or ``NAME.npy`` (and
+    ``NAME_coverage.png``); returns the paths.
 
     ``path`` is ``NAME`` or ``NAME.png``; ``displacement_mm [H, W]`` mm along the outward normal; ``scale_mm``
-    the mm at PNG value 65535 (use the network's ``disp_scale_mm``); ``metadata`` is added to the sidecar.
+    the mm at PNG value 65535 (use the network's ``disp_scale_mm``); ``metadata`` is added to the sidecar;
+    ``float_format`` one of ``exr``, ``npy``, ``both`` (float32 mm, exact).
     """
+    if float_format not in FLOAT_FORMATS:
+        raise ValueError(f"float_format must be one of {', '.join(FLOAT_FORMATS)}, got {float_format!r}")
     d = np.asarray(displacement_mm, np.float32)
     if d.ndim != 2:
         raise ValueError(f"displacement_mm must be a [H, W] map in mm, got shape {d.shape}")
     q, clipped = encode_displacement(d, scale_mm)
     out = _paths(path)
-    files = {"png": out["png"].name, "npy": out["npy"].name}
+    floats = ("exr", "npy") if float_format == "both" else (float_format,)
+    for kind in {"exr", "npy"} - set(floats):
+        out.pop(kind)
+    files = {"png": out["png"].name, **{kind: out[kind].name for kind in floats}}
     if coverage is not None:
         cov = np.asarray(coverage, bool)
         if cov.shape != d.shape:
@@ -147,7 +160,10 @@ def write_displacement(
         files["coverage"] = out["coverage"].name
     else:
         out.pop("coverage")
-    write_npy(out["npy"], d)
+    if "npy" in floats:
+        write_npy(out["npy"], d)
+    if "exr" in floats:
+        write_exr(out["exr"], d, {"fds_units": "mm along the outward normal", "fds_sidecar": out["json"].name})
     write_png(out["png"], q)
     sidecar = {
         "format": DISPLACEMENT_FORMAT,
@@ -172,20 +188,25 @@ def write_displacement(
 def read_displacement(path: str | os.PathLike, prefer: str = "npy") -> tuple[np.ndarray, dict[str, Any]]:
     """Read a displacement written by :func:`write_displacement` → (float32 ``[H, W]`` mm, sidecar dict).
 
-    ``path`` is ``NAME`` or any of its files. ``prefer="npy"`` returns the exact float map when present,
-    ``"png"`` always decodes the 16-bit PNG with the sidecar's scale. The sidecar gets a ``coverage`` entry
-    (``bool [H, W]``) when the coverage PNG exists.
+    ``path`` is ``NAME`` or any of its files. ``prefer="npy"`` returns the exact float map (the ``.npy``, else
+    the ``.exr``) when present, ``"exr"`` the ``.exr`` (else the ``.npy``), ``"png"`` always decodes the 16-bit
+    PNG with the sidecar's scale. The sidecar gets a ``coverage`` entry (``bool [H, W]``) when the coverage PNG
+    exists.
     """
-    if prefer not in ("npy", "png"):
-        raise ValueError(f"prefer must be 'npy' or 'png', got {prefer!r}")
+    if prefer not in ("npy", "exr", "png"):
+        raise ValueError(f"prefer must be 'npy', 'exr' or 'png', got {prefer!r}")
     out = _paths(path)
     if not out["json"].is_file():
         raise FileNotFoundError(f"{out['json']}: displacement sidecar missing (it holds the mm scale)")
     meta = json.loads(out["json"].read_text())
     if meta.get("format") != DISPLACEMENT_FORMAT:
         raise ValueError(f"{out['json']}: format {meta.get('format')!r}, expected {DISPLACEMENT_FORMAT!r}")
-    if prefer == "npy" and out["npy"].is_file():
+    floats = [k for k in ((prefer, "exr" if prefer == "npy" else "npy") if prefer != "png" else ())
+              if out[k].is_file()]
+    if floats and floats[0] == "npy":
         d = np.load(out["npy"], allow_pickle=False).astype(np.float32)
+    elif floats:
+        d = read_exr(out["exr"])[0]
     else:
         d = decode_displacement(read_png(out["png"]), float(meta["scale_mm"]))
     if list(d.shape) != list(meta["resolution"]):
@@ -199,15 +220,22 @@ def read_displacement(path: str | os.PathLike, prefer: str = "npy") -> tuple[np.
 def encode_normal_map(normals: np.ndarray, coverage: np.ndarray | None = None, fill=(0.0, 0.0, 0.0)) -> np.ndarray:
     """Unit normals ``float [H, W, 3]`` in [−1, 1] → ``uint8 [H, W, 3]`` = round((n + 1)/2 · 255).
 
-    Texels outside ``coverage`` get ``fill`` (use (0, 0, 1) for tangent maps: (128, 128, 255)).
+    Texels outside ``coverage`` get ``fill`` (use (0, 0, 1) for tangent maps: (128, 128, 255)). Computed in
+    float32 in place (a 4096² map is 50M values): a value within ~1e-5 of a rounding boundary may land one level
+    from a float64 evaluation's.
     """
-    n = np.asarray(normals, np.float64)
+    n = np.asarray(normals)
     if n.ndim != 3 or n.shape[2] != 3:
         raise ValueError(f"normals must be [H, W, 3], got shape {n.shape}")
+    q = np.nan_to_num(n.astype(np.float32, copy=True), nan=0.0)
+    np.clip(q, -1.0, 1.0, out=q)
+    q += 1.0
+    q *= 127.5
+    q += 0.5
+    out = np.floor(q, out=q).astype(np.uint8)
     if coverage is not None:
-        n = np.where(np.asarray(coverage, bool)[..., None], n, np.asarray(fill, np.float64))
-    n = np.nan_to_num(n, nan=0.0)
-    return np.floor((np.clip(n, -1.0, 1.0) + 1.0) / 2.0 * 255.0 + 0.5).astype(np.uint8)
+        out[~np.asarray(coverage, bool)] = np.floor((np.clip(np.asarray(fill, np.float64), -1, 1) + 1) * 127.5 + 0.5)
+    return out
 
 
 def decode_normal_map(q: np.ndarray, normalize: bool = True) -> np.ndarray:

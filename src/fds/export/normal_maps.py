@@ -8,11 +8,18 @@ proxy surface (mm), taken from the UV → 3D Jacobian of every proxy triangle, a
 interpolated (so it varies smoothly across triangle edges). Per-texel attributes (frames, texel sizes) are
 rasterised at ≤ ``work_resolution`` and upsampled bilinearly with coverage normalisation, which keeps the
 4096² case cheap on CPU; they are smooth vertex interpolants, so nothing visible is lost.
+
+:func:`normal_maps` is the fast path (the chart's rasterisation cached per UV layout, integer-factor bilinear
+upsampling, one pass over each band of rows); :func:`normal_maps_reference` is the plain version it is tested
+against.
 """
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -96,7 +103,7 @@ def sample_band(low: torch.Tensor, rows: slice, resolution: int) -> tuple[torch.
     return band[:, :-1] / cov.clamp_min(1e-6), cov[0, 0] >= 0.5
 
 
-def normal_maps(
+def normal_maps_reference(
     displacement_mm: np.ndarray,
     vertices: np.ndarray,
     triangles: np.ndarray,
@@ -106,7 +113,8 @@ def normal_maps(
     work_resolution: int = 1024,
     band_rows: int = 512,
 ) -> NormalMaps:
-    """Tangent- and object-space normal maps of ``displacement_mm [R, R]`` (mm) on the proxy mesh.
+    """The plain implementation of :func:`normal_maps` (the fast path's reference in tests and the benchmark):
+    rasterises the chart on every call and samples the frames with ``texture`` (``grid_sample``) band by band.
 
     ``vertices [V, 3]`` mm (the fitted proxy, model frame), ``triangles [T, 3]``, ``uv [U, 2]`` image convention,
     ``uv_triangles [T, 3]``; ``coverage`` (``bool [R, R]``, default the chart) limits where normals are written.
@@ -142,10 +150,151 @@ def normal_maps(
             nb = n1[:, :, rows]
             ts = F.normalize(torch.cat([nb[:, :1] / du, nb[:, 1:2] / dv, nb[:, 2:]], dim=1), dim=1)
             ts = torch.where(cov[None, None], ts, flat)
-            frames = [F.normalize(attrs[:, k : k + 3], dim=1) for k in (0, 3, 6)]
-            os_ = torch.where(cov[None, None], tangent_to_object(ts, *frames, dim=1), torch.zeros(()))
+            t_, b_, n_ = (F.normalize(attrs[:, k : k + 3], dim=1) for k in (0, 3, 6))
+            os_ = torch.where(cov[None, None], tangent_to_object(ts, t_, b_, n_, dim=1), torch.zeros(()))
             tangent[rows] = ts[0].permute(1, 2, 0).numpy()
             obj[rows] = os_[0].permute(1, 2, 0).numpy()
             texel[rows] = torch.where(chart[None, None], attrs[:, 9:11], torch.zeros(()))[0].permute(1, 2, 0).numpy()
             covered[rows] = cov.numpy()
+    return NormalMaps(tangent=tangent, object=obj, texel_mm=texel, coverage=covered)
+
+
+@dataclass(frozen=True)
+class ChartLookup:
+    """A UV chart rasterised at ``W``² (row 0 = v 0) as interpolation weights: ``weights`` is a sparse CSR
+    ``[W·W, U]`` matrix whose row for a covered texel holds the barycentric weights of its triangle's three UV
+    corners (fds.render's convention) and whose other rows are empty."""
+
+    resolution: int
+    weights: torch.Tensor
+
+    def interpolate(self, attr: torch.Tensor) -> torch.Tensor:
+        """Per-UV ``attr [U, C]`` → ``[C, W, W]`` (0 outside the chart)."""
+        w = self.resolution
+        return torch.sparse.mm(self.weights, attr).T.reshape(-1, w, w)
+
+
+@lru_cache(maxsize=4)
+def _chart_lookup(key: str, uv_bytes: bytes, tri_bytes: bytes, work_resolution: int) -> ChartLookup:
+    del key  # the digest of the byte strings, a cheap cache key
+    uv = torch.from_numpy(np.frombuffer(uv_bytes, np.float32).reshape(-1, 2).copy())
+    tri = torch.from_numpy(np.frombuffer(tri_bytes, np.int32).reshape(-1, 3).copy())
+    w = int(work_resolution)
+    rast = rasterize_uv(uv, tri, (w, w), backend="torch")[0].reshape(-1, 4)
+    texels = torch.nonzero(rast[:, 3] > 0)[:, 0]
+    r = rast[texels]
+    corners = tri.long()[r[:, 3].round().long() - 1].T  # [3, N] UV indices
+    bary = torch.stack([r[:, 0], r[:, 1], 1.0 - r[:, 0] - r[:, 1]])  # [3, N]
+    coo = torch.sparse_coo_tensor(torch.stack([texels.repeat(3), corners.reshape(-1)]), bary.reshape(-1),
+                                  (w * w, len(uv)), check_invariants=True).coalesce()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": its matrix product is all we use
+        warnings.simplefilter("ignore", UserWarning)
+        weights = coo.to_sparse_csr()
+    return ChartLookup(w, weights)
+
+
+def chart_lookup(uv: np.ndarray, uv_triangles: np.ndarray, work_resolution: int) -> ChartLookup:
+    """The UV chart's rasterisation at ``work_resolution`` as a :class:`ChartLookup`, cached per process for
+    each UV layout (a face model's chart is the same for every face)."""
+    uv_b = np.ascontiguousarray(uv, np.float32).tobytes()
+    tri_b = np.ascontiguousarray(uv_triangles, np.int32).tobytes()
+    return _chart_lookup(hashlib.sha1(uv_b + tri_b).hexdigest(), uv_b, tri_b, int(work_resolution))
+
+
+def _upsample_rows(low: torch.Tensor, factor: int, r0: int, r1: int) -> torch.Tensor:
+    """Rows ``[r0, r1)`` of the bilinear (align_corners=False, clamped) upsampling of ``low [1, C, W, W]`` by an
+    integer ``factor``: what ``texture`` samples at those texel centres, from source rows with a one-row margin."""
+    if factor == 1:
+        return low[:, :, r0:r1]
+    w = low.shape[-1]
+    a, b = max(r0 // factor - 1, 0), min(-(-r1 // factor) + 1, w)  # source rows [a, b)
+    up = torch.nn.functional.interpolate(low[:, :, a:b], scale_factor=factor, mode="bilinear", align_corners=False)
+    return up[:, :, r0 - a * factor : r1 - a * factor]
+
+
+def _sobel_rows(padded: torch.Tensor, r0: int, r1: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised Sobel derivatives (kornia's ``spatial_gradient(mode="sobel", normalized=True)``) of rows
+    ``[r0, r1)`` of a map, from ``padded [R + 2, R + 2]`` (the map with its border replicated) → (d/dcolumn,
+    d/drow), each ``[h, R]``, per texel."""
+    p = padded[r0 : r1 + 2]
+    dc = p[:, 2:] - p[:, :-2]  # [h + 2, R]
+    dr = p[2:] - p[:-2]  # [h, R + 2]
+    gx = (dc[:-2] + dc[2:]).add_(dc[1:-1], alpha=2.0).mul_(0.125)
+    gy = (dr[:, :-2] + dr[:, 2:]).add_(dr[:, 1:-1], alpha=2.0).mul_(0.125)
+    return gx, gy
+
+
+def normal_maps(
+    displacement_mm: np.ndarray,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    uv: np.ndarray,
+    uv_triangles: np.ndarray,
+    coverage: np.ndarray | None = None,
+    work_resolution: int = 1024,
+    band_rows: int | None = None,
+) -> NormalMaps:
+    """Tangent- and object-space normal maps of ``displacement_mm [R, R]`` (mm) on the proxy mesh.
+
+    ``vertices [V, 3]`` mm (the fitted proxy, model frame), ``triangles [T, 3]``, ``uv [U, 2]`` image convention,
+    ``uv_triangles [T, 3]``; ``coverage`` (``bool [R, R]``, default the chart) limits where normals are written.
+
+    The fast path of :func:`normal_maps_reference` (used instead when R is not a multiple of the work
+    resolution): the chart's rasterisation is cached per UV layout as a sparse interpolation matrix, frames are
+    upsampled by an integer factor with ``F.interpolate`` (the same bilinear weights as ``texture`` at texel
+    centres), the object normal is normalise(N̂ + s_x·T̂ + s_y·B̂) with the tangent-space slopes s (the
+    same direction as the reference's x·T̂ + y·B̂ + z·N̂), and rows go in bands of ``band_rows`` (default
+    ~256k texels a band: temporaries stay in cache and are reused instead of mapped anew).
+    """
+    d = np.asarray(displacement_mm, np.float32)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"displacement_mm must be a square [R, R] map in mm, got shape {d.shape}")
+    r_ = d.shape[0]
+    w = min(r_, int(work_resolution))
+    if r_ % w:
+        return normal_maps_reference(displacement_mm, vertices, triangles, uv, uv_triangles, coverage, w)
+    user_cov = None if coverage is None else torch.from_numpy(np.asarray(coverage, bool))
+    if user_cov is not None and tuple(user_cov.shape) != (r_, r_):
+        raise ValueError(f"coverage must be bool [{r_}, {r_}] like the map, got {tuple(user_cov.shape)}")
+    verts = torch.from_numpy(np.asarray(vertices, np.float32))
+    tri = torch.from_numpy(np.asarray(triangles, np.int64))
+    uv_t = torch.from_numpy(np.asarray(uv, np.float32))
+    uv_tri = torch.from_numpy(np.asarray(uv_triangles, np.int64))
+    owner = torch.from_numpy(uv_vertex_index(triangles, uv_triangles, len(uv)).clip(0))
+    tangent = np.empty((r_, r_, 3), np.float32)
+    obj = np.empty((r_, r_, 3), np.float32)
+    texel = np.empty((r_, r_, 2), np.float32)
+    covered = np.empty((r_, r_), bool)
+    band_rows = int(band_rows) if band_rows else max(8, (1 << 18) // r_)
+    with torch.no_grad():
+        t_vec, b_vec, n_vec = tangent_frames(verts, uv_t, tri, uv_tri)  # [V, 3] each
+        scale = torch.from_numpy(vertex_texel_scale(vertices, triangles, uv, uv_triangles)).float() / r_  # mm/texel
+        per_uv = torch.cat([t_vec, b_vec, n_vec, scale], dim=1)[owner]  # [U, 11]
+        lookup = chart_lookup(uv, uv_triangles, w)
+        a_low = lookup.interpolate(torch.cat([per_uv, torch.ones(len(per_uv), 1)], 1))  # [12, W, W]
+        cov_low = a_low[11]  # [W, W]: 1 inside the chart, 0 outside
+        low = torch.cat([a_low[:11] * cov_low, cov_low[None]])[None].contiguous()  # [1, 12, W, W] premultiplied
+        padded = F.pad(torch.from_numpy(d)[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+        flat = torch.tensor([0.0, 0.0, 1.0])
+        for r0 in range(0, r_, band_rows):
+            r1 = min(r_, r0 + band_rows)
+            a = _upsample_rows(low, r_ // w, r0, r1)[0]  # [12, h, R]
+            cov = a[11]
+            chart = cov >= 0.5
+            band_cov = chart if user_cov is None else chart & user_cov[r0:r1]
+            texel_uv = a[9:11] / cov.clamp_min(1e-6)  # [2, h, R] mm per texel along u, v
+            gx, gy = _sobel_rows(padded, r0, r1)
+            sx = gx.neg_().div_(texel_uv[0].clamp_min(1e-6))  # n ∝ (s_x, s_y, 1) in the tangent frame
+            sy = gy.div_(texel_uv[1].clamp_min(1e-6))
+            inv = torch.rsqrt(sx * sx + sy * sy + 1.0)
+            t_out = torch.from_numpy(tangent[r0:r1])  # [h, R, 3] views of the outputs
+            t_out[..., 0], t_out[..., 1], t_out[..., 2] = sx * inv, sy * inv, inv
+            t_out[~band_cov] = flat
+            fr = a[:9].view(3, 3, *a.shape[1:])  # T, B, N (blends of unit vectors, times the coverage)
+            unit = torch.rsqrt((fr * fr).sum(1).clamp_min(1e-24))  # [3, h, R]: 1 / |T|, 1 / |B|, 1 / |N|
+            o = torch.addcmul(fr[2] * unit[2], fr[0], sx * unit[0]).addcmul_(fr[1], sy * unit[1])  # N̂ + s_x·T̂ + s_y·B̂
+            o.mul_(torch.rsqrt((o * o).sum(0).clamp_min(1e-24)) * band_cov)
+            torch.from_numpy(obj[r0:r1]).copy_(o.permute(1, 2, 0))
+            torch.from_numpy(texel[r0:r1]).copy_((texel_uv * chart).permute(1, 2, 0))
+            covered[r0:r1] = band_cov.numpy()
     return NormalMaps(tangent=tangent, object=obj, texel_mm=texel, coverage=covered)

@@ -25,7 +25,14 @@ from PIL import Image
 from fds.export.bake import BakedMesh
 from fds.export.maps import write_png
 from fds.export.mesh_io import MeshData
-from fds.render import blinn_phong_specular, interpolate, rasterize, scaled_ortho_to_clip, vertex_normals
+from fds.render import (
+    blinn_phong_specular,
+    interpolate,
+    rasterize,
+    scaled_ortho_to_clip,
+    texture,
+    vertex_normals,
+)
 
 #: direction from the surface towards the light, camera frame (x right, y up, z to the viewer).
 LIGHT_DIR = (-0.4, 0.5, 1.0)
@@ -59,28 +66,86 @@ def pose_view(pose, width: int, height: int) -> View:
     return View(np.asarray(pose.R, np.float64), s, s * float(pose.tx), s * float(pose.ty), int(width), int(height))
 
 
+def _shade(n_cam: torch.Tensor, covered: torch.Tensor, background: float) -> np.ndarray:
+    """Shading of camera-frame unit normals ``[1, 3, H, W]`` (see the module doc), background outside
+    ``covered [1, 1, H, W]`` → uint8 RGB."""
+    light = F.normalize(torch.tensor([LIGHT_DIR], dtype=n_cam.dtype), dim=1)  # [1, 3]
+    diffuse = (n_cam * light[:, :, None, None]).sum(1, keepdim=True).clamp_min(0)
+    spec = blinn_phong_specular(n_cam, light, torch.tensor([[0.0, 0.0, 1.0]]), SHININESS, SPECULAR)
+    color = ALBEDO * (AMBIENT + DIFFUSE * diffuse) + spec  # [1, 1, H, W]
+    color = torch.where(covered, color, torch.full_like(color, background)).clamp(0, 1)
+    grey = (color[0, 0].numpy() * 255 + 0.5).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _rasterize_view(vertices: np.ndarray, triangles: np.ndarray, view: View) -> tuple[torch.Tensor, torch.Tensor]:
+    v = torch.from_numpy(np.asarray(vertices, np.float32))
+    tri = torch.from_numpy(np.asarray(triangles, np.int64))
+    rot = torch.from_numpy(np.asarray(view.rotation, np.float32))
+    clip = scaled_ortho_to_clip(v, rot, view.tx_px, view.ty_px, view.scale, view.width, view.height)
+    return rasterize(clip, tri, (view.height, view.width), backend="torch"), rot
+
+
 def render_shaded(
     vertices: np.ndarray, triangles: np.ndarray, normals: np.ndarray, view: View, background: float = 1.0
 ) -> np.ndarray:
     """Render ``vertices [V, 3]`` mm, ``triangles [T, 3]``, shading ``normals [V, 3]`` (model frame) → uint8 RGB."""
-    v = torch.from_numpy(np.asarray(vertices, np.float32))
     tri = torch.from_numpy(np.asarray(triangles, np.int64))
-    rot = torch.from_numpy(np.asarray(view.rotation, np.float32))
     with torch.no_grad():
-        clip = scaled_ortho_to_clip(v, rot, view.tx_px, view.ty_px, view.scale, view.width, view.height)
-        rast = rasterize(clip, tri, (view.height, view.width), backend="torch")
+        rast, rot = _rasterize_view(vertices, triangles, view)
         n_cam = torch.from_numpy(np.asarray(normals, np.float32)) @ rot.T  # [V, 3] camera frame
         # degenerate (folded) triangles of a displaced mesh can give non-finite barycentrics: shade them flat
         n = F.normalize(torch.nan_to_num(interpolate(n_cam, rast, tri), 0.0, 0.0, 0.0), dim=-1)
-        n = n.permute(0, 3, 1, 2)  # [1, 3, H, W]
-        light = F.normalize(torch.tensor([LIGHT_DIR], dtype=n.dtype), dim=1)  # [1, 3]
-        diffuse = (n * light[:, :, None, None]).sum(1, keepdim=True).clamp_min(0)
-        spec = blinn_phong_specular(n, light, torch.tensor([[0.0, 0.0, 1.0]]), SHININESS, SPECULAR)
-        color = ALBEDO * (AMBIENT + DIFFUSE * diffuse) + spec  # [1, 1, H, W]
         covered = rast[..., 3:4].permute(0, 3, 1, 2) > 0
-        color = torch.where(covered, color, torch.full_like(color, background)).clamp(0, 1)
-    grey = (color[0, 0].numpy() * 255 + 0.5).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=2)
+        return _shade(n.permute(0, 3, 1, 2), covered, background)
+
+
+def render_proxy_and_detail(
+    proxy: MeshData, object_normal_map: np.ndarray, view: View, background: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The proxy shaded with its smooth normals, and shaded with the object-space normal map ``[R, R, 3]``
+    (model frame, zero where uncovered: the smooth normal there), from one rasterisation of the proxy.
+
+    The second image is the detailed mesh's look without its 1.7M triangles: per pixel, the normal map's value
+    at the proxy's UV is the normal of the displaced surface (``fds.export.normal_maps``), which is what
+    :func:`render_detailed` shades with; silhouettes are the proxy's (the relief is sub-millimetre).
+    """
+    tri = torch.from_numpy(np.asarray(proxy.triangles, np.int64))
+    uv_tri = torch.from_numpy(np.asarray(proxy.triangles if proxy.uv_triangles is None else proxy.uv_triangles,
+                                         np.int64))
+    with torch.no_grad():
+        rast, rot = _rasterize_view(proxy.vertices, proxy.triangles, view)
+        covered = rast[..., 3:4].permute(0, 3, 1, 2) > 0
+        smooth = torch.from_numpy(proxy_normals(proxy)) @ rot.T
+        n_smooth = F.normalize(interpolate(smooth, rast, tri), dim=-1)  # [1, H, W, 3]
+        uv = interpolate(torch.from_numpy(np.asarray(proxy.uv, np.float32)), rast, uv_tri)  # [1, H, W, 2]
+        nmap = torch.from_numpy(np.asarray(object_normal_map, np.float32))
+        n_map = texture(nmap[None], uv) @ rot.T  # [1, H, W, 3] camera frame; ~0 where the map is uncovered
+        length = n_map.norm(dim=-1, keepdim=True)
+        n_detail = torch.where(length > 0.5, n_map / length.clamp_min(1e-12), n_smooth)
+        return (_shade(n_smooth.permute(0, 3, 1, 2), covered, background),
+                _shade(n_detail.permute(0, 3, 1, 2), covered, background))
+
+
+def preview_maps(maps, max_resolution: int = 1024):
+    """``maps`` (:class:`fds.export.normal_maps.NormalMaps`) averaged down to ≤ ``max_resolution``² for previews
+    (2×2… block means, renormalised; a texel is covered when most of its block is)."""
+    from fds.export.normal_maps import NormalMaps
+
+    r = maps.tangent.shape[0]
+    k = max(1, r // int(max_resolution))
+    if k == 1 or r % k:
+        return maps
+
+    def pool(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a, np.float32))
+        t = t.permute(2, 0, 1)[None] if t.dim() == 3 else t[None, None]
+        return F.avg_pool2d(t, k)[0]
+
+    cov = pool(maps.coverage.astype(np.float32))[0] >= 0.5
+    tangent = F.normalize(pool(maps.tangent), dim=0).permute(1, 2, 0)
+    obj = F.normalize(pool(maps.object), dim=0).permute(1, 2, 0) * cov[..., None]
+    return NormalMaps(tangent.numpy(), obj.numpy(), pool(maps.texel_mm).permute(1, 2, 0).numpy(), cov.numpy())
 
 
 def proxy_normals(mesh: MeshData) -> np.ndarray:

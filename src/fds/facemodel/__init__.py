@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from fds.facemodel.model import FaceModel
-from fds.facemodel.regions import REGIONS
+from fds.facemodel.regions import REGIONS, region_masks, zone_mask
 
-__all__ = ["FaceModel", "REGIONS", "load_face_model", "FACE_MODELS"]
+__all__ = ["FaceModel", "REGIONS", "region_masks", "zone_mask", "load_face_model", "FACE_MODELS"]
 
 FACE_MODELS = ("sfm", "ict", "bfm2017")
 

@@ -97,12 +97,6 @@ class FaceModel:
         out[self.uv_triangles.reshape(-1)] = self.triangles.reshape(-1)
         return out
 
-    def region_masks(self, resolution: int) -> dict[str, np.ndarray]:
-        """UV masks ``bool [R,R]`` (row 0 = v 0) for forehead, brows, eyes, nose, cheeks, mouth, chin, face."""
-        from fds.facemodel.regions import region_masks
-
-        return region_masks(self, resolution)
-
     def fingerprint(self) -> str:
         """A short content hash, for cache keys."""
         h = hashlib.sha1()
@@ -127,26 +121,33 @@ class FaceModel:
         return cache[key]
 
     def eos_model(self):
-        """This model as an ``eos.morphablemodel.MorphableModel`` (mm units, image-convention UVs)."""
-        return self._cached("model", self._build_eos_model)
+        """This model as an ``eos.morphablemodel.MorphableModel`` (mm units, image-convention UVs), cached."""
+        return self._cached("model", self.build_eos_model)
 
-    def _build_eos_model(self):
+    def build_eos_model(self, mean_mm: np.ndarray | None = None, with_expression: bool = True):
+        """A new eos ``MorphableModel`` of this model, optionally around another mean ``[V,3]`` (mm; e.g. with a prior
+        expression baked in) and without expressions (eos needs an expression model: one all-zero blendshape
+        then moves nothing). The one place fds builds eos models; :meth:`eos_model` caches the plain one."""
         import eos
 
+        mm = eos.morphablemodel
         tri = self.triangles.tolist()
-        shape = eos.morphablemodel.PcaModel(
-            self.mean_mm.reshape(-1).astype(np.float32),
+        mean = self.mean_mm if mean_mm is None else np.asarray(mean_mm)
+        shape = mm.PcaModel(
+            mean.reshape(-1).astype(np.float32),
             self.id_basis.reshape(self.num_identity, -1).T.astype(np.float32),
             self.id_variance.astype(np.float32),
             tri,
         )
-        if self.expr_kind == "blendshapes":
+        if not with_expression:
+            expression = [mm.Blendshape("fixed", np.zeros(self.num_vertices * 3, np.float32))]
+        elif self.expr_kind == "blendshapes":
             expression = [
-                eos.morphablemodel.Blendshape(n, self.expr_basis[j].reshape(-1).astype(np.float32))
+                mm.Blendshape(n, self.expr_basis[j].reshape(-1).astype(np.float32))
                 for j, n in enumerate(self.expr_names)
             ]
         else:
-            expression = eos.morphablemodel.PcaModel(
+            expression = mm.PcaModel(
                 np.zeros(self.num_vertices * 3, np.float32),
                 self.expr_basis.reshape(self.num_expression, -1).T.astype(np.float32),
                 np.asarray(self.expr_variance, np.float32),
@@ -157,9 +158,7 @@ class FaceModel:
             uv, uv_tri = self.uv.tolist(), []
         else:
             uv, uv_tri = self.uv.tolist(), self.uv_triangles.tolist()
-        return eos.morphablemodel.MorphableModel(
-            shape, expression, eos.morphablemodel.PcaModel(), None, uv, uv_tri
-        )
+        return mm.MorphableModel(shape, expression, mm.PcaModel(), None, uv, uv_tri)
 
     def _eos_dir(self) -> Path:
         d = Path(tempfile.gettempdir()) / f"fds-eos-{self.name}-{self.fingerprint()}-{os.getpid()}"

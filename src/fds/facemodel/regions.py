@@ -1,20 +1,20 @@
 """UV region masks (forehead, brows, eyes, nose, cheeks, mouth, chin) for any :class:`FaceModel`.
 
 Each covered texel of the UV map is classified by where its point lies on the mean face seen from the front
-(model x, y in mm), measured in a landmark frame: origin between the eye centres, unit = the distance
-between the eye centres, y up. Every covered texel gets exactly one label, so the regions are disjoint and
-together form the ``face`` mask. Texel (row r, col c) has its centre at u = (c + .5)/R, v = (r + .5)/R.
+(model x, y in mm), measured in the landmark frame of :func:`fds.facemodel.uvchart.landmark_frame` (origin
+between the eye centres, unit = the distance between the eye centres, y up). Every covered texel gets exactly
+one label, so the regions are disjoint and together form the ``face`` mask. Texel (row r, col c) has its centre
+at u = (c + .5)/R, v = (r + .5)/R.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from fds.facemodel.model import FaceModel
+from fds.facemodel.model import FaceModel
+from fds.facemodel.uvchart import ZONES, landmark_frame, landmark_mean, uv_chart
 
 REGIONS = ("forehead", "brows", "eyes", "nose", "cheeks", "mouth", "chin")
 
@@ -24,29 +24,8 @@ def uv_attribute_map(fm: FaceModel, attr: np.ndarray, resolution: int) -> tuple[
 
     Returns ``(values [R,R,C] float32, covered [R,R] bool)`` at texel centres; uncovered texels hold 0.
     """
-    from fds.facemodel.uvchart import uv_chart
-
     chart = uv_chart(fm, resolution)
     return chart.interpolate(attr), chart.covered
-
-
-def _mean_of(points: dict[int, np.ndarray], ids: range | list[int]) -> np.ndarray | None:
-    have = [points[i] for i in ids if i in points]
-    return np.mean(have, 0) if have else None
-
-
-def landmark_frame(fm: FaceModel) -> tuple[np.ndarray, np.ndarray, float, dict[int, np.ndarray]]:
-    """(origin [2], axes [2,2] rows = x̂, ŷ, unit in mm, iBUG point → 2D position in that frame)."""
-    pts3 = fm.landmark_positions()
-    right_eye, left_eye = _mean_of(pts3, range(37, 43)), _mean_of(pts3, range(43, 49))
-    if right_eye is None or left_eye is None:
-        raise ValueError(f"face model {fm.name!r} maps no eye landmarks (iBUG 37–48): cannot place regions")
-    origin = (right_eye[:2] + left_eye[:2]) / 2
-    x_axis = (left_eye[:2] - right_eye[:2]) / np.linalg.norm(left_eye[:2] - right_eye[:2])
-    axes = np.stack([x_axis, np.array([-x_axis[1], x_axis[0]])])
-    unit = float(np.linalg.norm(left_eye[:2] - right_eye[:2]))
-    pts2 = {k: axes @ (p[:2] - origin) / unit for k, p in pts3.items()}
-    return origin, axes, unit, pts2
 
 
 def classify(x: np.ndarray, y: np.ndarray, pts: dict[int, np.ndarray]) -> np.ndarray:
@@ -60,14 +39,14 @@ def classify(x: np.ndarray, y: np.ndarray, pts: dict[int, np.ndarray]) -> np.nda
     free = np.ones(x.shape, bool)
     # eyes: an ellipse around each eye, half-width from its corners
     for ids, outer, inner, side in ((range(37, 43), 37, 40, -0.5), (range(43, 49), 46, 43, 0.5)):
-        centre = _mean_of(pts, ids)
+        centre = landmark_mean(pts, ids)
         centre = np.array([side, 0.0]) if centre is None else centre
         half = np.linalg.norm(pts[outer] - pts[inner]) / 2 if outer in pts and inner in pts else 0.22
         free = put(((x - centre[0]) / (half + 0.1)) ** 2 + ((y - centre[1]) / 0.17) ** 2 <= 1, "eyes", free)
     # brows: a band around the brow polyline (estimated above the eyes when the model maps no brows)
-    brow = [pts[i] for i in range(18, 28) if i in pts]
-    if len(brow) >= 2:
-        brow = np.array(sorted(brow, key=lambda p: p[0]))
+    brow_pts = [pts[i] for i in range(18, 28) if i in pts]
+    if len(brow_pts) >= 2:
+        brow = np.array(sorted(brow_pts, key=lambda p: p[0]))
         bx, by = brow[:, 0], brow[:, 1]
     else:
         bx, by = np.array([-0.8, 0.8]), np.array([0.32, 0.32])
@@ -84,7 +63,7 @@ def classify(x: np.ndarray, y: np.ndarray, pts: dict[int, np.ndarray]) -> np.nda
     free = put((y <= 0.05) & (y >= bottom_y - 0.04) & (np.abs(x - tip[0]) <= half_width), "nose", free)
     # mouth: an ellipse around the lips; chin: below it
     corners = [pts[i] for i in (49, 55) if i in pts]
-    mouth_c = _mean_of(pts, range(49, 69))
+    mouth_c = landmark_mean(pts, range(49, 69))
     mouth_c = np.array([0.0, -1.05]) if mouth_c is None else mouth_c
     half_w = np.linalg.norm(corners[1] - corners[0]) / 2 if len(corners) == 2 else 0.42
     half_h = np.linalg.norm(pts[52] - pts[58]) / 2 if 52 in pts and 58 in pts else 0.12
@@ -111,8 +90,20 @@ def _region_labels_cached(fm: FaceModel, resolution: int) -> np.ndarray:
 
 
 def region_masks(fm: FaceModel, resolution: int) -> dict[str, np.ndarray]:
-    """Region name → ``bool [R,R]`` UV mask, plus ``face`` (the whole chart)."""
+    """UV masks ``bool [R,R]`` (row 0 = v 0) for forehead, brows, eyes, nose, cheeks, mouth, chin, plus ``face``
+    (the whole chart)."""
     labels = region_labels(fm, resolution)
     masks = {name: labels == i + 1 for i, name in enumerate(REGIONS)}
     masks["face"] = labels > 0
     return masks
+
+
+def zone_mask(fm: FaceModel, resolution: int, name: str) -> np.ndarray:
+    """``bool [R,R]`` texels of a patch zone (``forehead``, ``mouth``, ``face``: :data:`fds.facemodel.uvchart.ZONES`)
+    or of an anatomical region (:data:`REGIONS`): what ``regions`` in the data and model configs may name."""
+    if name in ZONES:
+        return uv_chart(fm, resolution).zone_mask(name)
+    masks = region_masks(fm, resolution)
+    if name not in masks:
+        raise ValueError(f"unknown UV region {name!r}; use one of {sorted(set(ZONES) | set(masks))}")
+    return masks[name]

@@ -1,18 +1,21 @@
-"""A face model's UV chart rasterised once per resolution: texel → (triangle, barycentrics), fast interpolation.
+"""A face model's UV chart rasterised once per resolution: texel → (triangle, barycentrics), fast interpolation,
+and where each texel lies on the face in the iBUG landmark frame.
 
 The chart is rasterised with ``fds.render.rasterize_uv`` (the project's one rasteriser, any UV layout, seams
 included), cached per process, and then any per-vertex attribute is interpolated with one gather. Texel
 (row r, col c) has its centre at u = (c + .5)/R, v = (r + .5)/R (image convention, row 0 = v 0 = forehead).
 
-Patch *zones* (where the paper's two models draw their patches) are defined here in the iBUG landmark frame
-of ``fds.facemodel.regions.landmark_frame`` (origin between the eye centres, unit = eye distance, y up):
+The landmark frame (:func:`landmark_frame`) places the mean face in 2-D: origin between the eye centres, unit =
+the distance between the eye centres, y up. Patch *zones* (where the paper's two models draw their patches) are
+bands of it:
 
 - ``forehead``: the upper face, frame y ≥ −0.55 (forehead, brows, eyes, upper nose and cheeks);
 - ``mouth``: the lower face, frame y ≤ −0.30 (lower nose, cheeks, mouth, chin);
 - ``face``: the whole chart.
 
-They overlap in a band around the nose like the paper's (rows 1856–2431 of 4096). Any anatomical region of
-``FaceModel.region_masks`` (``cheeks``, ``nose``, …) can also be named.
+They overlap in a band around the nose like the paper's (rows 1856–2431 of 4096). The anatomical regions of
+:mod:`fds.facemodel.regions` (``cheeks``, ``nose``, …) are classified in the same frame; its ``zone_mask``
+takes either kind of name.
 """
 
 from __future__ import annotations
@@ -60,15 +63,14 @@ class UVChart:
         return out
 
     def zone_mask(self, name: str) -> np.ndarray:
-        """``bool [R,R]`` texels of patch zone ``name`` (see module doc) or of an anatomical region."""
-        if name in ZONES:
-            lo, hi = ZONES[name]
-            y = self.frame_xy[..., 1]
-            return self.covered & (y >= lo) & (y <= hi)
-        masks = self.fm.region_masks(self.resolution)
-        if name not in masks:
-            raise ValueError(f"unknown UV region {name!r}; use one of {sorted(set(ZONES) | set(masks))}")
-        return masks[name]
+        """``bool [R,R]`` texels of patch zone ``name`` (:data:`ZONES`; anatomical regions:
+        :func:`fds.facemodel.regions.zone_mask`)."""
+        if name not in ZONES:
+            raise ValueError(f"unknown patch zone {name!r}; use one of {sorted(ZONES)} (anatomical regions: "
+                             "fds.facemodel.regions.zone_mask)")
+        lo, hi = ZONES[name]
+        y = self.frame_xy[..., 1]
+        return self.covered & (y >= lo) & (y <= hi)
 
     def texel_mm(self, position_mm: np.ndarray) -> tuple[float, float]:
         """Median surface length (mm) of one texel step along columns and rows, from a position map
@@ -78,6 +80,28 @@ class UVChart:
         ok = self.covered[1:] & self.covered[:-1]
         dv = np.linalg.norm(np.diff(position_mm, axis=0), axis=-1)[ok]
         return float(np.median(du)), float(np.median(dv))
+
+
+def landmark_mean(points: dict[int, np.ndarray], ids: range | list[int]) -> np.ndarray | None:
+    """Mean position of the iBUG points ``ids`` (1-based) that ``points`` has; None when it has none of them."""
+    have = [points[i] for i in ids if i in points]
+    return np.mean(have, 0) if have else None
+
+
+def landmark_frame(fm: FaceModel) -> tuple[np.ndarray, np.ndarray, float, dict[int, np.ndarray]]:
+    """The iBUG landmark frame of ``fm``'s mean face seen from the front (model x, y in mm): ``(origin [2] mm,
+    axes [2,2] rows = x̂, ŷ, unit mm, iBUG point (1-based) → 2D position in that frame)``. Origin between the eye
+    centres, x̂ from the subject's right eye to the left, ŷ up, unit = the distance between the eye centres."""
+    pts3 = fm.landmark_positions()
+    right_eye, left_eye = landmark_mean(pts3, range(37, 43)), landmark_mean(pts3, range(43, 49))
+    if right_eye is None or left_eye is None:
+        raise ValueError(f"face model {fm.name!r} maps no eye landmarks (iBUG 37–48): cannot place regions")
+    origin = (right_eye[:2] + left_eye[:2]) / 2
+    x_axis = (left_eye[:2] - right_eye[:2]) / np.linalg.norm(left_eye[:2] - right_eye[:2])
+    axes = np.stack([x_axis, np.array([-x_axis[1], x_axis[0]])])
+    unit = float(np.linalg.norm(left_eye[:2] - right_eye[:2]))
+    pts2 = {k: axes @ (p[:2] - origin) / unit for k, p in pts3.items()}
+    return origin, axes, unit, pts2
 
 
 def uv_chart(fm: FaceModel, resolution: int) -> UVChart:
@@ -91,7 +115,6 @@ def uv_chart(fm: FaceModel, resolution: int) -> UVChart:
 def _uv_chart(fm: FaceModel, r: int) -> UVChart:
     import torch
 
-    from fds.facemodel.regions import landmark_frame
     from fds.render import rasterize_uv
 
     with torch.no_grad():

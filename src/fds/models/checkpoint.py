@@ -1,13 +1,17 @@
-"""Weights-only DFDN checkpoints for inference: a ``.safetensors`` file that describes itself.
+"""Weights-only DFDN checkpoints for inference: a ``.safetensors`` file that describes itself, read as data.
 
-The file holds the inference generator's tensors (the EMA copy when training kept one) and, in its string
-metadata, everything needed to rebuild the network without unpickling anything:
+The file holds the inference generator's tensors (the EMA copy when training kept one) and string metadata,
+parsed once into a frozen :class:`CheckpointMeta`:
 
 - ``fds_format`` = ``"dfdn-generator"``, ``fds_version`` = ``"1"``;
-- ``model_config``: the Hydra ``model`` node (YAML) the weights were trained with;
+- ``model_config``: the Hydra ``model`` node (YAML) the weights were trained with, validated against fds's
+  own network registry (:mod:`fds.models.architecture`): its ``_target_`` tags only select among fds classes;
 - ``disp_scale_mm`` (mm per network unit), ``patch_size`` (texels), ``map_resolution`` (UV map side the
   network was trained at, texels), ``channels`` (``v`` or ``rgb``), ``face_model`` (whose UV chart the maps
-  live in), ``regions``.
+  live in), ``regions`` (JSON list).
+
+Any other key, a missing key, a wrong type or an out-of-range value is a :class:`CheckpointError` naming the file
+and the key. Nothing is unpickled, imported or called because a file says so.
 
 ``python -m fds.models.checkpoint RUN/checkpoints/last.ckpt OUT.safetensors`` exports one from a training run
 (the run's ``.hydra/config.yaml`` supplies the configs; the Lightning file is read with ``weights_only=True``).
@@ -19,20 +23,143 @@ import argparse
 import io
 import json
 import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
-from hydra.utils import instantiate
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from fds.fileio import atomic_write_bytes
+from fds.models.architecture import DFDNSpec, SchemaError, region_names
 
 FORMAT, VERSION = "dfdn-generator", "1"
+FACE_MODELS = ("sfm", "ict", "bfm2017")  # fds.facemodel.FACE_MODELS (not imported: it pulls in eos)
+METADATA_KEYS = ("fds_format", "fds_version", "model_config", "disp_scale_mm", "patch_size", "map_resolution",
+                 "channels", "face_model", "regions")
+_INT_TEXT = re.compile(r"[0-9]{1,6}")
+_FLOAT_TEXT = re.compile(r"[0-9]{1,6}(\.[0-9]{1,20})?(e[-+]?[0-9]{1,3})?")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable or does not fit the network it describes."""
+    """A checkpoint is missing, unreadable, not described by a valid schema, or does not fit its network."""
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """The parsed, validated metadata of a DFDN checkpoint: everything needed to rebuild and use its network."""
+
+    disp_scale_mm: float  # mm per network unit: displacement_mm = d · disp_scale_mm, d in [-1, 1]
+    patch_size: int  # side of the network's input patches, texels
+    map_resolution: int  # UV map side the network was trained at, texels (power of two ≥ patch_size)
+    channels: Literal["v", "rgb"]  # network input: HSV V channel (1) or RGB (3)
+    face_model: str  # whose UV chart the maps live in ("sfm", "ict", "bfm2017")
+    regions: tuple[str, ...]  # UV patch zones the networks serve (fds.facemodel.uvchart)
+    architecture: DFDNSpec  # the networks and training hyper-parameters (fds.models.architecture)
+
+    def __post_init__(self) -> None:
+        a = self.architecture
+        checks = [
+            ("disp_scale_mm", self.disp_scale_mm == a.disp_scale_mm,
+             f"{self.disp_scale_mm} ≠ model_config.disp_scale_mm {a.disp_scale_mm}"),
+            ("patch_size", self.patch_size == a.patch_size,
+             f"{self.patch_size} ≠ the network's basis patch size {a.patch_size}"),
+            ("map_resolution", self.map_resolution >= self.patch_size,
+             f"{self.map_resolution} < patch_size {self.patch_size}"),
+            ("channels", self.channels in ("v", "rgb") and a.in_channels == (1 if self.channels == "v" else 3),
+             f"{self.channels!r} does not match the network's {a.in_channels} input channel(s) (v: 1, rgb: 3)"),
+            ("face_model", self.face_model in FACE_MODELS, f"{self.face_model!r} is not one of {FACE_MODELS}"),
+            ("regions", self.regions == a.generator.regions,
+             f"{list(self.regions)} ≠ model_config.generator.regions {list(a.generator.regions)}"),
+        ]
+        for key, ok, problem in checks:
+            if not ok:
+                raise SchemaError(key, problem)
+
+    @property
+    def in_channels(self) -> int:
+        return self.architecture.in_channels
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str], source: str | os.PathLike = "<metadata>") -> CheckpointMeta:
+        """Parse safetensors string metadata; any unknown, missing or invalid key → ``CheckpointError``."""
+        try:
+            return cls._parse(meta)
+        except SchemaError as exc:
+            raise CheckpointError(f"checkpoint {source}: metadata {exc}; re-export it with "
+                                  "`python -m fds.models.checkpoint` or use a checkpoint fds wrote") from None
+
+    @classmethod
+    def _parse(cls, meta: Mapping[str, str]) -> CheckpointMeta:
+        for key in meta:
+            if key not in METADATA_KEYS:
+                raise SchemaError(repr(key), f"unknown key (known: {', '.join(METADATA_KEYS)})")
+        for key in METADATA_KEYS:
+            if key not in meta:
+                raise SchemaError(key, "missing")
+            if not isinstance(meta[key], str):
+                raise SchemaError(key, f"expected a string, got {type(meta[key]).__name__}")
+        if meta["fds_format"] != FORMAT:
+            raise SchemaError("fds_format", f"{meta['fds_format']!r}: not an fds DFDN generator")
+        if meta["fds_version"] != VERSION:
+            raise SchemaError("fds_version", f"format version {meta['fds_version']!r}, this fds reads {VERSION}")
+        try:
+            config = yaml.safe_load(meta["model_config"])  # plain YAML: no tags, no interpolation, no resolvers
+        except yaml.YAMLError as exc:
+            raise SchemaError("model_config", f"not valid YAML ({str(exc).splitlines()[0]})") from None
+        try:
+            regions = json.loads(meta["regions"])
+        except json.JSONDecodeError:
+            raise SchemaError("regions", f"not a JSON list: {meta['regions'][:60]!r}") from None
+        return cls(
+            disp_scale_mm=_text_float(meta["disp_scale_mm"], "disp_scale_mm"),
+            patch_size=_text_int(meta["patch_size"], "patch_size"),
+            map_resolution=_text_int(meta["map_resolution"], "map_resolution", pow2=True),
+            channels=_channels(meta["channels"]),
+            face_model=meta["face_model"],
+            regions=region_names(regions, "regions"),
+            architecture=DFDNSpec.parse(config, "model_config"),  # type: ignore[arg-type]
+        )
+
+    def to_metadata(self) -> dict[str, str]:
+        """The safetensors string metadata that :meth:`from_metadata` reads back to an equal object."""
+        return {
+            "fds_format": FORMAT,
+            "fds_version": VERSION,
+            "model_config": yaml.safe_dump(self.architecture.to_config(), sort_keys=False),
+            "disp_scale_mm": repr(float(self.disp_scale_mm)),
+            "patch_size": str(int(self.patch_size)),
+            "map_resolution": str(int(self.map_resolution)),
+            "channels": self.channels,
+            "face_model": self.face_model,
+            "regions": json.dumps(list(self.regions)),
+        }
+
+
+def _channels(value: str) -> Literal["v", "rgb"]:
+    if value == "v":
+        return "v"
+    if value == "rgb":
+        return "rgb"
+    raise SchemaError("channels", f"expected 'v' or 'rgb', got {value[:60]!r}")
+
+
+def _text_int(text: str, key: str, pow2: bool = False) -> int:
+    v = int(text) if _INT_TEXT.fullmatch(text) else 0
+    if not 1 <= v <= 16384 or (pow2 and v & (v - 1)):
+        kind = "a power of two" if pow2 else "an integer"
+        raise SchemaError(key, f"expected {kind} in [1, 16384], got {text[:60]!r}")
+    return v
+
+
+def _text_float(text: str, key: str) -> float:
+    v = float(text) if _FLOAT_TEXT.fullmatch(text) else 0.0
+    if not 0 < v <= 100:
+        raise SchemaError(key, f"expected a number of mm in (0, 100], got {text[:60]!r}")
+    return v
 
 
 def _inference_state(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -44,51 +171,65 @@ def _inference_state(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     raise CheckpointError("the state dict holds no 'generator.' tensors: is this a DFDN checkpoint?")
 
 
+def _check_fits(meta: CheckpointMeta, tensors: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """The tensors have exactly the names and shapes of the generator ``meta`` describes (checked on the meta
+    device: nothing is allocated for a network the file does not actually hold)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in meta.architecture.generator.build().state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+    if missing or unexpected or wrong:
+        parts = [f"{name} {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}"
+                 for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise CheckpointError(f"checkpoint {source} does not fit the network its metadata describes: "
+                              + "; ".join(parts))
+
+
 def save_detail_checkpoint(
     path: str | os.PathLike,
     state_dict: dict[str, torch.Tensor],
     model_cfg: DictConfig | dict,
     *,
     map_resolution: int,
-    channels: str = "v",
+    channels: Literal["v", "rgb"] = "v",
     face_model: str = "sfm",
-    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the inference generator of a ``DFDNModule`` state dict as a self-describing safetensors file."""
+    """Write the inference generator of a ``DFDNModule`` state dict as a self-describing safetensors file.
+
+    ``model_cfg`` is the Hydra ``model`` node of the run; it must describe fds networks the schema knows."""
     from safetensors.torch import save
 
-    cfg = OmegaConf.create(OmegaConf.to_container(OmegaConf.create(model_cfg), resolve=True))
+    # resolved where it stands: a node of a whole config reads ${units.*} from its root
+    node = model_cfg if OmegaConf.is_config(model_cfg) else OmegaConf.create(model_cfg)
+    cfg = cast(dict, OmegaConf.to_container(node, resolve=True))
     # the PCA basis travels in the tensors: rebuilding must not need the artifact file it was loaded from
-    cfg.generator.model.basis.source = None
+    cfg["generator"]["model"]["basis"]["source"] = None
     # the exported tensors already are the EMA weights when training kept them: rebuild without an EMA copy,
     # or predict_step would run the fresh copy instead of the loaded weights
-    if "ema_decay" in cfg:
-        cfg.ema_decay = None
-    # the weights are in this file: rebuilding must not reach for the file a fine-tuning run started from
-    if "init_weights" in cfg:
-        cfg.init_weights = None
-    if "bases" in cfg.generator:
-        cfg.generator.bases = None
+    cfg["ema_decay"] = None
+    # the weights are in this file: rebuilding must not reach for the file a fine-tuning run started from (run
+    # configs before init_weights moved to the top level had it in the model node)
+    cfg.pop("init_weights", None)
+    cfg["generator"]["bases"] = None
+    try:
+        arch = cast(DFDNSpec, DFDNSpec.parse(cfg, "model"))
+        meta = CheckpointMeta(disp_scale_mm=arch.disp_scale_mm, patch_size=arch.patch_size,
+                              map_resolution=int(map_resolution), channels=channels, face_model=face_model,
+                              regions=arch.generator.regions, architecture=arch)
+    except SchemaError as exc:
+        raise CheckpointError(f"cannot export {path}: {exc}") from None
     tensors = {k: v.detach().cpu().contiguous() for k, v in _inference_state(state_dict).items()}
-    meta = {
-        "fds_format": FORMAT,
-        "fds_version": VERSION,
-        "model_config": OmegaConf.to_yaml(cfg),
-        "disp_scale_mm": str(float(cfg.disp_scale_mm)),
-        "patch_size": str(int(cfg.generator.model.basis.patch_size)),
-        "map_resolution": str(int(map_resolution)),
-        "channels": channels,
-        "face_model": face_model,
-        "regions": json.dumps(list(cfg.generator.regions)),
-        **{k: str(v) for k, v in (extra or {}).items()},
-    }
+    _check_fits(meta, tensors, path)
     out = Path(path)
-    atomic_write_bytes(out, [save(tensors, metadata=meta)])
+    atomic_write_bytes(out, [save(tensors, metadata=meta.to_metadata())])
     return out
 
 
-def read_detail_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a checkpoint written by :func:`save_detail_checkpoint`; never unpickles."""
+def read_detail_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """(tensors, parsed metadata) of a checkpoint written by :func:`save_detail_checkpoint`; never unpickles.
+
+    The metadata is validated before any tensor is read, the tensors against the network it describes."""
     from safetensors import safe_open
 
     p = Path(path)
@@ -96,35 +237,59 @@ def read_detail_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Ten
         raise CheckpointError(f"checkpoint {p} does not exist: pass ckpt=<file.safetensors> (see README, 'Inference')")
     try:
         with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            raw = f.metadata() or {}
+            meta = CheckpointMeta.from_metadata(raw, p) if raw.get("fds_format") == FORMAT else None
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if meta is not None else {}
+    except CheckpointError:
+        raise
     except Exception as exc:  # safetensors raises several types for truncated or foreign files
         raise CheckpointError(f"checkpoint {p} is not a readable safetensors file ({exc}); re-download or "
                               "re-export it with `python -m fds.models.checkpoint`") from exc
-    if meta.get("fds_format") != FORMAT:
-        raise CheckpointError(f"checkpoint {p} is not an fds DFDN generator (fds_format={meta.get('fds_format')!r})")
-    if meta.get("fds_version") != VERSION:
-        raise CheckpointError(f"checkpoint {p} has format version {meta.get('fds_version')}, this fds reads {VERSION}")
+    if meta is None:
+        raise CheckpointError(f"checkpoint {p} is not an fds DFDN generator (fds_format={raw.get('fds_format')!r})")
+    _check_fits(meta, tensors, p)
     return tensors, meta
+
+
+def build_detail_module(meta: CheckpointMeta, device: str | torch.device = "cpu"):
+    """A fresh (untrained) ``DFDNModule`` of the network ``meta`` describes, in eval mode, carrying ``meta``."""
+    module: Any = meta.architecture.build()
+    module.meta = meta
+    return module.to(device).eval()
 
 
 def load_detail_module(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """A ``DFDNModule`` in eval mode with the checkpoint's generator weights (the same module training uses;
-    inference goes through its ``predict_step``). Its ``fds_meta`` attribute holds the checkpoint metadata."""
+    inference goes through its ``predict_step``). Its ``meta`` attribute is the parsed :class:`CheckpointMeta`."""
     tensors, meta = read_detail_checkpoint(path)
-    cfg = OmegaConf.create(meta["model_config"])
-    module = instantiate(cfg)
+    module = build_detail_module(meta)
     try:
         module.generator.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit the network its config describes: {exc}") from exc
-    module.fds_meta = meta
+        raise CheckpointError(f"checkpoint {path} does not fit the network its metadata describes: {exc}") from exc
     return module.to(device).eval()
+
+
+def load_start_weights(module, path: str | os.PathLike) -> None:
+    """Start a ``DFDNModule`` (fine-tuning) from a checkpoint's generator weights: its generator and, when it keeps
+    one, its EMA copy get them; optimizer state and the discriminator stay fresh (``ckpt_path`` resumes a run
+    instead). The file is read through the schema like any checkpoint; its ``disp_scale_mm`` must be the run's."""
+    tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
+    scale = float(module.hparams.disp_scale_mm)
+    if meta.disp_scale_mm != scale:
+        raise CheckpointError(f"init_weights {path} was trained at disp_scale_mm={meta.disp_scale_mm} but this run "
+                              f"uses {scale}: set units.disp_scale_mm={meta.disp_scale_mm}")
+    targets = [module.generator] + ([module.generator_ema] if module.generator_ema is not None else [])
+    for target in targets:
+        try:
+            target.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"init_weights {path} does not fit this run's generator (model config "
+                                  f"differs?): {exc}") from exc
 
 
 def export_training_checkpoint(
     ckpt: str | os.PathLike, out: str | os.PathLike, run_dir: str | os.PathLike | None = None,
-    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Lightning checkpoint of a training run → weights-only safetensors (configs from the run's ``.hydra``)."""
     ckpt = Path(ckpt)
@@ -137,15 +302,15 @@ def export_training_checkpoint(
         state = torch.load(io.BytesIO(ckpt.read_bytes()), map_location="cpu", weights_only=True)["state_dict"]
     except Exception as exc:
         raise CheckpointError(f"{ckpt} is not a loadable Lightning checkpoint ({exc})") from exc
-    resolution = int(OmegaConf.select(cfg, "data.scans.generator.resolution", default=0)
-                     or OmegaConf.select(cfg, "data.generator.resolution", default=1024))
-    rgb = OmegaConf.select(cfg, "data.scans.rgb", default=None)
-    channels = "rgb" if (OmegaConf.select(cfg, "data.rgb", default=False) if rgb is None else rgb) else "v"
-    face_model = str(OmegaConf.select(cfg, "data.scans.generator.face_model", default=None)
-                     or OmegaConf.select(cfg, "data.generator.face_model", default="sfm"))
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)  # resolved against the whole run config
+    if OmegaConf.select(cfg, "units") is None:
+        raise CheckpointError(f"{cfg_path} has no `units` block (a run of an older fds): add one as in "
+                              "configs/units/default.yaml with the run's map_resolution, then export again")
+    resolution = int(cfg.units.map_resolution)
+    channels: Literal["v", "rgb"] = "rgb" if cfg.data.scans.rgb else "v"
+    face_model = str(cfg.data.scans.generator.face_model)
+    model_cfg = cast(dict, OmegaConf.to_container(cfg.model, resolve=True))  # resolved against the whole run config
     return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels,
-                                  face_model=face_model, extra=extra)
+                                  face_model=face_model)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -41,6 +41,8 @@ class DetailGenerator(nn.Module):
         basis: :class:`PCABasis` with K components of size H x W.
         pdrm: U-Net mapping ``[B, 1 + Cin, H, W] -> [B, 1, H, W]``.
     """
+
+    basis: PCABasis
 
     def __init__(self, pdim: nn.Module, head: nn.Module, basis: PCABasis, pdrm: nn.Module) -> None:
         super().__init__()
@@ -72,8 +74,9 @@ def _reinit(module: nn.Module) -> None:
     """Fresh weights: every submodule's ``reset_parameters``, leaves first so that a parent's own init
     (e.g. the paper's N(0, 0.02) of UNet, PatchDiscriminator) has the last word."""
     for m in reversed(list(module.modules())):
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
 
 
 def _merge(parts: list[tuple[torch.Tensor, Any]], batch: int) -> Any:
@@ -123,15 +126,15 @@ class RegionModels(nn.Module):
                 )
             self.models = nn.ModuleDict({"shared": model})
             if distinct:
-                model.with_basis(next(b for b in bases.values() if b is not None))
+                cast(DetailGenerator, model).with_basis(next(b for b in bases.values() if b is not None))
         else:
             copies = {}
             for i, name in enumerate(self.regions):
                 m = model if i == 0 else copy.deepcopy(model)
                 if i > 0:
                     _reinit(m)
-                if bases.get(name) is not None:
-                    m.with_basis(bases[name])
+                if (basis := bases.get(name)) is not None:
+                    cast(DetailGenerator, m).with_basis(basis)
                 copies[name] = m
             self.models = nn.ModuleDict(copies)
 

@@ -10,8 +10,8 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from fds.metrics import detail_band, detail_normals_xy
-from fds.render.normals import normals_from_displacement, normals_from_positions
+from fds.metrics import detail_band, detail_normals_xy, normal_error
+from fds.render.normals import TexelMM, normals_from_positions
 from fds.render.shading import sh_irradiance
 
 GAN_MODES = ("lsgan", "vanilla", "hinge")
@@ -49,20 +49,27 @@ def gan_loss_g(fake_scores: torch.Tensor, mode: str = "lsgan") -> torch.Tensor:
     return -fake_scores.mean()
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``values [B, C, H, W]`` over mask-weighted texels and channels; 0 (zero gradient) for an empty mask.
+
+    ``mask`` ``[B, 1, H, W]`` (broadcast over C) or None (all texels).
+    """
+    if mask is None:
+        return values.mean()
+    mask = mask.to(values.dtype).expand_as(values)
+    # where() rather than a product so that non-finite values outside the mask cannot reach the loss value.
+    total = torch.where(mask > 0, values * mask, torch.zeros_like(values)).sum()
+    return total / mask.sum().clamp_min(1.0)
+
+
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean |pred − target| over mask-weighted texels and channels; 0 (zero gradient) for an empty mask.
+    """Mean |pred − target| over mask-weighted texels and channels (:func:`masked_mean`).
 
     ``pred``/``target`` ``[B, C, H, W]``, ``mask`` ``[B, 1, H, W]`` (broadcast over C) or None (all texels).
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
-    diff = (pred - target).abs()
-    if mask is None:
-        return diff.mean()
-    mask = mask.to(diff.dtype).expand_as(diff)
-    # where() rather than a product so that non-finite values outside the mask cannot reach the loss value.
-    total = torch.where(mask > 0, diff * mask, torch.zeros_like(diff)).sum()
-    return total / mask.sum().clamp_min(1.0)
+    return masked_mean((pred - target).abs(), mask)
 
 
 def smooth_target(target: torch.Tensor, sigma_texels: float, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -95,19 +102,18 @@ def geometry_loss(
 def normal_loss(
     pred_mm: torch.Tensor,
     target_mm: torch.Tensor,
-    texel_mm: float | tuple[float, float],
+    texel_mm: TexelMM,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Masked mean L1 distance between the metric normal maps of two displacements ``[B, 1, H, W]`` in mm.
 
-    The normals are those the evaluation scores (:func:`fds.render.normals.normals_from_displacement`, Sobel
-    slopes over ``texel_mm`` mm per texel), so this term trains the quantity the normal-angle metric measures:
-    for small angles, ‖n_pred − n_gt‖₁ grows linearly with the angle between them. Unlike an L1 on heights,
-    whose optimum on the mostly flat GT is 0 everywhere, it is dominated by the slopes of wrinkle walls.
+    The normals and their comparison are those validation and evaluation score (:func:`fds.metrics.normal_error`,
+    Sobel slopes over the texel sizes ``texel_mm``: a pair, ``[B, 2]`` per patch or ``[B, 2, H, W]``), so this
+    term trains the quantity the normal-angle metric measures: for small angles, ‖n_pred − n_gt‖₁ grows linearly
+    with the angle between them. Unlike an L1 on heights, whose optimum on the mostly flat GT is 0 everywhere, it
+    is dominated by the slopes of wrinkle walls.
     """
-    n_pred = normals_from_displacement(pred_mm, texel_mm)  # [B, 3, H, W]
-    n_gt = normals_from_displacement(target_mm, texel_mm)
-    return masked_l1(n_pred, n_gt.to(n_pred.dtype), mask) * 3.0  # sum over the 3 components, mean over texels
+    return masked_mean(normal_error(pred_mm, target_mm.to(pred_mm.dtype), texel_mm).l1, mask)
 
 
 def concordance_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
@@ -138,7 +144,7 @@ def concordance_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 def detail_concordance_loss(
     pred_mm: torch.Tensor,
     target_mm: torch.Tensor,
-    texel_mm: float | tuple[float, float],
+    texel_mm: TexelMM,
     mask: torch.Tensor | None = None,
     sigma_high: float = 6.0,
 ) -> torch.Tensor:

@@ -12,8 +12,8 @@ Batch contract
   ``input [B, Cin, H, W]`` (paper: HSV V channel, per-patch mean removed, x2; Cin = 1, or 3 with RGB),
   ``displacement [B, 1, H, W]`` GT in network units (mm / disp_scale_mm, in [-1, 1]),
   ``mask [B, 1, H, W]`` (1 = valid texel; optional), ``region`` list[str] or str (optional when one model
-  serves every region), ``texel_mm`` (optional, [B] or [B, 2] mm per texel; their mean replaces the
-  ``texel_mm`` hyper-parameter in the validation normal metric).
+  serves every region), ``texel_mm [B, 2]`` the surface size (du, dv) of one texel of each patch in mm (for the
+  normal term and the validation normal metric; the ``texel_mm`` hyper-parameter stands in when absent).
 - appearance batch (wild photos): ``input [B, Cin, H, W]``, ``texture [B, 3, H, W]`` in [0, 1],
   ``visibility [B, 1, H, W]`` in [0, 1], ``position_mm [B, 3, H, W]`` proxy positions (mm, model frame),
   ``normal [B, 3, H, W]`` unit proxy normals, ``albedo [B, 3, H, W]``, ``sh [B, 3, 9]`` radiance SH in the
@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -134,7 +134,8 @@ class DFDNModule(pl.LightningModule):
         gan_weight: weight of the adversarial term (0 turns the discriminator off).
         adv_on_app: add the adversarial term on appearance steps too.
         disp_scale_mm: mm per network unit of displacement.
-        texel_mm: texel size of the patches on the surface in mm, for the validation normal-angle metric.
+        texel_mm: surface size of one texel in mm (a number or (du, dv)) for geometry batches that carry no
+            ``texel_mm`` of their own (fds.data's always do); None: such batches are refused where it is needed.
         warmup_epochs: supervised-only epochs before appearance steps start (paper: 15).
         lr_decay_start_epoch / lr_decay_end_epoch: linear LR decay window (paper: 100 → 250).
         ema_decay: keep an exponential moving average of G with this decay (None: off); validation and
@@ -143,10 +144,17 @@ class DFDNModule(pl.LightningModule):
         panel_rows: rows of the validation image panel (0: no panels).
         inference_batch_stats: normalise with each prediction batch's own BatchNorm statistics, as the
             release does (it never calls ``.eval()``); running statistics are left untouched.
-        init_weights: an fds ``.safetensors`` checkpoint whose generator weights start this run (fine-tuning,
-            e.g. a GPU pre-training continued with the appearance stream); its ``disp_scale_mm`` must match.
-            Optimizer state and the discriminator start fresh (use ``ckpt_path`` to resume a run instead).
+
+    A fine-tuning run starts from exported generator weights through
+    :func:`fds.models.checkpoint.load_start_weights` (``train()`` calls it for the config's ``init_weights``).
     """
+
+    skipped_steps: torch.Tensor  # buffer: steps skipped for a non-finite loss or gradient
+
+    if TYPE_CHECKING:  # the constructor's arguments, as save_hyperparameters() stores them
+
+        @property
+        def hparams(self) -> Any: ...
 
     def __init__(
         self,
@@ -164,7 +172,7 @@ class DFDNModule(pl.LightningModule):
         gan_weight: float = 1.0,
         adv_on_app: bool = True,
         disp_scale_mm: float = 2.0,
-        texel_mm: float = 0.1,
+        texel_mm: float | tuple[float, float] | None = None,
         warmup_epochs: int = 15,
         lr_decay_start_epoch: int = 100,
         lr_decay_end_epoch: int | None = None,
@@ -172,13 +180,14 @@ class DFDNModule(pl.LightningModule):
         grad_clip_norm: float | None = None,
         panel_rows: int = 4,
         inference_batch_stats: bool = False,
-        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         if gan_mode not in ("lsgan", "vanilla", "hinge"):
             raise ValueError(f"gan_mode must be 'lsgan', 'vanilla' or 'hinge', got {gan_mode!r}")
-        if disp_scale_mm <= 0 or texel_mm <= 0:
-            raise ValueError(f"disp_scale_mm and texel_mm must be positive mm, got {disp_scale_mm}, {texel_mm}")
+        if disp_scale_mm <= 0:
+            raise ValueError(f"disp_scale_mm must be positive mm per network unit, got {disp_scale_mm}")
+        if texel_mm is not None and min(texel_mm if isinstance(texel_mm, Sequence) else [texel_mm]) <= 0:
+            raise ValueError(f"texel_mm must be positive mm per texel, got {texel_mm}")
         if target_blur_texels < 0:
             raise ValueError(f"target_blur_texels must be ≥ 0 texels, got {target_blur_texels}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
@@ -190,26 +199,10 @@ class DFDNModule(pl.LightningModule):
         self.automatic_optimization = False
         self.generator = _as_region_models(generator)
         self.discriminator = _as_region_models(discriminator)
-        if init_weights:
-            self._load_generator_weights(init_weights)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema_decay else None
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
         # validation detail agreement (r, amplitude ratio), pooled over the epoch: every valid texel / wrinkle texels
         self.val_detail = {"": DetailAgreement(), "_wrinkles": DetailAgreement()}
-
-    def _load_generator_weights(self, path: str) -> None:
-        from fds.models.checkpoint import CheckpointError, read_detail_checkpoint
-
-        tensors, meta = read_detail_checkpoint(path)
-        scale = float(meta.get("disp_scale_mm", "nan"))
-        if scale != float(self.hparams.disp_scale_mm):
-            raise CheckpointError(f"init_weights {path} was trained at disp_scale_mm={scale} but this run uses "
-                                  f"{self.hparams.disp_scale_mm}: set data's disp_scale_mm to {scale}")
-        try:
-            self.generator.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(f"init_weights {path} does not fit this run's generator (model config "
-                                  f"differs?): {exc}") from exc
 
     # ---------------------------------------------------------------- inference
     @property
@@ -235,6 +228,11 @@ class DFDNModule(pl.LightningModule):
         return {**extra, "displacement": disp, "displacement_mm": disp * self.hparams.disp_scale_mm}
 
     # ---------------------------------------------------------------- training
+    def _optimizer_pair(self) -> list[Any]:
+        """``[G's, D's]`` Lightning-wrapped optimizers (configure_optimizers returns both)."""
+        opts = self.optimizers()
+        return list(opts) if isinstance(opts, list) else [opts]
+
     def configure_optimizers(self):
         opt_g = self.optimizer_factory(params=self.generator.parameters())
         opt_d = self.optimizer_factory(params=self.discriminator.parameters())
@@ -253,7 +251,7 @@ class DFDNModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Set from the epoch number rather than stepped, so a resumed run gets the same rates.
         factor = self.lr_factor(self.current_epoch)
-        for opt in self.optimizers():
+        for opt in self._optimizer_pair():
             for group in opt.optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
         self.log("train/lr_factor", factor, on_step=False, on_epoch=True)
@@ -274,7 +272,7 @@ class DFDNModule(pl.LightningModule):
             _bn_restore(bn_state)
 
     def _geometry_step(self, geo: Mapping) -> None:
-        opt_g, opt_d = self.optimizers()
+        opt_g, opt_d = self._optimizer_pair()
         x, y, mask, region = geo["input"], geo["displacement"], geo.get("mask"), geo.get("region")
         batch = x.shape[0]
         out = self.generator(region, x)
@@ -316,19 +314,19 @@ class DFDNModule(pl.LightningModule):
         self.log("train/loss_g", loss_g.detach(), batch_size=batch, prog_bar=True)
         self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=batch)
 
-    def _texel_mm(self, geo: Mapping) -> tuple[float, float]:
-        """Texel size (du, dv) in mm on the surface, averaged over the batch (``hparams.texel_mm`` if absent).
-        ``geo["texel_mm"]`` is ``[B, 2]`` (du, dv) or ``[B]`` / a number (square texels)."""
-        if "texel_mm" not in geo:
-            return (self.hparams.texel_mm, self.hparams.texel_mm)
-        t = torch.as_tensor(geo["texel_mm"]).float()
-        if t.ndim >= 1 and t.shape[-1] == 2:
-            du, dv = t.reshape(-1, 2).mean(0).tolist()
-            return (du, dv)
-        return (float(t.mean()), float(t.mean()))
+    def _texel_mm(self, geo: Mapping) -> torch.Tensor | float | tuple[float, float]:
+        """Texel size (du, dv) in mm on the surface of each patch: ``geo["texel_mm"]`` ``[B, 2]`` (as
+        :func:`fds.metrics.normal_error` takes it), else the ``texel_mm`` hyper-parameter."""
+        if "texel_mm" in geo:
+            return torch.as_tensor(geo["texel_mm"]).float().reshape(-1, 2)
+        if self.hparams.texel_mm is None:
+            raise KeyError("this geometry batch has no 'texel_mm' [B, 2] (mm per texel along u and v; fds.data.scans "
+                           "batches carry it) and the module has no texel_mm fallback: add it to the batch")
+        t = self.hparams.texel_mm
+        return (float(t[0]), float(t[1])) if isinstance(t, Sequence) else float(t)
 
     def _appearance_step(self, app: Mapping) -> None:
-        opt_g, _ = self.optimizers()
+        opt_g, _ = self._optimizer_pair()
         x, region = app["input"], app.get("region")
         batch = x.shape[0]
         self.toggle_optimizer(opt_g)
@@ -393,8 +391,7 @@ class DFDNModule(pl.LightningModule):
         out = self.inference_generator(region, x)
         pred = out.refined.float()
         scale, batch_size = self.hparams.disp_scale_mm, x.shape[0]
-        texel_mm = float(torch.as_tensor(geo["texel_mm"]).float().mean()) if "texel_mm" in geo else None
-        texel_mm = texel_mm or self.hparams.texel_mm
+        texel_mm = self._texel_mm(geo)  # per patch: validation scores what evaluation scores
         self.log("val/loss_geo", geometry_loss(out.coarse.float(), pred, y, mask), batch_size=batch_size)
         if mask is None or mask.sum() > 0:
             pred_mm, gt_mm = pred * scale, y * scale
@@ -451,8 +448,10 @@ class DFDNModule(pl.LightningModule):
         for logger in self.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="val/panel", images=[panel], step=self.global_step)
-            elif hasattr(getattr(logger, "experiment", None), "add_image"):
-                logger.experiment.add_image("val/panel", panel, self.global_step, dataformats="HWC")
+            else:
+                experiment: Any = getattr(logger, "experiment", None)
+                if hasattr(experiment, "add_image"):
+                    experiment.add_image("val/panel", panel, self.global_step, dataformats="HWC")
 
 
 def _bn_snapshot(*modules: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -95,6 +95,8 @@ class PCABasis(nn.Module):
     it changes only the parametrisation. Keep it False to load the release's weights with its ``project.mat``.
     """
 
+    basis: torch.Tensor  # buffer [K, H, W]
+
     def __init__(
         self,
         source: str | Path | torch.Tensor | np.ndarray | None = None,
@@ -103,7 +105,8 @@ class PCABasis(nn.Module):
         unit_rms: bool = False,
     ) -> None:
         super().__init__()
-        size = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
+        size: tuple[int, int] = (patch_size, patch_size) if isinstance(patch_size, int) else (patch_size[0],
+                                                                                               patch_size[1])
         # the basis is a persistent buffer: checkpoints carry it and never depend on the artifact file
         if source is None:
             self.register_buffer("basis", dct_basis(k, *size))
@@ -121,7 +124,7 @@ class PCABasis(nn.Module):
 
     @property
     def patch_size(self) -> tuple[int, int]:
-        return tuple(self.basis.shape[1:])
+        return int(self.basis.shape[1]), int(self.basis.shape[2])
 
     def forward(self, weights: torch.Tensor) -> torch.Tensor:
         if weights.ndim != 2 or weights.shape[1] != self.k:

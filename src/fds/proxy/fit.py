@@ -81,38 +81,6 @@ def project_px(points_mm, rotation, translation_mm, scale_px_per_mm, image_size)
     return np.stack([scale_px_per_mm * cam[:, 0], h - scale_px_per_mm * cam[:, 1]], axis=1)
 
 
-def _eos_model(fm: FaceModel, mean_mm: np.ndarray, with_expression: bool):
-    """An eos MorphableModel like ``fm.eos_model()`` but with another mean (and optionally no expressions)."""
-    import eos
-
-    tri = fm.triangles.tolist()
-    shape = eos.morphablemodel.PcaModel(
-        mean_mm.reshape(-1).astype(np.float32),
-        fm.id_basis.reshape(fm.num_identity, -1).T.astype(np.float32),
-        fm.id_variance.astype(np.float32),
-        tri,
-    )
-    if len(fm.uv) == fm.num_vertices and np.array_equal(fm.uv_triangles, fm.triangles):
-        uv, uv_tri = fm.uv.tolist(), []
-    else:
-        uv, uv_tri = fm.uv.tolist(), fm.uv_triangles.tolist()
-    mm = eos.morphablemodel
-    if not with_expression:  # eos needs an expression model: one all-zero blendshape moves nothing
-        expression = [mm.Blendshape("fixed", np.zeros(fm.num_vertices * 3, np.float32))]
-    elif fm.expr_kind == "blendshapes":
-        expression = [
-            mm.Blendshape(n, fm.expr_basis[j].reshape(-1).astype(np.float32)) for j, n in enumerate(fm.expr_names)
-        ]
-    else:
-        expression = mm.PcaModel(
-            np.zeros(fm.num_vertices * 3, np.float32),
-            fm.expr_basis.reshape(fm.num_expression, -1).T.astype(np.float32),
-            np.asarray(fm.expr_variance, np.float32),
-            tri,
-        )
-    return mm.MorphableModel(shape, expression, mm.PcaModel(), None, uv, uv_tri)
-
-
 def fit_proxy(
     fm: FaceModel,
     landmarks_px: np.ndarray,
@@ -143,7 +111,7 @@ def fit_proxy(
         prior = np.asarray(prior_expr, np.float32)
 
     base_mean = fm.vertices(None, prior) if mode != "none" else fm.mean_mm
-    model = fm.eos_model() if mode == "none" else _eos_model(fm, base_mean, with_expression=mode == "init")
+    model = fm.eos_model() if mode == "none" else fm.build_eos_model(base_mean, with_expression=mode == "init")
     landmarks = [eos.core.Landmark(str(i + 1), p) for i, p in enumerate(lm)]
     n_id = config.num_identity
     if config.use_contours and fm.has_contours:
@@ -210,7 +178,8 @@ def fit_proxy(
     proj_lm = project_px(vertices[np.maximum(fm.landmarks_ibug68, 0)], rotation, translation, scale, (h, w))
     err = np.linalg.norm(proj_lm - lm, axis=1).astype(np.float32)
     err[fm.landmarks_ibug68 < 0] = np.nan
-    ypr = tuple(float(a) for a in rp.get_yaw_pitch_roll())
+    yaw, pitch, roll = (float(a) for a in rp.get_yaw_pitch_roll())
+    ypr = (yaw, pitch, roll)
     return FitResult(
         vertices_mm=vertices.astype(np.float32),
         id_coeffs=id_coeffs,

@@ -30,6 +30,9 @@ __all__ = [
 ]
 
 N_LANDMARKS = 68
+# dlib's HOG detector scans an 80×80 px window and mmod a ~80 px one; with the one 2× upsampling the detector tries,
+# no face narrower than about 40 px is ever found (and the mmod network fails inside dlib on images of a few px)
+SMALLEST_DETECTABLE_FACE_PX = 40
 # Outer eye corners (iBUG 37 and 46, 0-based 36 and 45): the NME normaliser of 300-W.
 OUTER_EYE_CORNERS = (36, 45)
 
@@ -43,6 +46,9 @@ class NoFaceError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------- images
+HARD_SUFFIXES = (".heic", ".heif", ".avif", ".jxl", ".dng")  # photo formats Pillow may not read without plugins
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as ``uint8 [H, W, 3]`` RGB, upright according to its EXIF orientation.
 
@@ -53,13 +59,23 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as im:
+            if getattr(im, "is_animated", False) and im.format != "MPO":  # MPO: a camera JPEG with extra views
+                raise ImageReadError(f"{path}: an animated or multi-page {im.format} ({im.n_frames} frames): give "
+                                     "one still photo")
             im.load()  # decode now so truncated files fail here, not later
             im = ImageOps.exif_transpose(im)
             return _to_rgb_uint8(im)
+    except ImageReadError:
+        raise
     except FileNotFoundError as e:
         raise ImageReadError(f"{path}: file not found") from e
+    except IsADirectoryError as e:
+        raise ImageReadError(f"{path}: a folder, not a photo") from e
+    except PermissionError as e:
+        raise ImageReadError(f"{path}: cannot read the file (permission denied)") from e
     except UnidentifiedImageError as e:
-        raise ImageReadError(f"{path}: not an identifiable image (corrupt, or not an image file)") from e
+        hint = "; convert HEIC/HEIF/AVIF photos to JPEG or PNG" if path.suffix.lower() in HARD_SUFFIXES else ""
+        raise ImageReadError(f"{path}: not an identifiable image (corrupt, or not an image file{hint})") from e
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"{path}: cannot decode image ({e})") from e
 
@@ -219,8 +235,14 @@ class FaceDetector:
 
     # detection -----------------------------------------------------------------------------------------
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, str]]:
-        """Face boxes ``(float32 [4] x0,y0,x1,y1 full-res px, score, detector)``; may be empty."""
+        """Face boxes ``(float32 [4] x0,y0,x1,y1 full-res px, score, detector)``; may be empty. A photo whose
+        shorter side cannot hold a face the detector finds raises ``NoFaceError`` saying so."""
         image = _check_image(image)
+        h, w = image.shape[:2]
+        smallest = max(self.min_face_px, SMALLEST_DETECTABLE_FACE_PX)
+        if min(h, w) < smallest:
+            raise NoFaceError(f"photo is {w}×{h} px: too small to hold a face (the detector finds faces of at "
+                              f"least {smallest:.0f} px); give a larger photo")
         boxes: list[tuple[np.ndarray, float, str]] = []
         if self.method in ("hog", "hog+cnn"):
             small, s = resize_longest(image, self.detect_max_side)

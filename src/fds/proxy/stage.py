@@ -1,9 +1,8 @@
 """``ProxyStage``: photo → landmarks → expression prior → eos fit → UV texture, cached per image.
 
-Cache layout: ``<cache_dir>/<image sha1[:16]>-<config hash[:12]>/`` holding, per face ``k`` (0 = largest),
-``face<k>.npz`` (arrays), ``face<k>.json`` (scalars, names, timings) and ``face<k>_uv_texture.png`` /
-``face<k>_confidence.png``, plus ``done.json``. A folder is written under a temporary name and renamed into
-place, so a cache entry is complete or absent. Failed images are not cached (they are retried).
+Cache: one entry per photo content and proxy config (:mod:`fds.proxy.cache`: full precision, checksummed,
+complete or absent; a corrupt or stale entry is logged, recomputed and replaced). Failed images are not cached
+(they are retried).
 
 ``run_folder`` processes a folder with a torch DataLoader (each worker builds dlib/eos/torch objects lazily),
 shows a tqdm bar and returns a :class:`RunSummary` (successes, failures with reasons, mean stage times).
@@ -14,17 +13,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from PIL import Image
+from torch.utils.data import Dataset
 
+from fds.proxy.cache import CACHE_VERSION, CacheEntryError, load_result, read_entry, save_result, write_entry
 from fds.proxy.fit import FitConfig, fit_proxy
 from fds.proxy.landmarks import FaceDetector, ImageReadError, NoFaceError, load_image
 from fds.proxy.unwrap import UnwrapConfig, unwrap_texture
@@ -32,7 +30,7 @@ from fds.proxy.unwrap import UnwrapConfig, unwrap_texture
 __all__ = ["ProxyConfig", "ProxyResult", "ProxyStage", "RunSummary", "run_folder", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-CACHE_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,56 +101,17 @@ class ProxyResult:
     reprojection_error_px: float  # mean over the fixed mapped landmarks
     uv_texture: np.ndarray  # uint8 [R, R, 3] RGB, row 0 = v 0 (forehead side); 0 where not visible
     visibility: np.ndarray  # bool [R, R]
-    confidence: np.ndarray  # float32 [R, R] in [0, 1] (cached as 8-bit: steps of 1/255)
+    confidence: np.ndarray  # float32 [R, R] in [0, 1]
     timings_s: dict[str, float] = field(default_factory=dict)  # detect, landmarks, emotion, fit, unwrap
 
-    _ARRAYS = (
-        "box_px",
-        "landmarks_px",
-        "prior_expr",
-        "vertices_mm",
-        "id_coeffs",
-        "expr_coeffs",
-        "rotation",
-        "translation_mm",
-        "modelview",
-        "projection",
-        "landmark_error_px",
-        "visibility",
-    )
-
     def save(self, folder: Path) -> None:
-        """Write ``face<k>.npz/.json/_uv_texture.png/_confidence.png`` into ``folder``."""
-        stem = folder / f"face{self.face_index}"
-        np.savez_compressed(f"{stem}.npz", **{k: getattr(self, k) for k in self._ARRAYS})
-        meta = {
-            k: v
-            for k, v in dataclasses.asdict(self).items()
-            if k not in self._ARRAYS and k not in ("uv_texture", "confidence")
-        }
-        Path(f"{stem}.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
-        Image.fromarray(self.uv_texture).save(f"{stem}_uv_texture.png")
-        Image.fromarray(np.round(self.confidence * 255).astype(np.uint8)).save(f"{stem}_confidence.png")
+        """Write ``face<k>.npz`` / ``face<k>.json`` into ``folder`` (:func:`fds.proxy.cache.save_result`)."""
+        save_result(self, folder)
 
     @classmethod
-    def load(cls, folder: Path, face_index: int = 0) -> ProxyResult:
-        stem = Path(folder) / f"face{face_index}"
-        meta = json.loads(Path(f"{stem}.json").read_text())
-        meta["image_size"] = tuple(meta["image_size"])
-        meta["yaw_pitch_roll_deg"] = tuple(meta["yaw_pitch_roll_deg"])
-        with np.load(f"{stem}.npz") as z:
-            arrays = {k: z[k] for k in cls._ARRAYS}
-        tex = np.asarray(Image.open(f"{stem}_uv_texture.png").convert("RGB"))
-        conf = np.asarray(Image.open(f"{stem}_confidence.png"), np.float32) / 255.0
-        return cls(**meta, **arrays, uv_texture=tex, confidence=conf)
-
-
-def _jsonable(o: Any):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
+    def load(cls, folder: Path, face_index: int = 0, image_path: str = "") -> ProxyResult:
+        """Face ``face_index`` of a cache entry (:func:`fds.proxy.cache.load_result`)."""
+        return load_result(folder, face_index, image_path)
 
 
 def file_sha1(path: Path) -> str:
@@ -207,15 +166,25 @@ class ProxyStage:
         """Results for one photo, from the cache when present. Raises ImageReadError / NoFaceError."""
         path = Path(image_path)
         if not path.is_file():
-            raise ImageReadError(f"{path}: file not found")
+            why = ("a folder, not a photo" if path.is_dir() else
+                   f"dangling symlink to {os.readlink(path)}" if path.is_symlink() else "file not found")
+            raise ImageReadError(f"{path}: {why}")
         sha = file_sha1(path)
         folder = self.cache_dir / self.cache_key(sha) if self.cache_dir is not None else None
-        if folder is not None and (folder / "done.json").is_file():
-            n = json.loads((folder / "done.json").read_text())["num_faces"]
-            return [ProxyResult.load(folder, k) for k in range(n)]
+        if folder is not None:
+            try:
+                cached = read_entry(folder, sha, str(path))
+            except CacheEntryError as exc:
+                log.warning("proxy cache entry %s is unusable (%s): recomputing it", folder, exc)
+                cached = None
+            if cached is not None:
+                return cached
         results = self.process(load_image(path), str(path), sha)
         if folder is not None:
-            _write_atomically(folder, results)
+            try:
+                write_entry(folder, results, sha)
+            except OSError as exc:  # the results are good; only the cache could not keep them
+                log.warning("could not cache the proxy of %s in %s: %s", path, folder, exc)
         return results
 
     def process(self, image: np.ndarray, image_path: str = "", image_sha1: str = "") -> list[ProxyResult]:
@@ -282,23 +251,6 @@ class ProxyStage:
         return out
 
 
-def _write_atomically(folder: Path, results: list[ProxyResult]) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        for r in results:
-            r.save(tmp)
-        (tmp / "done.json").write_text(json.dumps({"num_faces": len(results), "version": CACHE_VERSION}))
-        try:
-            os.replace(tmp, folder)  # atomic on POSIX; fails if another process finished first
-        except OSError:
-            if not (folder / "done.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 # ------------------------------------------------------------------------------------------- folder runner
 @dataclass
 class RunSummary:
@@ -336,7 +288,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     )
 
 
-class _ImageDataset:
+class _ImageDataset(Dataset[dict]):
     """torch Dataset over image paths; item → a small record (the arrays stay in the cache)."""
 
     def __init__(self, paths: list[Path], stage: ProxyStage):
@@ -354,7 +306,7 @@ class _ImageDataset:
             return {
                 "path": str(path),
                 "ok": True,
-                "cache": str(self.stage.cache_dir / self.stage.cache_key(sha)),
+                "cache": str(Path(self.stage.cache_dir or "") / self.stage.cache_key(sha)),
                 "timings": timings,
             }
         except (ImageReadError, NoFaceError) as e:
@@ -373,17 +325,21 @@ def run_folder(
 ) -> RunSummary:
     """Proxy for every photo in ``input_dir`` (or ``paths``) into ``cache_dir``; never stops on bad input."""
     import torch
-    from tqdm import tqdm
+
+    from fds.progress import progress as show_progress
 
     stage = ProxyStage(config, cache_dir=cache_dir)
     stage.face_model  # noqa: B018  load once in the parent (pickled to workers, eos objects rebuilt lazily)
     paths = list_images(input_dir) if paths is None else list(paths)
-    loader = torch.utils.data.DataLoader(
+    loader: torch.utils.data.DataLoader[dict] = torch.utils.data.DataLoader(
         _ImageDataset(paths, stage), batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=lambda x: x
     )
-    ok, bad, sums = [], [], {}
+    ok: list[tuple[str, str]] = []
+    bad: list[tuple[str, str]] = []
+    sums: dict[str, float] = {}
     t0 = time.perf_counter()
-    for rec in tqdm(loader, total=len(paths), disable=not progress, desc="proxy", unit="img"):
+    records = show_progress(loader, "proxy", total=len(paths), unit="photo") if progress else loader
+    for rec in records:
         if rec["ok"]:
             ok.append((rec["path"], rec["cache"]))
             for k, v in rec["timings"].items():

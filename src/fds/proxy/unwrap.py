@@ -17,6 +17,7 @@ model's UV layout:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -47,6 +48,21 @@ class UVTexture:
     confidence: np.ndarray  # float32 [R, R] in [0, 1]: visibility × n·view ramp
     coverage: np.ndarray  # bool [R, R] texel inside the model's UV layout
     texel_px: np.ndarray  # float32 [R, R, 2] photo position of each texel (0-based px, x col, y row down)
+
+
+@lru_cache(maxsize=4)
+def _uv_raster(fm: FaceModel, r: int, backend: str, device: str) -> torch.Tensor:
+    """The face model's UV layout rasterised at ``r × r`` (``[1, R, R, 4]``; no grad): it depends on neither the
+    photo nor the fit, so it is computed once per process and resolution. Callers must not modify it."""
+    from fds.render.raster import rasterize
+
+    uv = torch.as_tensor(fm.uv, dtype=torch.float32, device=device)  # [U, 2] image convention
+    uv_tri = torch.as_tensor(fm.uv_triangles, dtype=torch.int64, device=device)
+    pos_uv = torch.stack(
+        [uv[:, 0] * 2 - 1, uv[:, 1] * 2 - 1, torch.zeros_like(uv[:, 0]), torch.ones_like(uv[:, 0])], -1
+    )
+    with torch.no_grad():
+        return rasterize(pos_uv[None], uv_tri, (r, r), backend=backend)
 
 
 def unwrap_texture(
@@ -96,13 +112,9 @@ def unwrap_texture(
 
     # --- UV rasterisation -----------------------------------------------------------------------------
     r = config.resolution
-    uv = torch.as_tensor(fm.uv, dtype=torch.float32, device=dev)  # [U, 2] image convention
     uv_tri = torch.as_tensor(fm.uv_triangles, dtype=torch.int64, device=dev)
     vid = torch.as_tensor(fm.uv_vertex_index(), dtype=torch.int64, device=dev)  # [U]
-    pos_uv = torch.stack(
-        [uv[:, 0] * 2 - 1, uv[:, 1] * 2 - 1, torch.zeros_like(uv[:, 0]), torch.ones_like(uv[:, 0])], -1
-    )
-    rast_uv = rasterize(pos_uv[None], uv_tri, (r, r), backend=config.backend)
+    rast_uv = _uv_raster(fm, r, config.backend, str(dev))  # [1, R, R, 4], the same for every photo
     attr = torch.cat([px[vid], z_ndc[vid, None], normals[vid]], dim=1)  # [U, 6]
     texel = interpolate(attr, rast_uv, uv_tri, backend=config.backend)[0]  # [R, R, 6]
     coverage = rast_uv[0, ..., 3] > 0

@@ -37,7 +37,7 @@ def _load_plugin(dr) -> None:
             raise
         from torch.utils import cpp_extension
 
-        build_dir = cpp_extension._get_build_directory(exc.name, verbose=False)
+        build_dir = cpp_extension._get_build_directory(str(exc.name), verbose=False)
         if build_dir not in sys.path:
             sys.path.insert(0, build_dir)
         ops._get_plugin(gl=False)

@@ -12,6 +12,8 @@ UV / map conventions (the project's image convention)
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -39,23 +41,47 @@ def normals_from_positions(pos: torch.Tensor, eps: float = 1e-12) -> torch.Tenso
     return n / n.norm(dim=1, keepdim=True).clamp_min(eps)
 
 
-def normals_from_displacement(
-    displacement_mm: torch.Tensor, texel_mm: float | tuple[float, float], mode: str = "sobel"
-) -> torch.Tensor:
+TexelMM = float | tuple[float, float] | torch.Tensor
+
+
+def texel_sizes(texel_mm: TexelMM, like: torch.Tensor) -> tuple[float | torch.Tensor, float | torch.Tensor]:
+    """``(du, dv)``: surface size (mm) of one texel along u (columns) and v (rows) for maps like ``like``
+    ``[B, C, H, W]``, from a number (square texels), a pair ``(du, dv)``, a ``[B, 2]`` tensor (one pair per map) or
+    a ``[B, 2, H, W]`` tensor (one pair per texel). Tensors come back as ``[B, 1|H, 1|W]``, broadcasting against a
+    ``[B, H, W]`` channel; numbers stay Python floats."""
+    if isinstance(texel_mm, torch.Tensor):
+        b, _, h, w = like.shape
+        t = texel_mm.to(device=like.device, dtype=like.dtype)
+        if t.shape == (2,):
+            t = t.expand(b, 2)
+        if t.dim() == 2 and t.shape == (b, 2):
+            t = t[:, :, None, None]
+        if t.dim() != 4 or t.shape[:2] != (b, 2) or tuple(t.shape[2:]) not in ((h, w), (1, 1)):
+            raise ValueError(f"texel_mm must be [2], [B={b}, 2] or [B, 2, {h}, {w}] mm per texel (du, dv), got "
+                             f"{tuple(texel_mm.shape)}")
+        if not bool(((t > 0) & torch.isfinite(t)).all()):
+            raise ValueError("texel_mm must be positive and finite (mm per texel) everywhere")
+        return t[:, 0], t[:, 1]
+    du, dv = (texel_mm, texel_mm) if isinstance(texel_mm, int | float) else texel_mm
+    if not (0 < du < math.inf and 0 < dv < math.inf):
+        raise ValueError(f"texel_mm must be positive and finite (mm per texel), got {texel_mm}")
+    return du, dv
+
+
+def normals_from_displacement(displacement_mm: torch.Tensor, texel_mm: TexelMM, mode: str = "sobel") -> torch.Tensor:
     """Tangent-space unit normals ``[B, 3, H, W]`` of a height map along N, ``displacement_mm [B, 1, H, W]``.
 
-    ``texel_mm`` is the size of one texel on the surface in mm (a number, or ``(du_mm, dv_mm)``), so the
-    slopes and therefore the normals are metric. With h the displacement (mm), x = column·du, and the
-    bitangent pointing up the map: n = normalise(−∂h/∂x, +∂h/∂row / dv, 1). Gradients are kornia's
-    normalised Sobel (or ``"diff"``) derivatives, exact for linear ramps away from the replicated border.
+    ``texel_mm`` is the size of one texel on the surface in mm along u and v (:func:`texel_sizes`: a number, a
+    pair, per map ``[B, 2]`` or per texel ``[B, 2, H, W]``), so the slopes and therefore the normals are metric.
+    With h the displacement (mm), x = column·du, and the bitangent pointing up the map:
+    n = normalise(−∂h/∂x, +∂h/∂row / dv, 1). Gradients are kornia's normalised Sobel (or ``"diff"``) derivatives,
+    exact for linear ramps away from the replicated border.
     """
     import kornia
 
     if displacement_mm.dim() != 4 or displacement_mm.shape[1] != 1:
         raise ValueError(f"displacement_mm must be a [B, 1, H, W] map in mm, got {tuple(displacement_mm.shape)}")
-    du, dv = (texel_mm, texel_mm) if isinstance(texel_mm, int | float) else texel_mm
-    if du <= 0 or dv <= 0:
-        raise ValueError(f"texel_mm must be positive (mm per texel), got {texel_mm}")
+    du, dv = texel_sizes(texel_mm, displacement_mm)
     grad = kornia.filters.spatial_gradient(displacement_mm, mode=mode, order=1, normalized=True)  # [B,1,2,H,W]
     dh_dx = grad[:, 0, 0] / du  # per mm along T
     dh_drow = grad[:, 0, 1] / dv  # per mm along −B

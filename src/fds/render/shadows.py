@@ -59,7 +59,7 @@ class ShadowMap:
         p = points.reshape(-1, 3).double()
         q = p @ self.basis.T.to(p)  # [N, 3] (a, b, l)
         depth = -q[:, 2]
-        b = 1.5 * self.texel if bias is None else float(bias)
+        b: float | torch.Tensor = 1.5 * self.texel if bias is None else float(bias)
         if normals is not None:
             cos = (normals.reshape(-1, 3).double() @ self.basis[2].to(p)).clamp(0.2, 1.0)
             b = b * (1 + (1 - cos**2).sqrt() / cos).clamp(max=4.0)

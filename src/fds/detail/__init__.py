@@ -1,0 +1,5 @@
+"""Detail prediction: a checkpoint's networks turn a proxy's UV texture into a UV displacement map (mm)."""
+
+from fds.detail.predictor import DetailMap, DetailPredictor, FaceModelMismatch, check_face_model, seen_weight
+
+__all__ = ["DetailMap", "DetailPredictor", "FaceModelMismatch", "check_face_model", "seen_weight"]

@@ -1,0 +1,206 @@
+"""``DetailPredictor``: a DFDN checkpoint as one object that turns a proxy's UV texture into a UV displacement map.
+
+Inference (:mod:`fds.pipeline`), evaluation (:mod:`fds.evaluation`, :mod:`fds.evaluation_photos`), the demo and
+the notebooks all predict detail through it. Built from a checkpoint (its frozen
+:class:`~fds.models.checkpoint.CheckpointMeta` says the units) and the face model whose UV chart the proxy uses,
+which must be the one the checkpoint was trained in (checked once, here). Maps follow the project's UV
+convention (``[R, R]``, row 0 = v 0 = top of the map); displacements are mm along the proxy's outward normal.
+
+- :meth:`DetailPredictor.full_map`: the network's full map of a UV texture at the checkpoint's texel density
+  (``meta.map_resolution``): the paper's Gaussian-blended patch grid per zone (:mod:`fds.synthesis`), optionally
+  averaged with the map of the left-right mirrored texture (``flip_average``);
+- :meth:`DetailPredictor.predict` / ``predictor(proxy_result)``: that map faded out towards the texels the photo
+  does not see (:func:`seen_weight`) and resampled to the output resolution, with warnings for the user.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fds.synthesis import DetailSynthesis, synthesize_displacement, upsample_mask
+
+if TYPE_CHECKING:
+    from fds.facemodel import FaceModel
+    from fds.models.checkpoint import CheckpointMeta
+    from fds.proxy import ProxyResult
+
+
+@dataclass
+class DetailMap:
+    """A predicted displacement map of one face (UV image convention, row 0 = v 0)."""
+
+    displacement_mm: np.ndarray  # [R, R] float32, mm along the outward normal; 0 outside ``coverage``
+    coverage: np.ndarray  # [R, R] bool: texels with a prediction that the photo sees
+    warnings: list[str] = field(default_factory=list)  # one sentence each, for result.json
+
+    @property
+    def resolution(self) -> int:
+        return int(self.displacement_mm.shape[0])
+
+
+def seen_weight(visible: np.ndarray, sigma_texels: float) -> np.ndarray:
+    """A ``float32 [R, R]`` weight in [0, 1] that is 1 well inside the ``visible`` texels (bool ``[R, R]``) and fades
+    to 0 over about 2σ texels at their border (0 outside): detail ends softly where the photo stops showing skin.
+    σ ≤ 0 returns the mask itself."""
+    v = torch.from_numpy(visible.astype(np.float32))[None, None]
+    if sigma_texels > 0:
+        import kornia
+
+        k = int(2 * round(3 * sigma_texels) + 1)
+        v = kornia.filters.gaussian_blur2d(v, (k, k), (sigma_texels, sigma_texels))
+        v = ((v - 0.5) * 2).clamp(0, 1) * torch.from_numpy(visible)[None, None]
+    return v[0, 0].numpy()
+
+
+class FaceModelMismatch(ValueError):
+    """The proxies use another face model (UV chart) than the checkpoint was trained in."""
+
+
+def check_face_model(meta: CheckpointMeta, face_model: str, source: str | os.PathLike = "the checkpoint") -> None:
+    """Refuse a proxy face model other than the one whose UV chart the checkpoint was trained in."""
+    if meta.face_model != face_model:
+        raise FaceModelMismatch(f"checkpoint {source} was trained in the {meta.face_model!r} UV chart but the proxy "
+                                f"uses {face_model!r}: set proxy.face_model={meta.face_model} or use a checkpoint "
+                                "trained on that face model")
+
+
+class DetailPredictor:
+    """UV texture → UV displacement map (mm) by one DFDN checkpoint, for one face model.
+
+    Args:
+        module: a ``DFDNModule`` carrying its parsed ``meta`` (:func:`fds.models.checkpoint.load_detail_module`).
+        face_model: the :class:`~fds.facemodel.FaceModel` of the proxies; must be the checkpoint's.
+        batch_size: patches per network call.
+        mode: ``"patches"`` (the paper's 75 %-overlap grid) or ``"full"`` (one pass, whole-map networks only).
+        flip_average: also run the left-right mirrored texture (the networks train on mirrored patches too) and
+            average the two maps where both cover a texel: twice the network time, less prediction noise.
+        edge_blur_texels: σ of the fade towards unseen texels (:func:`seen_weight`).
+        resolution: side of :meth:`predict`'s maps, texels (None: the checkpoint's ``map_resolution``); the
+            network always runs at its training density and other sizes are bicubic resamplings.
+        fused: predict with a copy whose BatchNorm is folded into the convolutions and whose weights are
+            channels-last (:func:`fds.models.fusion.inference_copy`); False runs ``module`` itself.
+        shared_windows: when one network serves every zone, run a window that several zone grids share once;
+            False predicts every zone's windows (the plain reference). Both fast paths give the same map up to
+            float32 summation order (``tests/test_fast_paths.py``).
+        source: how errors name the checkpoint (its path).
+    """
+
+    def __init__(self, module, face_model: FaceModel, *, batch_size: int = 16, mode: str = "patches",
+                 flip_average: bool = False, edge_blur_texels: float = 4.0, resolution: int | None = None,
+                 fused: bool = True, shared_windows: bool = True, source: str | os.PathLike = "the checkpoint"
+                 ) -> None:
+        from fds.models.fusion import inference_copy
+
+        self.meta: CheckpointMeta = module.meta
+        check_face_model(self.meta, face_model.name, source)
+        if mode not in ("patches", "full"):
+            raise ValueError(f"detail mode must be 'patches' or 'full', got {mode!r}")
+        if mode == "full" and self.meta.map_resolution != self.meta.patch_size:
+            raise ValueError(f"detail.mode=full needs a network that takes whole {self.meta.map_resolution}² maps; "
+                             f"this checkpoint takes {self.meta.patch_size}² patches (its PCA basis is "
+                             "patch-sized): use detail.mode=patches")
+        self.module, self.face_model, self.source = module, face_model, str(source)
+        self.batch_size, self.mode, self.flip_average = int(batch_size), mode, bool(flip_average)
+        self.edge_blur_texels = float(edge_blur_texels)
+        self.resolution = int(resolution) if resolution else self.meta.map_resolution
+        self.fused, self.shared_windows = fused, shared_windows
+        self.network: Any = (inference_copy(module, fold_bn=not module.hparams.inference_batch_stats) if fused
+                             else module)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, face_model: FaceModel | None = None, device: str = "cpu",
+                        assets_dir: str | os.PathLike | None = None, **settings: Any) -> DetailPredictor:
+        """Load ``path`` (weights-only safetensors) onto ``device``; ``face_model`` defaults to the checkpoint's."""
+        from fds.models.checkpoint import load_detail_module
+
+        module = load_detail_module(path, device)
+        if face_model is None:
+            from fds.facemodel import load_face_model
+
+            face_model = load_face_model(module.meta.face_model, assets_dir)
+        return cls(module, face_model, source=path, **settings)
+
+    def untrained(self, seed: int = 0) -> DetailPredictor:
+        """The same networks freshly initialised from ``seed`` (what training has to beat), same settings."""
+        from fds.models.checkpoint import build_detail_module
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = build_detail_module(self.meta, self.module.device)
+        return DetailPredictor(module, self.face_model, batch_size=self.batch_size, mode=self.mode,
+                               flip_average=self.flip_average, edge_blur_texels=self.edge_blur_texels,
+                               resolution=self.resolution, fused=self.fused, shared_windows=self.shared_windows,
+                               source=f"untrained {self.source}")
+
+    @property
+    def disp_scale_mm(self) -> float:
+        return self.meta.disp_scale_mm
+
+    @property
+    def map_resolution(self) -> int:
+        return self.meta.map_resolution
+
+    # ------------------------------------------------------------------------------------------ full map
+    def full_map(self, uv_texture: np.ndarray) -> DetailSynthesis:
+        """The network's displacement map (mm) of a UV texture (any size; resampled) at ``map_resolution``: every
+        zone's patch grid stitched with the paper's Gaussian weights, averaged with the mirrored texture's map
+        where both cover a texel when ``flip_average``. Texels no patch covers are 0 (``coverage`` False)."""
+        res = self._one_pass(uv_texture)
+        if not self.flip_average:
+            return res
+        mirrored = self._one_pass(np.ascontiguousarray(np.asarray(uv_texture)[:, ::-1]))
+        other, other_cov = mirrored.displacement_mm[:, ::-1], mirrored.coverage[:, ::-1]
+        both = res.coverage & other_cov
+        disp = np.where(both, 0.5 * (res.displacement_mm + other), res.displacement_mm).astype(np.float32)
+        return dataclasses.replace(res, displacement_mm=disp)
+
+    def _one_pass(self, uv_texture: np.ndarray) -> DetailSynthesis:
+        from fds.data.patches import preprocess
+        from fds.facemodel import zone_mask
+
+        meta, net, n = self.meta, self.network, self.meta.map_resolution
+
+        def predict(x: torch.Tensor, region: str) -> torch.Tensor:
+            with torch.no_grad():
+                return net.predict_step({"input": x.to(net.device), "region": region}, 0)["displacement"].cpu()
+
+        return synthesize_displacement(
+            uv_texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
+            regions={r: zone_mask(self.face_model, n, r) for r in meta.regions}, patch_size=meta.patch_size,
+            batch_size=self.batch_size, mode=self.mode,
+            preprocess=(lambda t: preprocess(t, meta.channels)) if self.mode == "patches" else None,
+            shared_network=self.shared_windows and bool(getattr(net.inference_generator, "shared", False)))
+
+    # ------------------------------------------------------------------------------------------ one face
+    def predict(self, uv_texture: np.ndarray, confidence: np.ndarray) -> DetailMap:
+        """The detail of one face at ``resolution``: :meth:`full_map` of its UV texture, faded out towards the
+        texels the photo does not see (``confidence`` ``[R', R']`` > 0, any size) and resampled; a warning when
+        less than half of the chart is seen or when the map is a resampling."""
+        n = self.map_resolution
+        res = self.full_map(uv_texture)
+        visible = upsample_mask(np.asarray(confidence) > 0, n)
+        disp = res.displacement_mm * seen_weight(visible & res.coverage, self.edge_blur_texels)
+        coverage = res.coverage & visible
+        warnings = []
+        seen = coverage.sum() / max(res.coverage.sum(), 1)
+        if seen < 0.5:
+            warnings.append(f"only {seen:.0%} of the face's UV chart is visible in the photo: detail is partial")
+        if self.resolution != n:
+            warnings.append(f"detail synthesised at {n}² (the checkpoint's texel density) and resampled to "
+                            f"{self.resolution}²")
+            t = torch.from_numpy(disp)[None, None]
+            disp = F.interpolate(t, size=(self.resolution,) * 2, mode="bicubic", align_corners=False)[0, 0].numpy()
+            coverage = upsample_mask(coverage, self.resolution)
+            disp = disp * coverage
+        return DetailMap(disp.astype(np.float32), coverage, warnings)
+
+    def __call__(self, result: ProxyResult) -> DetailMap:
+        """:meth:`predict` on a :class:`~fds.proxy.ProxyResult` (its UV texture and confidence)."""
+        return self.predict(result.uv_texture, result.confidence)

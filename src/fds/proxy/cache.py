@@ -1,0 +1,117 @@
+"""The proxy cache: one folder per (photo content, proxy config), written whole or not at all, checked on read.
+
+Layout of an entry ``<cache_dir>/<image sha1[:16]>-<config hash[:12]>/``:
+
+- ``face<k>.npz``: every array of face ``k``'s :class:`~fds.proxy.stage.ProxyResult` at full precision (the UV
+  texture, visibility and the float32 confidence included), so a result read back equals the computed one
+  bit for bit;
+- ``face<k>.json``: its scalars, names and timings (JSON floats round-trip exactly);
+- ``done.json``: format version, number of faces, the photo's SHA-1, the entry key, and the SHA-256 of every
+  file above. It is written last, inside a temporary folder renamed into place (:func:`fds.fileio.atomic_folder`).
+
+An entry is keyed and validated by content only: it remembers no path (a result read from it names the photo it
+was asked for), and it is used only when ``done.json`` names this photo's SHA-1 and this key and every file has
+its recorded checksum. :func:`read_entry` raises :class:`CacheEntryError` for anything else (truncated, edited,
+from an older fds); the stage then logs it, recomputes and replaces the entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from fds.fileio import atomic_folder
+
+if TYPE_CHECKING:
+    from fds.proxy.stage import ProxyResult
+
+__all__ = ["CACHE_VERSION", "CacheEntryError", "read_entry", "write_entry", "save_result", "load_result"]
+
+CACHE_VERSION = 2
+ARRAYS = ("box_px", "landmarks_px", "prior_expr", "vertices_mm", "id_coeffs", "expr_coeffs", "rotation",
+          "translation_mm", "modelview", "projection", "landmark_error_px", "uv_texture", "visibility", "confidence")
+_NOT_STORED = ("image_path",)  # the entry is the photo's content, not where it was
+
+
+class CacheEntryError(ValueError):
+    """A cache entry is incomplete, corrupt, from another fds version or for another photo."""
+
+
+def _jsonable(o: Any):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_result(result: ProxyResult, folder: Path) -> list[Path]:
+    """Write ``face<k>.npz`` and ``face<k>.json`` of one face into ``folder``; returns the files."""
+    stem = Path(folder) / f"face{result.face_index}"
+    np.savez_compressed(f"{stem}.npz", **{k: getattr(result, k) for k in ARRAYS})
+    scalars = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
+               if f.name not in ARRAYS and f.name not in _NOT_STORED}
+    Path(f"{stem}.json").write_text(json.dumps(scalars, indent=1, default=_jsonable))
+    return [Path(f"{stem}.npz"), Path(f"{stem}.json")]
+
+
+def load_result(folder: Path, face_index: int = 0, image_path: str = "") -> ProxyResult:
+    """Face ``face_index`` of an entry (files as :func:`save_result` writes them), naming ``image_path``."""
+    from fds.proxy.stage import ProxyResult
+
+    stem = Path(folder) / f"face{face_index}"
+    scalars = json.loads(Path(f"{stem}.json").read_text())
+    scalars["image_size"] = tuple(scalars["image_size"])
+    scalars["yaw_pitch_roll_deg"] = tuple(scalars["yaw_pitch_roll_deg"])
+    with np.load(f"{stem}.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in ARRAYS}
+    return ProxyResult(image_path=image_path, **scalars, **arrays)
+
+
+def write_entry(folder: Path, results: list[ProxyResult], image_sha1: str) -> None:
+    """The whole entry of one photo, atomically (replacing an invalid one)."""
+    with atomic_folder(folder) as tmp:
+        files = [f for r in results for f in save_result(r, tmp)]
+        done = {"version": CACHE_VERSION, "num_faces": len(results), "image_sha1": image_sha1, "key": folder.name,
+                "files": {f.name: _sha256(f) for f in files}}
+        (tmp / "done.json").write_text(json.dumps(done, indent=1))
+
+
+def read_entry(folder: Path, image_sha1: str, image_path: str) -> list[ProxyResult] | None:
+    """The cached results of the photo ``image_sha1`` (None when there is no entry); raises
+    :class:`CacheEntryError` saying what is wrong with an entry that exists but cannot be trusted."""
+    if not folder.exists():
+        return None
+    try:
+        done = json.loads((folder / "done.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CacheEntryError(f"done.json unreadable ({exc})") from None
+    if not isinstance(done, dict) or done.get("version") != CACHE_VERSION:
+        version = done.get("version") if isinstance(done, dict) else "?"
+        raise CacheEntryError(f"written by another fds version ({version}, this fds writes {CACHE_VERSION})")
+    if done.get("image_sha1") != image_sha1 or done.get("key") != folder.name:
+        raise CacheEntryError("belongs to another photo or configuration")
+    files, n = done.get("files"), done.get("num_faces")
+    expected = {f"face{k}.{ext}" for k in range(n) for ext in ("npz", "json")} if isinstance(n, int) else None
+    if not isinstance(files, dict) or expected is None or set(files) != expected:
+        raise CacheEntryError("done.json lists the wrong files")
+    for name, digest in files.items():
+        try:
+            ok = _sha256(folder / name) == digest
+        except OSError as exc:
+            raise CacheEntryError(f"{name} unreadable ({exc.strerror or exc})") from None
+        if not ok:
+            raise CacheEntryError(f"{name} does not match its checksum (truncated or changed)")
+    try:
+        return [load_result(folder, k, image_path) for k in range(cast(int, n))]  # an int: checked above
+    except Exception as exc:  # checksums matched but the content does not parse: still an unusable entry
+        raise CacheEntryError(f"unreadable ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,131 @@
+"""Output folders: safe names, one run per output= (lock), whole photo folders or none."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fds.outputs import OutputError, OutputFolder, OutputLockedError, safe_name, unique_names
+
+
+@pytest.mark.parametrize("stem, name", [
+    ("..", "photo"), (".", "photo"), ("", "photo"), ("...", "photo"), (". .", "photo"),
+    ("a/b", "a_b"), ("a\\b", "a_b"), ("x\x00y", "x_y"), ("line\nbreak\r", "line_break_"), ("\u202eevil", "_evil"),
+    (".hidden", "hidden"), ("trailing. ", "trailing"), ("CON", "CON_"), ("lpt1.x", "lpt1.x_"),
+    ("émile", "émile"), ("a:b*c?d", "a_b_c_d"),
+])
+def test_safe_name_examples(stem, name):
+    assert safe_name(stem) == name
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300))
+def test_safe_name_is_one_plain_name_inside_the_output(stem):
+    name = safe_name(stem)
+    assert name and name not in (".", "..") and not name.startswith(".") and name == name.strip(" .")
+    assert not set(name) & set('/\\\0:*?"<>|')
+    assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name)
+    assert len(name.encode("utf-8")) <= 96
+    assert safe_name(name) == name
+    root = Path("/out")
+    assert (root / name).parent == root
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=20), max_size=12))
+def test_unique_names_never_collide(stems):
+    paths = [Path(f"/p{i}") / f"{s.replace('/', '_')}.jpg" for i, s in enumerate(stems)]
+    names = list(unique_names(paths).values())
+    keys = [n.casefold() for n in names]
+    assert len(set(keys)) == len(paths)
+    # no name equals another photo's extra-face folder
+    assert not {f"{k}_face{i}" for k in keys for i in range(1, 9)} & set(keys)
+
+
+def test_second_run_into_the_same_folder_stops_at_once(tmp_path):
+    with OutputFolder(tmp_path / "out") as first:
+        assert first.is_open
+        with pytest.raises(OutputLockedError, match=rf"output={tmp_path / 'out'} is in use by another fds run "
+                                                    rf"\(pid {os.getpid()}"):
+            OutputFolder(tmp_path / "out").open()
+    with OutputFolder(tmp_path / "out"):  # released at close
+        pass
+
+
+def test_a_killed_run_does_not_keep_the_folder_locked(tmp_path):
+    code = ("import sys, time; from fds.outputs import OutputFolder; OutputFolder(sys.argv[1]).open(); "
+            "print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "out")], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputLockedError, match=f"pid {proc.pid}"):
+            OutputFolder(tmp_path / "out").open()
+    finally:
+        proc.kill()
+        proc.wait()
+    with OutputFolder(tmp_path / "out"):
+        pass
+
+
+def test_unusable_outputs_are_named(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match=r"output=.*file is a file, not a folder"):
+        OutputFolder(tmp_path / "file").open()
+    with pytest.raises(OutputError, match=r"output=/proc/fds-nowhere/out cannot be created or written"):
+        OutputFolder("/proc/fds-nowhere/out").open()
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr("fds.outputs.os.open", read_only)
+    with pytest.raises(OutputError, match="Read-only file system"):
+        OutputFolder(tmp_path / "ro").open()
+
+
+def test_photo_folders_appear_whole_or_not_at_all(tmp_path):
+    with OutputFolder(tmp_path / "out") as out:
+        with pytest.raises(OSError, match=rf"No space left on device.*{tmp_path / 'out' / 'a_face1' / 'big.bin'}"):
+            with out.photo(["a", "a_face1"], "sha-a") as (face0, face1):
+                (face0 / "result.json").write_text(json.dumps({"image_sha1": "sha-a"}))
+                raise OSError(errno.ENOSPC, "No space left on device", str(face1 / "big.bin"))
+        assert sorted(os.listdir(out.root)) == [".fds-run.lock"]  # no partial folder, no temporary left
+        with out.photo(["a", "a_face1"], "sha-a") as tmps:
+            assert all(t.parent == out.root and t.name.startswith(".a") for t in tmps)
+            for t in tmps:
+                (t / "result.json").write_text(json.dumps({"image_sha1": "sha-a"}))
+        assert out.owner("a") == out.owner("a_face1") == "sha-a"
+        # a rerun of the same photo replaces its folders and drops the extra face it no longer finds
+        with out.photo(["a"], "sha-a") as (t,):
+            (t / "result.json").write_text(json.dumps({"image_sha1": "sha-a", "rerun": True}))
+        assert json.loads((out.root / "a" / "result.json").read_text())["rerun"]
+        assert not (out.root / "a_face1").exists()
+        # another photo named "a" never replaces it; names of the run's other photos are not taken either
+        assert out.claim("a", "sha-a", {"a"}) == "a"
+        assert out.claim("a", "sha-b", {"a", "a_2"}) == "a_3"
+        (out.root / "mine").mkdir()  # a folder that is not a photo's outputs
+        assert out.claim("mine", "sha-c", set()) == "mine_2"
+        with pytest.raises(ValueError, match="not a safe output name"):
+            out.child("../escape")
+
+
+def test_leftovers_of_a_killed_run_are_cleared(tmp_path):
+    out = tmp_path / "out"
+    (out / ".a.x1y2.part").mkdir(parents=True)
+    (out / ".a.x1y2.part" / "texture.png").write_bytes(b"half")
+    (out / ".summary.json.abc.part").write_bytes(b"{")
+    (out / "a").mkdir()
+    with OutputFolder(out):
+        assert sorted(os.listdir(out)) == [".fds-run.lock", "a"]
