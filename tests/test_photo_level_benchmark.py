@@ -24,6 +24,7 @@ SMALL = {"face_width_px": [300.0, 340.0], "yaw_deg": 20.0, "pitch_deg": 10.0, "r
 def row(tmp_path_factory, sfm) -> dict:
     import torch
 
+    from fds.detail.predictor import DetailPredictor
     from fds.evaluation import _highpass_map_predictor, detail_methods
     from fds.models.checkpoint import load_detail_module
 
@@ -38,7 +39,9 @@ def row(tmp_path_factory, sfm) -> dict:
         pytest.fail("no photo of seeds 3..11 got a proxy")
     sample = read_sample(folders[0])
     target = (sample.displacement_mm * sample.mask).astype(np.float32)  # the GT in the fitted UV: what training sees
-    methods = detail_methods(load_detail_module(SHIPPED, "cpu"), sfm, 1.0, 8, "cpu", flip=True)
+    predictor = DetailPredictor(load_detail_module(SHIPPED, "cpu"), sfm, batch_size=8, flip_average=True,
+                                source=SHIPPED)
+    methods = detail_methods(predictor, 1.0)
     # the heuristic's scale does not matter here: every score used below is a ratio within one method
     methods["highpass"] = _highpass_map_predictor(1.0)
     methods["target"] = lambda texture: target

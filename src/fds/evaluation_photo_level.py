@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from fds.evaluation_image import (
     score_detail_normals,
     scored_regions,
 )
+
+if TYPE_CHECKING:
+    from fds.proxy.stage import ProxyResult
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ class PhotoCase:
     seed: int | None
     lighting: str
     gt: dict[str, np.ndarray]  # photo_gt.npz: normal_detail, normal_smooth, region, face_mask, landmarks_px, …
-    proxy: object  # fds.proxy.ProxyResult
+    proxy: ProxyResult
 
 
 def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],

@@ -7,6 +7,7 @@ metric is never mistaken for a perfect one).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import kornia

@@ -195,14 +195,14 @@ def test_validation_scores_detail_agreement_pooled_over_the_epoch(tmp_path, geo_
     half = {k: v[:2] for k, v in geo_batch.items()}
     other = {k: v[2:] for k, v in geo_batch.items()}
     (metrics,) = _trainer(tmp_path, 1).validate(model, torch.utils.data.DataLoader([half, other], batch_size=None))
-    # the same numbers from the whole set at once (texel_mm: the model's default; no mask → every texel)
+    # the same numbers from the whole set at once (the batch's per-patch texel sizes; no mask → every texel)
     model.eval()
     with torch.no_grad():
         pred = model(geo_batch["input"], geo_batch["region"]).refined * model.hparams.disp_scale_mm
     gt = geo_batch["displacement"] * model.hparams.disp_scale_mm
     low, high = UV_DETAIL_BAND_TEXELS
     valid = geo_batch["mask"]
-    p, t = (detail_band(detail_normals_xy(x, model.hparams.texel_mm), high, low, valid) for x in (pred, gt))
+    p, t = (detail_band(detail_normals_xy(x, model._texel_mm(geo_batch)), high, low, valid) for x in (pred, gt))
     assert metrics["val/amplitude_ratio"] == pytest.approx(amplitude_ratio(p, t, valid).item(), rel=1e-4)
     assert metrics["val/detail_r"] == pytest.approx(pearson_r(p, t, valid).item(), abs=1e-4)
     assert 0 <= metrics["val/amplitude_ratio"] < 1  # the untrained network's relief is small: shrinkage shows

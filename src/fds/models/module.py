@@ -416,7 +416,8 @@ class DFDNModule(pl.LightningModule):
             normals = normals_from_displacement(pred * scale, texel_mm)
             self._log_panel(make_panel(x, pred, y, normals, self.hparams.panel_rows))
 
-    def _update_detail_agreement(self, pred_mm: torch.Tensor, gt_mm: torch.Tensor, texel_mm: tuple[float, float],
+    def _update_detail_agreement(self, pred_mm: torch.Tensor, gt_mm: torch.Tensor,
+                                 texel_mm: torch.Tensor | float | tuple[float, float],
                                  mask: torch.Tensor | None, wrinkles: torch.Tensor) -> None:
         """Band-passed detail normals (``fds.metrics.UV_DETAIL_BAND_TEXELS``) of prediction and GT into the epoch's
         agreement accumulators (all valid texels, wrinkle texels)."""
