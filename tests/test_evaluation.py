@@ -43,7 +43,8 @@ def setup(tmp_path_factory, shared_data):
             "data.scans.num_generate=2", "data.scans.generator.albedo_max_photos=0",
             f"highpass.fit_dir={tmp / 'train_scans'}", f"proxy.unwrap.resolution={RES}", f"readme={readme}",
             "photos.labelled_max_photos=2", f"photos.wild_dirs=[{shared_data}/faces/wild/smirk]",
-            "photos.wild_max_photos=1", "photos.exclude_training_photos=null"])  # logger: W&B offline + CSV
+            "photos.wild_max_photos=1", "photos.exclude_training_photos=null",  # logger: W&B offline + CSV
+            "photo_level.num_heads=1", f"+compare.again={ckpt}"])  # the same weights again as a compared checkpoint
     HydraConfig.instance().set_config(cfg)
     return tmp, evaluate(cfg)
 
@@ -52,7 +53,12 @@ def setup(tmp_path_factory, shared_data):
 def test_every_method_is_scored_and_reported(setup):
     tmp, payload = setup
     results = payload["results"]
-    assert set(results) == {"dfdn", "untrained", "zero", "highpass"}
+    assert set(results) == {"dfdn", "untrained", "zero", "highpass", "dfdn_again"}
+    assert results["dfdn_again"] == results["dfdn"]  # a compared checkpoint is scored by the same code
+    level = payload["photo_level"]  # one held-out head under three lightings, through the real proxy stage
+    assert len(level["rows"]) + len(level["skipped"]) == 3
+    for row in level["rows"]:
+        assert {"dfdn", "untrained", "zero", "highpass", "dfdn_again", "mirrored_gt"} <= set(row["scores"])
     for method in results.values():
         assert {"all", "wrinkles", "forehead", "eyes", "nose", "cheeks", "mouth"} <= set(method)
         for region in method.values():

@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,6 +225,25 @@ def detail_methods(predictor: DetailPredictor, k_mm: float, seed: int = 0) -> di
     }
 
 
+def comparison_methods(compare: Mapping[str, str], meta: CheckpointMeta, reference: DetailPredictor
+                       ) -> dict[str, MapPredictor]:
+    """Further checkpoints scored beside ``cfg.ckpt``: ``{name: path}`` → ``{"dfdn_<name>": predictor}`` (e.g. the
+    shipped weights next to a new training run). Each must work at the evaluated checkpoint's units (map resolution,
+    patch size, mm per unit, face model), since every method is scored on the same maps."""
+    from fds.models.checkpoint import load_detail_module
+
+    methods: dict[str, MapPredictor] = {}
+    for name, path in compare.items():
+        other = load_detail_module(path, str(reference.module.device))
+        theirs = (other.meta.map_resolution, other.meta.patch_size, other.meta.disp_scale_mm, other.meta.face_model)
+        ours = (meta.map_resolution, meta.patch_size, meta.disp_scale_mm, meta.face_model)
+        if theirs != ours:
+            raise ValueError(f"compare.{name}={path} works at (map resolution, patch size, mm per unit, face model) "
+                             f"{theirs}, the evaluated checkpoint at {ours}: compare checkpoints of the same units")
+        methods[f"dfdn_{name}"] = network_map_predictor(reference.with_module(other, path))
+    return methods
+
+
 def checkpoint_units(cfg: DictConfig, meta: CheckpointMeta) -> None:
     """Set ``cfg.units`` to the units the checkpoint was trained at (``meta``), so the held-out scans are
     generated at its map resolution and cut into its patches (``data.scans.*`` read ``${units.*}``)."""
@@ -256,6 +275,7 @@ def evaluate(cfg: DictConfig) -> dict:
     k = float(hp.k_mm) if hp.fit_dir is None else fitted_highpass_scale(
         hp.fit_dir, int(hp.fit_samples), module.meta, int(cfg.batch_size), cfg.paths.assets_dir)
     methods = detail_methods(predictor, k, int(cfg.get("seed") or 0))
+    methods.update(comparison_methods(cfg.get("compare") or {}, module.meta, predictor))
     scans = {}
     for i, (name, fn) in enumerate(methods.items()):
         t = time.perf_counter()

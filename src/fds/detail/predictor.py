@@ -134,10 +134,14 @@ class DetailPredictor:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = build_detail_module(self.meta, self.module.device)
+        return self.with_module(module, f"untrained {self.source}")
+
+    def with_module(self, module, source: str | os.PathLike) -> DetailPredictor:
+        """Another ``DFDNModule`` (e.g. another checkpoint, on this predictor's device) with these settings."""
         return DetailPredictor(module, self.face_model, batch_size=self.batch_size, mode=self.mode,
                                flip_average=self.flip_average, edge_blur_texels=self.edge_blur_texels,
                                resolution=self.resolution, fused=self.fused, shared_windows=self.shared_windows,
-                               source=f"untrained {self.source}")
+                               source=source)
 
     @property
     def disp_scale_mm(self) -> float:
