@@ -183,7 +183,7 @@ def fitted_gt(photo, proxy, fm: FaceModel, resolution: int, detail_map_mm: np.nd
     off = np.where(seen[..., None], x_map - reg, 0.0)
     cos = (ns_map * n_reg).sum(-1)
     mask = seen & (cos > min_cos)
-    refit = {}
+    refit: dict = {}
     if detail_map_mm is not None:  # the GT smooth surface is known: the ray starts on it
         h = np.where(mask, d_map / np.maximum(cos, min_cos), 0.0)
     else:  # a mesh-only scan: heights over the face model refitted to the points the texels show

@@ -13,8 +13,8 @@ each photo runs through the real proxy stage, and the GT detail is expressed in 
 * **normal map**: integrated to heights (:func:`integrate_normal_map`, the paper's least-squares integration
   with μ = 1e-5) and then used as a displacement map; the photos are shaded with the normal map itself;
 * **mesh only**: the mesh is the detailed surface; its smooth reference is the face model refitted in 3D to the
-  scan points the texels show (``fds.data.raycast_gt.refit_face_model``). A smoothing of the scan mesh itself
-  (heat diffusion, twiced to cancel its shrinkage) was measured on a synthetic head and rejected: the face's own
+  scan points the texels show (``fds.data.model_refit.refit_model``). A smoothing of the scan mesh itself
+  (heat diffusion, a second pass cancelling its shrinkage) was measured on a synthetic head and rejected: the face's own
   curvature (nose, lips, eyes) has relief at the 4 mm band's scale that no smoothing separates from wrinkles
   (band-passed heights 1.5–5× the relief's RMS off for σ = 4–12 mm). The refit keeps the model's limits: shape
   the model cannot express (≈ mm, mid-frequency) stays in a real scan's GT.
@@ -192,7 +192,8 @@ def scan_head(scan: TexturedScan, resolution: int) -> dict:
     ok = covered[1:] & covered[:-1]
     dv = float(np.median(np.linalg.norm(np.diff(pos, axis=0), axis=-1)[ok]))
     n_map, t_map, b_map = to_map(n_v), to_map(t_v), to_map(b_v)
-    disp, source = scan.displacement_mm, "displacement map"
+    disp = scan.displacement_mm
+    source: str | None = "displacement map"
     if disp is None and scan.normal_map is not None:  # the normal map's relief as heights, for the GT
         disp, source = integrate_normal_map(scan.normal_map, covered, (du, dv)), "normal map (integrated)"
     if disp is None:
