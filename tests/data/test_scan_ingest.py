@@ -114,48 +114,48 @@ def _ray_cast_and_reference(folder, gen, disp):
     return d, mask, ref
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # ≈ 60 s: one proxy fit per photo, then the refit
 def test_ray_cast_gt_of_an_ingested_obj_agrees_with_its_shared_uv_gt(tmp_path, head_obj) -> None:
     """A mesh-only scan (the relief baked into the OBJ, no map): its smooth reference is the face model refitted
-    to the scan (fds.data.model_refit); the GT must match the head's own displacement as far as the OBJ can
-    carry it (bound computed below from the data)."""
+    to the scan (fds.data.model_refit); the GT must match the head's own displacement as far as the OBJ carries it.
+
+    Tolerance (argued, its parts computed from the data): the head's smooth surface is a face-model mesh, so it
+    lies in the refit's span and a converged refit coincides with it up to shape the 4 mm band-pass removes; what
+    is left is (a) the OBJ: the map sampled at its vertices and linear in between, so the ray cast sees that
+    piecewise-linear surface; its RMS deviation from the map (in the head's UV) bounds this part; (b) 10 % of
+    the relief for measuring along the fitted proxy normal instead of the scan's (1/cos 25° − 1) and the
+    refit's residual tilt, as the displacement-map test. An RMS error e against a zero-mean reference of RMS ρ
+    leaves a correlation of at least √(1 − (e/ρ)²), so the bound also fixes the lowest acceptable r."""
+    import json
+
     gen, head, baked, tmp = head_obj
     scan = load_scan(tmp / "head.obj", tmp / "head_albedo.png", "mm", resolution=R)
     written, skipped = ingest_scan(scan, gen, tmp_path, photos=2, seed=3)
     assert written, skipped
-    folder = written[0]
-    with np.load(folder / "maps.npz") as z:
-        d, mask = z["displacement_mm"], z["mask"] > 0
-    with np.load(folder / "gt_fitted.npz") as z:
+    d, mask, ref = _ray_cast_and_reference(written[0], gen, head["displacement_mm"])
+    meta = json.loads((written[0] / "sample.json").read_text())
+    with np.load(written[0] / "gt_fitted.npz") as z:
         uv = z["gt_uv"]
-    assert mask.sum() > 3000
-    # shared-UV GT: the head's own map at the UV each texel shows, band-passed like the ray cast
-    import json
-
-    meta = json.loads((folder / "sample.json").read_text())
-    du, dv = meta["texel_mm"]
-    sig = (gen.band_sigma_mm / dv, gen.band_sigma_mm / du)
-    disp = head["displacement_mm"]
-    ref = np.zeros_like(d)
-    ref[mask] = sample_map(disp, uv[mask])
-    ref = np.where(mask, ref - masked_lowpass(ref, mask, sig), 0)
-    # Tolerance, from the data and not from the result: the OBJ is the map sampled at its vertices and linear in
-    # between, so the ray cast can only see that piecewise-linear surface; its deviation from the map (computed
-    # here in the head's UV) bounds the disagreement, plus 10 % of the relief for measuring along the fitted
-    # proxy normal instead of the scan's (1/cos 25° − 1) and for the registered proxy's residual tilt.
     rast = rasterize_uv(torch.from_numpy(baked.mesh.uv), torch.from_numpy(baked.mesh.uv_triangles.astype(np.int64)),
                         (R, R), backend="torch")
     lin = interpolate(torch.from_numpy(baked.displacement_mm)[:, None][_uv_vertex(baked)], rast,
                       torch.from_numpy(baked.mesh.uv_triangles.astype(np.int64)))[0, ..., 0].numpy()
     cov = rast[0, ..., 3].numpy() > 0
-    interp_err = np.sqrt(np.mean((lin - disp)[cov] ** 2))
+    interp_err = np.sqrt(np.mean((lin - head["displacement_mm"])[cov] ** 2))
     rms_ref = np.sqrt(np.mean(ref[mask] ** 2))
+    bound = interp_err + 0.1 * rms_ref
     err = np.sqrt(np.mean((d[mask] - ref[mask]) ** 2))
-    print(f"ray-cast vs shared-UV GT: RMS {err:.4f} mm (relief RMS {rms_ref:.4f}, interpolation bound "
-          f"{interp_err:.4f}), r = {np.corrcoef(d[mask], ref[mask])[0, 1]:.3f}")
-    assert err <= interp_err + 0.1 * rms_ref
-    assert np.corrcoef(d[mask], ref[mask])[0, 1] > 0.9
-    assert meta["detail_source"].startswith("mesh") and meta["gt"]["refit"]["rms_mm_refit"] < 0.1
+    r = np.corrcoef(d[mask], ref[mask])[0, 1]
+    print(f"mesh-only ray-cast vs shared-UV GT: RMS {err:.4f} mm (bound {bound:.4f}: relief RMS {rms_ref:.4f}, "
+          f"interpolation {interp_err:.4f}), r = {r:.3f} (bound {np.sqrt(1 - (bound / rms_ref) ** 2):.3f}); "
+          f"refit {meta['gt']['refit']}")
+    assert err <= bound
+    assert r >= np.sqrt(1 - (bound / rms_ref) ** 2)
+    # the refit itself: the true smooth surface leaves exactly the relief at the fitted points, so a refit that
+    # found it (or better, by absorbing the relief's low frequencies) leaves no more than the unbanded relief
+    relief = sample_map(head["displacement_mm"], uv[mask])
+    assert meta["detail_source"].startswith("mesh")
+    assert meta["gt"]["refit"]["rms_mm_refit"] <= np.sqrt(np.mean(relief**2)) < meta["gt"]["refit"]["rms_mm_start"]
 
 
 def _uv_vertex(baked) -> torch.Tensor:
