@@ -3,7 +3,8 @@
     python datasets/ingest_scans.py --units mm --out data/scans head.obj:head_albedo.png[:disp.npy] ...
 
 Each scan is ``MESH:ALBEDO`` with an optional third part: a float displacement map (``.npy``/``.npz``, heights
-along the mesh normal in the same unit as the mesh) or a tangent-space normal map (``.png``, used for shading).
+along the mesh normal in the same unit as the mesh) or a tangent-space normal map (``.png``: shades the photos and
+is integrated to heights for the GT). Without either, the mesh is measured against the face model refitted to it.
 ``--units`` (mm, cm or m) is required: there is no default. Meshes need UVs and must face +z with y up. Each
 scan gives ``--photos`` samples ``scan_<stem>_<k>`` (written atomically); a bad scan or a photo without a
 detectable face is reported by name and the batch goes on.

@@ -22,6 +22,13 @@ For every texel τ of the fitted chart (``R × R``, image convention) that the u
    and are removed; wrinkles (half-widths ≤ 2.5 mm) stay (a Gaussian groove of half-width w keeps a fraction
    ≈ 1 − w/√(w² + 2σ²) of its depth: 84 % for w = 0.9 mm, 60 % for the widest nasolabial folds).
 
+**Mesh-only scans** (no displacement or normal map, ``detail_map_mm=None``): the smooth surface under X(τ) is
+unknown, so the face model is refitted in 3D to the points X(τ) (``fds.data.model_refit``: ICP with the model's
+identity/expression coefficients and a similarity, from the photo fit) and each X(τ) is measured like a
+displacement map: its height over the refit along the refit's interpolated normal at its foot point, divided by
+that normal's cosine with N(τ). Heights over the photo fit itself keep its depth and shape error, which varies
+inside the band (RMS 0.29 mm against a 0.05 mm relief on a synthetic head).
+
 Texels get GT (``mask``) where the unwrap saw them, the camera ray hits the GT face, and the GT surface does not
 face away from the proxy normal (cos > 0.3, where "height along the normal" stops meaning anything).
 """
@@ -136,6 +143,24 @@ def texture_aligned_points(photo, proxy, fm: FaceModel, resolution: int, detail_
     return pos, nrm, seen, x_map, uv_map, ns_map, d_map
 
 
+def _heights_over_refit(fm: FaceModel, proxy, x_map: np.ndarray, mask: np.ndarray, weights: np.ndarray,
+                        n_reg: np.ndarray, pose: tuple, min_cos: float) -> tuple[np.ndarray, dict]:
+    """Mesh-only scans (module doc): ``h [R, R]`` over the face model refitted to the points ``x_map`` (camera
+    frame) of the ``mask`` texels, measured like a displacement map (along the refit's interpolated normal at
+    the foot point, divided by its cosine with the registered proxy normal ``n_reg``)."""
+    from fds.data.model_refit import heights_over, refit_model
+
+    coef0 = np.concatenate([np.asarray(proxy.id_coeffs, np.float64), np.asarray(proxy.expr_coeffs, np.float64)])
+    verts, (s, rot, t), summary = refit_model(fm, x_map[mask], weights[mask], coef0, pose)
+    feet = heights_over((x_map[mask] - t) @ rot / s, verts, fm.triangles)
+    n_cam = feet.normal @ rot.T
+    cos = (n_cam * n_reg[mask]).sum(1)
+    sign = 1.0 if float(np.median(cos)) >= 0 else -1.0  # the model's winding may point its normals inward
+    h = np.zeros(mask.shape)
+    h[mask] = sign * s * feet.height / np.maximum(sign * cos, min_cos)
+    return h, summary
+
+
 def fitted_gt(photo, proxy, fm: FaceModel, resolution: int, detail_map_mm: np.ndarray | None = None,
               band_sigma_mm: float = 4.0, min_cos: float = 0.3) -> FittedGT:
     """The GT of the module doc for a :class:`fds.data.photo_render.RenderedPhoto` and its ``ProxyResult``."""
@@ -158,10 +183,11 @@ def fitted_gt(photo, proxy, fm: FaceModel, resolution: int, detail_map_mm: np.nd
     off = np.where(seen[..., None], x_map - reg, 0.0)
     cos = (ns_map * n_reg).sum(-1)
     mask = seen & (cos > min_cos)
+    refit: dict = {}
     if detail_map_mm is not None:  # the GT smooth surface is known: the ray starts on it
         h = np.where(mask, d_map / np.maximum(cos, min_cos), 0.0)
-    else:  # a scan: heights over the registered proxy; the band-pass removes the proxy's shape error
-        h = (off * n_reg).sum(-1)
+    else:  # a mesh-only scan: heights over the face model refitted to the points the texels show
+        h, refit = _heights_over_refit(fm, proxy, x_map, mask, np.maximum(conf, 0.05), n_reg, (s, rot, t), min_cos)
     chart = uv_chart(fm, resolution)
     du, dv = chart.texel_mm(pos)
     low = masked_lowpass(h, mask, (band_sigma_mm / dv, band_sigma_mm / du))
@@ -174,7 +200,8 @@ def fitted_gt(photo, proxy, fm: FaceModel, resolution: int, detail_map_mm: np.nd
                                           "p90": round(float(np.quantile(residual, 0.9)), 3)},
              "tangential_offset_mm": {"median": round(float(np.median(tangential)), 3),
                                       "p90": round(float(np.quantile(tangential, 0.9)), 3)},
-             "band_sigma_mm": band_sigma_mm, "band_rms_mm": round(float(np.sqrt(np.mean(band[mask] ** 2))), 4)}
+             "band_sigma_mm": band_sigma_mm, "band_rms_mm": round(float(np.sqrt(np.mean(band[mask] ** 2))), 4),
+             **({"refit": refit} if refit else {})}
     return FittedGT(band.astype(np.float32), np.where(mask, h, 0).astype(np.float32), mask,
                     np.where(mask[..., None], uv_map, np.nan).astype(np.float32), pos.astype(np.float32),
                     nrm.astype(np.float32), (du, dv), stats)

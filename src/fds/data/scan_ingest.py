@@ -7,10 +7,17 @@ default. The scan must face +z with y up (the face model's frame).
 
 Each scan is rendered as ``photos`` photos (``fds.data.photo_render``: random pose, lights, background, camera),
 each photo runs through the real proxy stage, and the GT detail is expressed in the fitted proxy's UV by
-``fds.data.raycast_gt``: with a displacement map the detailed surface is the mesh displaced by it and heights are
-measured from the mesh; without one the mesh itself is the detailed surface and heights are measured over the
-registered proxy, the detail band removing the proxy's shape error. A normal map shades the photos; its relief is
-not in the GT (a height map would need its normals integrated first).
+``fds.data.raycast_gt``. The detail is measured against the scan's own smooth surface:
+
+* **displacement map**: the mesh is the smooth surface, the map the detail (heights along the mesh normal);
+* **normal map**: integrated to heights (:func:`integrate_normal_map`, the paper's least-squares integration
+  with μ = 1e-5) and then used as a displacement map; the photos are shaded with the normal map itself;
+* **mesh only**: the mesh is the detailed surface; its smooth reference is the face model refitted in 3D to the
+  scan points the texels show (``fds.data.model_refit.refit_model``). A smoothing of the scan mesh itself
+  (heat diffusion, a second pass cancelling its shrinkage) was measured on a synthetic head and rejected: the face's own
+  curvature (nose, lips, eyes) has relief at the 4 mm band's scale that no smoothing separates from wrinkles
+  (band-passed heights 1.5–5× the relief's RMS off for σ = 4–12 mm). The refit keeps the model's limits: shape
+  the model cannot express (≈ mm, mid-frequency) stays in a real scan's GT.
 """
 
 from __future__ import annotations
@@ -118,6 +125,40 @@ def load_scan(mesh_path: str | os.PathLike, albedo_path: str | os.PathLike, unit
     return TexturedScan(path, mesh, albedo, disp, normal)
 
 
+def integrate_normal_map(normal_ts: np.ndarray, covered: np.ndarray, texel_mm: tuple[float, float],
+                         mu: float = 1e-5, min_nz: float = 0.1) -> np.ndarray:
+    """Heights ``[R, R]`` (mm, along the surface normal) whose normals are the tangent-space normal map
+    ``normal_ts [R, R, 3]`` (``fds.render.normals`` convention: x along u, y up the map, green up), on the chart
+    texels ``covered [R, R]`` of metric size ``texel_mm = (du, dv)``.
+
+    The paper's integration (§3): minimise Σ (∇h − g)² + μ Σ h² over the whole map with the slopes
+    g = (−du·n_x/n_z, +dv·n_y/n_z) mm per texel (forward differences against the mean slope of the two
+    texels), 0 off the chart and where n_z < ``min_nz``; μ = 1e-5 per texel² as the paper's detailed surface. The
+    normal equations (−Δ + μ) h = −div g with Neumann borders are diagonal in the DCT-II basis, so the exact
+    least-squares solution costs two FFTs. Relief finer than a texel and the map's 8-bit steps come back as
+    they are; chart seams inside the map (slopes that disagree across a cut) leave a smooth error that the GT's
+    band-pass removes."""
+    from scipy.fft import dctn, idctn
+
+    n = np.asarray(normal_ts, np.float64)
+    du, dv = texel_mm
+    ok = np.asarray(covered, bool) & (n[..., 2] >= min_nz)
+    nz = np.where(ok, n[..., 2], 1.0)
+    gx = np.where(ok, -du * n[..., 0] / nz, 0.0)  # ∂h/∂column, mm per texel
+    gy = np.where(ok, dv * n[..., 1] / nz, 0.0)  # ∂h/∂row (rows run down, the bitangent up)
+    hx = 0.5 * (gx[:, 1:] + gx[:, :-1])  # [R, R−1] slope between columns c and c+1
+    hy = 0.5 * (gy[1:] + gy[:-1])  # [R−1, R]
+    b = np.zeros_like(gx)  # Dᵀ g
+    b[:, :-1] -= hx
+    b[:, 1:] += hx
+    b[:-1] -= hy
+    b[1:] += hy
+    rows, cols = gx.shape
+    lam = (4 * np.sin(np.pi * np.arange(rows) / (2 * rows)) ** 2)[:, None] + \
+        (4 * np.sin(np.pi * np.arange(cols) / (2 * cols)) ** 2)[None]
+    return idctn(dctn(b, type=2, norm="ortho") / (lam + mu), type=2, norm="ortho").astype(np.float32)
+
+
 def scan_head(scan: TexturedScan, resolution: int) -> dict:
     """The ``head`` dict ``fds.data.photo_render.render_photo`` draws, for a scan in its own UV chart."""
     from fds.render import (
@@ -151,7 +192,12 @@ def scan_head(scan: TexturedScan, resolution: int) -> dict:
     ok = covered[1:] & covered[:-1]
     dv = float(np.median(np.linalg.norm(np.diff(pos, axis=0), axis=-1)[ok]))
     n_map, t_map, b_map = to_map(n_v), to_map(t_v), to_map(b_v)
-    disp = np.zeros((resolution, resolution), np.float32) if scan.displacement_mm is None else scan.displacement_mm
+    disp = scan.displacement_mm
+    source: str | None = "displacement map"
+    if disp is None and scan.normal_map is not None:  # the normal map's relief as heights, for the GT
+        disp, source = integrate_normal_map(scan.normal_map, covered, (du, dv)), "normal map (integrated)"
+    if disp is None:
+        disp, source = np.zeros((resolution, resolution), np.float32), None
     if scan.displacement_mm is not None:
         n_ts = normals_from_displacement(torch.from_numpy(disp)[None, None], (du, dv))
     elif scan.normal_map is not None:
@@ -162,7 +208,7 @@ def scan_head(scan: TexturedScan, resolution: int) -> dict:
     n_detail = tangent_to_object(n_ts.float(), t_map, b_map, n_map, dim=1) * cov_t
     return {"vertices": np.asarray(m.vertices, np.float32), "displacement_mm": np.where(covered, disp, 0),
             "covered": covered, "texel_mm": (du, dv), "normal": n_map, "normal_detail": n_detail,
-            "albedo": torch.from_numpy(scan.albedo).permute(2, 0, 1)[None], "marks": {}}
+            "albedo": torch.from_numpy(scan.albedo).permute(2, 0, 1)[None], "marks": {}, "detail_source": source}
 
 
 def ingest_scan(scan: TexturedScan, generator, out_root: str | os.PathLike, photos: int = 3, seed: int = 0,
@@ -191,12 +237,14 @@ def ingest_scan(scan: TexturedScan, generator, out_root: str | os.PathLike, phot
             except NoFaceError as exc:
                 raise SkippedPhoto(f"{name}: no face found ({exc})") from exc
             check_detection(photo, proxy, name)
-            gt = fitted_gt(photo, proxy, generator.fm, res, scan.displacement_mm, generator.band_sigma_mm)
+            detail = head["displacement_mm"] if head["detail_source"] else None  # None: mesh-only, model refit
+            gt = fitted_gt(photo, proxy, generator.fm, res, detail, generator.band_sigma_mm)
         except (SkippedPhoto, ValueError) as exc:
             skipped.append(str(exc))
             log.warning("ingest: skipped %s", exc)
             continue
         meta = {"source": "scan", "scan": scan.path.name, "photo_index": k, "seed": int(seed),
+                "detail_source": head["detail_source"] or "mesh (face model refit as the smooth reference)",
                 "face_model": generator.fm.name, "texel_mm": [round(v, 5) for v in gt.texel_mm],
                 "photo": {"camera": photo.camera.to_dict(), **photo.params}, "gt": gt.stats,
                 "proxy": {"detector": proxy.detector, "yaw_pitch_roll_deg": list(proxy.yaw_pitch_roll_deg),
