@@ -83,11 +83,11 @@ def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[
     t["detail"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    proxy = MeshData(result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
-    write_png(out / "texture.png", result.uv_texture)
+    proxy = MeshData(result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
+    write_png(out / "texture.png", result.uv.texture)
     (write_obj if fast else write_obj_reference)(out / "proxy.obj", proxy, texture="texture.png")
     write_displacement(out / "displacement", disp, pipe.disp_scale_mm, coverage=coverage)
-    maps = (normal_maps if fast else normal_maps_reference)(disp, result.vertices_mm, fm.triangles, fm.uv,
+    maps = (normal_maps if fast else normal_maps_reference)(disp, result.fit.vertices_mm, fm.triangles, fm.uv,
                                                            fm.uv_triangles, coverage, min(s.resolution, 1024))
     write_normal_map(out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
     write_normal_map(out / "normal_object.png", maps.object, "object", maps.coverage)

@@ -60,7 +60,7 @@ def per_image(resolution: int) -> list[dict]:
                 "size": f"{image.shape[1]}×{image.shape[0]}",
                 "detector": best.detector,
                 "nme": nme(best.landmarks_px, gt),
-                "reproj": best.reprojection_error_px,
+                "reproj": best.fit.reprojection_error_px,
                 "faces": len(results),
                 "total": total,
                 **best.timings_s,
@@ -94,9 +94,7 @@ def figure(path: Path, resolution: int) -> None:
     (r,) = stage.process(load_image(p), str(p))
     image = load_image(p)
     fm = stage.face_model
-    from fds.proxy.fit import project_px
-
-    proj = project_px(r.vertices_mm, r.rotation, r.translation_mm, r.scale_px_per_mm, r.image_size)
+    proj = r.fit.project(r.fit.vertices_mm)
     x0, y0 = proj.min(0) - 40
     x1, y1 = proj.max(0) + 40
     fig, ax = plt.subplots(1, 3, figsize=(12, 4.2))
@@ -111,8 +109,8 @@ def figure(path: Path, resolution: int) -> None:
     ax[1].add_collection(PolyCollection(proj[fm.triangles], facecolors="none", edgecolors="cyan", linewidths=0.15))
     ax[1].set_xlim(x0, x1)
     ax[1].set_ylim(y1, y0)
-    ax[1].set_title(f"SFM proxy (yaw {r.yaw_pitch_roll_deg[0]:.0f}°, {r.reprojection_error_px:.1f} px)")
-    ax[2].imshow(np.dstack([r.uv_texture, (r.confidence * 255).astype(np.uint8)]))
+    ax[1].set_title(f"SFM proxy (yaw {r.fit.yaw_pitch_roll_deg[0]:.0f}°, {r.fit.reprojection_error_px:.1f} px)")
+    ax[2].imshow(np.dstack([r.uv.texture, (r.uv.confidence * 255).astype(np.uint8)]))
     ax[2].set_title("UV texture, alpha = confidence")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -148,8 +148,9 @@ def test_photo_metrics(setup, shared_data):
     fm = stage.face_model
     idx = fm.landmarks_ibug68
     fixed = [k for k in range(68) if idx[k] >= 0 and not (8 > k or 8 < k < 17)]  # mapped, jaw contour left out
-    projected = project_px(result.vertices_mm[idx[fixed]], result.rotation, result.translation_mm,
-                           result.scale_px_per_mm, result.image_size)
+    fit = result.fit
+    projected = project_px(fit.vertices_mm[idx[fixed]], fit.rotation, fit.translation_mm, fit.scale_px_per_mm,
+                           fit.image_size)
     px = float(np.linalg.norm(projected - result.landmarks_px[fixed], axis=1).mean())
     eyes = float(np.linalg.norm(result.landmarks_px[36] - result.landmarks_px[45]))
     assert wild["reprojection_px"] == pytest.approx(px, rel=1e-4)

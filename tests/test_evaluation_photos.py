@@ -93,8 +93,8 @@ def test_rerender_of_the_proxy_itself_has_no_photometric_error(proxy):
 def test_detail_fades_out_where_the_photo_does_not_see(proxy):
     result, _ = proxy
     disp = faded_detail(lambda tex: np.ones(tex.shape[:2], np.float32), np.zeros((RES, RES, 3), np.uint8),
-                        result.confidence, edge_blur_texels=2.0)
-    unseen = result.confidence == 0
+                        result.uv.confidence, edge_blur_texels=2.0)
+    unseen = result.uv.confidence == 0
     assert unseen.any() and np.all(disp[unseen] == 0)
     deep = binary_erosion(~unseen, iterations=12)  # ≥ 12 texels (8-connected: ≥ 8.5) from unseen
     assert deep.any() and np.allclose(disp[deep], 1.0, atol=1e-3)

@@ -169,15 +169,16 @@ def score_case(case: PhotoCase, methods: Mapping[str, MapPredictor], face_model,
 
     p, gt = case.proxy, case.gt
     fm = face_model
-    renderer = PhotoDetailRenderer(p.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, p.rotation,
-                                   p.scale_px_per_mm, p.translation_mm, p.image_size, resolution)
+    fit = p.fit
+    renderer = PhotoDetailRenderer(fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, fit.rotation,
+                                   fit.scale_px_per_mm, fit.translation_mm, fit.image_size, resolution)
     detailed = np.asarray(gt["normal_detail"], np.float32)
     smooth = np.asarray(gt["normal_smooth"], np.float32)
     scored, regions = scored_regions(gt["region"], gt.get("landmarks_px"))
     scored &= renderer.covered & np.asarray(gt["face_mask"], bool) & (np.abs(smooth).sum(-1) > 0)
     scope = line_scope(gt) & renderer.covered & (np.abs(smooth).sum(-1) > 0)
     lines = flat_lines(gt, scope)
-    deltas = {name: renderer.detail_delta(faded_detail(fn, p.uv_texture, p.confidence, edge_blur_texels))
+    deltas = {name: renderer.detail_delta(faded_detail(fn, p.uv.texture, p.uv.confidence, edge_blur_texels))
               for name, fn in methods.items()}
     deltas["mirrored_gt"] = mirrored_field(detailed - smooth, scored)
     scores = {name: score_detail_normals(d, detailed, smooth, scored, regions) for name, d in deltas.items()}

@@ -104,7 +104,7 @@ def reprojection_error(result) -> dict[str, float]:
     landmarks) and normalised by the detected outer-eye-corner distance (dimensionless, like NME)."""
     lm = np.asarray(result.landmarks_px, np.float64)
     eyes = float(np.linalg.norm(lm[OUTER_EYE_CORNERS[0]] - lm[OUTER_EYE_CORNERS[1]]))
-    px = float(result.reprojection_error_px)
+    px = float(result.fit.reprojection_error_px)
     return {"reprojection_px": px, "reprojection_nme": px / max(eyes, 1e-9)}
 
 
@@ -162,7 +162,7 @@ def wild_photo_scores(photos: Sequence[Path], stage, methods: dict[str, MapPredi
             log.warning("photo eval: no proxy for %s (%s)", p, exc)
             continue
         maps = appearance_maps(stage.face_model, result, resolution)
-        disps = {name: faded_detail(fn, maps["texture"], result.confidence, edge_blur_texels)
+        disps = {name: faded_detail(fn, maps["texture"], result.uv.confidence, edge_blur_texels)
                  for name, fn in methods.items()}
         rows.append({"photo": p.name, "ok": True, **reprojection_error(result),
                      "photometric_l1": {name: photometric_l1(d, maps) for name, d in disps.items()}})

@@ -104,7 +104,7 @@ def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35,
     """A square crop of the photo around the face (``size``² px, uint8) and the fitted pose's view of it, so
     renders of the proxy and the detailed mesh overlay the crop pixel for pixel (``photo``: already loaded)."""
     photo = load_image(result.image_path) if photo is None else photo
-    h, w = result.image_size
+    h, w = result.fit.image_size
     lo, hi = result.landmarks_px.min(0), result.landmarks_px.max(0)
     half = (1 + margin) * float((hi - lo).max()) / 2
     cx, cy = (lo + hi) / 2
@@ -116,8 +116,8 @@ def face_crop_view(result: ProxyResult, size: int, margin: float = 0.35,
     grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1)[None].float()
     img = torch.from_numpy(np.array(photo)).permute(2, 0, 1)[None].float()
     crop = F.grid_sample(img, grid, mode="bilinear", align_corners=True)[0].permute(1, 2, 0).clamp(0, 255)
-    s, t = result.scale_px_per_mm, result.translation_mm
-    view = View(np.asarray(result.rotation, np.float64), s * f, f * (s * float(t[0]) - x0),
+    s, t = result.fit.scale_px_per_mm, result.fit.translation_mm
+    view = View(np.asarray(result.fit.rotation, np.float64), s * f, f * (s * float(t[0]) - x0),
                 f * (y1 - h + s * float(t[1])), size, size)
     return crop.byte().numpy(), view
 
@@ -160,13 +160,13 @@ class DetailPipeline:
         log.info("%s: detail done in %.1f s", out.name, times["detail"])
 
         t = time.perf_counter()
-        proxy = MeshData(result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
-        write_png(out / "texture.png", result.uv_texture)
+        proxy = MeshData(result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
+        write_png(out / "texture.png", result.uv.texture)
         write_obj(out / "proxy.obj", proxy, texture="texture.png")
         write_displacement(out / "displacement", disp_mm, self.disp_scale_mm, coverage=coverage,
                            metadata={"checkpoint": Path(self.ckpt).name, "image": result.image_path},
                            float_format=s.float_format)
-        maps = normal_maps(disp_mm, result.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, coverage=coverage,
+        maps = normal_maps(disp_mm, result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, coverage=coverage,
                            work_resolution=min(s.resolution, 1024))
         write_normal_map(out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
         write_normal_map(out / "normal_object.png", maps.object, "object", maps.coverage)
@@ -197,10 +197,10 @@ class DetailPipeline:
             "image": result.image_path, "image_sha1": result.image_sha1, "face_index": result.face_index,
             "face_model": result.face_model,
             "checkpoint": self.ckpt, "timings_s": {k: round(v, 4) for k, v in times.items()},
-            "reprojection_error_px": float(result.reprojection_error_px),
-            "yaw_pitch_roll_deg": [float(a) for a in result.yaw_pitch_roll_deg],
+            "reprojection_error_px": float(result.fit.reprojection_error_px),
+            "yaw_pitch_roll_deg": [float(a) for a in result.fit.yaw_pitch_roll_deg],
             "emotion": result.emotion_probs, "expression_mode": result.expression_mode,
-            "expression_coeffs": dict(zip(fm.expr_names, map(float, result.expr_coeffs), strict=False)),
+            "expression_coeffs": dict(zip(fm.expr_names, map(float, result.fit.expr_coeffs), strict=False)),
             "displacement_mm": {"scale": self.disp_scale_mm, "min": float(disp_mm.min()),
                                 "max": float(disp_mm.max()), "coverage": float(coverage.mean())},
             "detailed_mesh": {"vertices": int(len(baked.mesh.vertices)),

@@ -58,8 +58,9 @@ def test_ray_cast_gt_shows_what_the_texel_shows(sample, gen) -> None:
     m = s.mask
     assert m.sum() > 0.2 * (s.visibility > 0).sum()
     # (1) pixel consistency: the GT point seen at the texel projects to the texel's pixel (exact ray hits)
-    pos, _, _ = proxy_maps(gen.fm, proxy.vertices_mm, R)
-    px = project_px(pos[m], proxy.rotation, proxy.translation_mm, proxy.scale_px_per_mm, proxy.image_size)
+    fit = proxy.fit
+    pos, _, _ = proxy_maps(gen.fm, fit.vertices_mm, R)
+    px = project_px(pos[m], fit.rotation, fit.translation_mm, fit.scale_px_per_mm, fit.image_size)
     hits = photo.surface_at(px)
     back = photo.camera.project(hits.point_cam[hits.valid].astype(np.float64))
     assert np.abs(back - px[hits.valid]).max() < 1e-3
@@ -133,4 +134,4 @@ def test_sample_does_not_depend_on_the_callers_thread_count(sample, gen) -> None
         torch.set_num_threads(before)
     assert np.array_equal(again.scan.texture, sample.scan.texture)
     assert np.array_equal(again.scan.displacement_mm, sample.scan.displacement_mm)
-    assert np.array_equal(again.proxy.vertices_mm, sample.proxy.vertices_mm)
+    assert np.array_equal(again.proxy.fit.vertices_mm, sample.proxy.fit.vertices_mm)

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from fds.proxy.cache import CacheEntryError, read_entry
+from fds.proxy.cache import ARRAYS, CACHE_VERSION, SCALARS, CacheEntryError, read_entry
 from fds.proxy.stage import ProxyStage, file_sha1
 
 CFG = {"unwrap": {"resolution": 128, "backend": "torch"}, "expression": {"mode": "init", "source": "geometry"}}
@@ -23,6 +23,9 @@ def _assert_same(a, b, image_path=None, ignore=()):
             continue
         if f.name == "image_path":
             assert y == (image_path if image_path is not None else x)
+        elif dataclasses.is_dataclass(x):  # the fit and the unwrap, field by field
+            assert type(x) is type(y), f.name
+            _assert_same(x, y, ignore=ignore)
         elif f.name == "landmark_error_px":
             np.testing.assert_array_equal(x, y)  # NaN where unmapped, equal elsewhere
         elif isinstance(x, np.ndarray):
@@ -46,7 +49,7 @@ def test_cached_result_equals_the_fresh_one_bit_for_bit(cached):
     tmp, photo, stage, fresh, folder = cached
     (again,) = stage(photo)
     _assert_same(fresh, again)
-    assert fresh.confidence.dtype == np.float32 and 0 < fresh.confidence.mean() < 1
+    assert fresh.uv.confidence.dtype == np.float32 and 0 < fresh.uv.confidence.mean() < 1
 
 
 def test_entry_remembers_content_not_paths(cached):
@@ -57,6 +60,25 @@ def test_entry_remembers_content_not_paths(cached):
     shutil.copy(photo, moved)
     (again,) = stage(moved)  # same content: the same entry, naming the photo it was asked for
     _assert_same(fresh, again, image_path=str(moved))
+
+
+def test_files_keep_the_version_2_layout(cached):
+    """Every field of the result, its fit and its unwrap is stored, under the flat names CACHE_VERSION 2 has always
+    used: entries written before the result held a FitResult and an UnwrapResult (and photo-scan samples'
+    ``proxy/`` folders, the same files) stay readable. Renaming a stored field needs a new CACHE_VERSION."""
+    _, _, _, fresh, folder = cached
+    stored = {(part, name) for part, name in (ARRAYS | SCALARS).values()}
+    fields = {("", f.name) for f in dataclasses.fields(fresh) if f.name not in ("image_path", "fit", "uv")}
+    fields |= {(part, f.name) for part in ("fit", "uv") for f in dataclasses.fields(getattr(fresh, part))}
+    assert stored == fields and len(stored) == len(ARRAYS) + len(SCALARS)
+    with np.load(folder / "face0.npz") as z:
+        assert set(z.files) == {"box_px", "landmarks_px", "prior_expr", "vertices_mm", "id_coeffs", "expr_coeffs",
+                                "rotation", "translation_mm", "modelview", "projection", "landmark_error_px",
+                                "uv_texture", "visibility", "confidence"}
+    assert set(json.loads((folder / "face0.json").read_text())) == {
+        "image_sha1", "face_index", "image_size", "detector", "emotion_probs", "expression_mode", "face_model",
+        "scale_px_per_mm", "yaw_pitch_roll_deg", "reprojection_error_px", "timings_s"}
+    assert CACHE_VERSION == 2
 
 
 @pytest.mark.parametrize("damage", ["truncated npz", "empty done.json", "edited json", "old version",

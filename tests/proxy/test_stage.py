@@ -19,14 +19,14 @@ def test_stage_caches_by_content_and_config(tmp_path, labelled_dir):
     shutil.copy(src, img)
     stage = ProxyStage(CFG, cache_dir=tmp_path / "cache")
     (first,) = stage(img)
-    assert first.uv_texture.shape == (128, 128, 3) and first.landmarks_px.shape == (68, 2)
+    assert first.uv.texture.shape == (128, 128, 3) and first.landmarks_px.shape == (68, 2)
     folders = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
     assert len(folders) == 1 and (folders[0] / "done.json").is_file()
     (again,) = stage(img)  # from the cache
-    np.testing.assert_array_equal(again.vertices_mm, first.vertices_mm)
-    np.testing.assert_array_equal(again.uv_texture, first.uv_texture)
-    np.testing.assert_array_equal(again.confidence, first.confidence)  # full precision
-    assert again.yaw_pitch_roll_deg == first.yaw_pitch_roll_deg
+    np.testing.assert_array_equal(again.fit.vertices_mm, first.fit.vertices_mm)
+    np.testing.assert_array_equal(again.uv.texture, first.uv.texture)
+    np.testing.assert_array_equal(again.uv.confidence, first.uv.confidence)  # full precision
+    assert again.fit.yaw_pitch_roll_deg == first.fit.yaw_pitch_roll_deg
     shutil.copy(src, tmp_path / "b.png")  # same content, other name: same key
     stage(tmp_path / "b.png")
     assert len([p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]) == 1
@@ -95,4 +95,4 @@ def test_two_workers_match_serial(tmp_path, labelled_dir):
     s2 = run_folder(photos, tmp_path / "c2", CFG, num_workers=2, progress=False)
     assert s0.ok and s2.ok
     for (_, a), (_, b) in zip(s0.succeeded, s2.succeeded, strict=True):
-        np.testing.assert_allclose(ProxyResult.load(a).vertices_mm, ProxyResult.load(b).vertices_mm, atol=1e-4)
+        np.testing.assert_allclose(ProxyResult.load(a).fit.vertices_mm, ProxyResult.load(b).fit.vertices_mm, atol=1e-4)

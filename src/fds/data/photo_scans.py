@@ -214,14 +214,14 @@ class PhotoScanGenerator:
                      "wrinkles": [w.as_dict() for w in head["wrinkles"]], "gt_resolution": self.heads.resolution,
                      "gt_texel_mm": [round(v, 5) for v in head["texel_mm"]]},
             "photo": {"camera": photo.camera.to_dict(), **photo.params},
-            "proxy": {"detector": proxy.detector, "yaw_pitch_roll_deg": list(proxy.yaw_pitch_roll_deg),
-                      "reprojection_error_px": round(float(proxy.reprojection_error_px), 3),
+            "proxy": {"detector": proxy.detector, "yaw_pitch_roll_deg": list(proxy.fit.yaw_pitch_roll_deg),
+                      "reprojection_error_px": round(float(proxy.fit.reprojection_error_px), 3),
                       "box_px": np.round(proxy.box_px, 2).tolist(), "expression_mode": proxy.expression_mode},
             "gt": gt.stats, "photo_regions": list(PHOTO_REGIONS),
             "timings_s": {"render": round(t_render, 3), "proxy": round(t_proxy, 3), "gt": round(t_gt, 3)},
         }
-        scan = ScanSample(texture=np.asarray(proxy.uv_texture), displacement_mm=gt.displacement_mm, mask=gt.mask,
-                          visibility=np.asarray(proxy.confidence, np.float32), position_mm=gt.position_mm,
+        scan = ScanSample(texture=np.asarray(proxy.uv.texture), displacement_mm=gt.displacement_mm, mask=gt.mask,
+                          visibility=np.asarray(proxy.uv.confidence, np.float32), position_mm=gt.position_mm,
                           normal=gt.normal, meta=meta)
         return PhotoSample(scan, photo, proxy, gt, meta)
 

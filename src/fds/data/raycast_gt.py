@@ -43,7 +43,6 @@ from scipy import ndimage
 
 from fds.facemodel import FaceModel
 from fds.facemodel.uvchart import uv_chart
-from fds.proxy.fit import project_px
 from fds.render import vertex_normals
 
 
@@ -109,13 +108,13 @@ def texture_aligned_points(photo, proxy, fm: FaceModel, resolution: int, detail_
     ``proxy`` is a :class:`fds.proxy.ProxyResult`; ``detail_map_mm [Rg, Rg]`` the GT displacement map whose
     detail finer than the rendered mesh is added back along the smooth normal (None: the mesh is the surface).
     """
-    pos, nrm, covered = proxy_maps(fm, proxy.vertices_mm, resolution)
-    conf = np.asarray(proxy.confidence, np.float32)
+    pos, nrm, covered = proxy_maps(fm, proxy.fit.vertices_mm, resolution)
+    conf = np.asarray(proxy.uv.confidence, np.float32)
     if conf.shape != covered.shape:
         conf = np.asarray(torch.nn.functional.interpolate(torch.from_numpy(conf)[None, None], size=covered.shape,
                                                           mode="nearest")[0, 0])
     want = covered & (conf > 0)
-    px = project_px(pos[want], proxy.rotation, proxy.translation_mm, proxy.scale_px_per_mm, proxy.image_size)
+    px = proxy.fit.project(pos[want])
     hits = photo.surface_at(px)
     x_cam = hits.point_cam.astype(np.float64)
     baked = photo.baked
@@ -150,7 +149,7 @@ def _heights_over_refit(fm: FaceModel, proxy, x_map: np.ndarray, mask: np.ndarra
     the foot point, divided by its cosine with the registered proxy normal ``n_reg``)."""
     from fds.data.model_refit import heights_over, refit_model
 
-    coef0 = np.concatenate([np.asarray(proxy.id_coeffs, np.float64), np.asarray(proxy.expr_coeffs, np.float64)])
+    coef0 = np.concatenate([np.asarray(proxy.fit.id_coeffs, np.float64), np.asarray(proxy.fit.expr_coeffs, np.float64)])
     verts, (s, rot, t), summary = refit_model(fm, x_map[mask], weights[mask], coef0, pose)
     feet = heights_over((x_map[mask] - t) @ rot / s, verts, fm.triangles)
     n_cam = feet.normal @ rot.T
@@ -168,7 +167,7 @@ def fitted_gt(photo, proxy, fm: FaceModel, resolution: int, detail_map_mm: np.nd
         raise ValueError(f"band_sigma_mm must be a positive low-pass width in mm, got {band_sigma_mm}")
     pos, nrm, seen, x_map, uv_map, ns_map, d_map = texture_aligned_points(photo, proxy, fm, resolution,
                                                                           detail_map_mm)
-    conf = np.asarray(proxy.confidence, np.float32)
+    conf = np.asarray(proxy.uv.confidence, np.float32)
     if conf.shape != seen.shape:
         conf = np.ones_like(seen, np.float32)
     src, dst, w = pos[seen].astype(np.float64), x_map[seen], np.maximum(conf[seen], 0.05)

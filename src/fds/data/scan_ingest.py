@@ -247,10 +247,10 @@ def ingest_scan(scan: TexturedScan, generator, out_root: str | os.PathLike, phot
                 "detail_source": head["detail_source"] or "mesh (face model refit as the smooth reference)",
                 "face_model": generator.fm.name, "texel_mm": [round(v, 5) for v in gt.texel_mm],
                 "photo": {"camera": photo.camera.to_dict(), **photo.params}, "gt": gt.stats,
-                "proxy": {"detector": proxy.detector, "yaw_pitch_roll_deg": list(proxy.yaw_pitch_roll_deg),
-                          "reprojection_error_px": round(float(proxy.reprojection_error_px), 3)}}
-        sample = ScanSample(texture=np.asarray(proxy.uv_texture), displacement_mm=gt.displacement_mm, mask=gt.mask,
-                            visibility=np.asarray(proxy.confidence, np.float32), position_mm=gt.position_mm,
+                "proxy": {"detector": proxy.detector, "yaw_pitch_roll_deg": list(proxy.fit.yaw_pitch_roll_deg),
+                          "reprojection_error_px": round(float(proxy.fit.reprojection_error_px), 3)}}
+        sample = ScanSample(texture=np.asarray(proxy.uv.texture), displacement_mm=gt.displacement_mm, mask=gt.mask,
+                            visibility=np.asarray(proxy.uv.confidence, np.float32), position_mm=gt.position_mm,
                             normal=gt.normal, meta=meta)
         folder = Path(out_root) / f"scan_{scan.path.stem}_{k}"
         written.append(write_photo_sample(folder, PhotoSample(sample, photo, proxy, gt, meta)))

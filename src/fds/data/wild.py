@@ -83,14 +83,14 @@ class Prepared:
 def appearance_maps(fm, result, resolution: int) -> dict[str, np.ndarray]:
     """UV appearance maps of one ``fds.proxy.ProxyResult`` (see module doc)."""
     chart = uv_chart(fm, resolution)
-    tex = torch.from_numpy(np.array(result.uv_texture)).permute(2, 0, 1)[None].float() / 255
-    conf = torch.from_numpy(np.array(result.confidence, np.float32) * np.array(result.visibility))[None, None]
+    tex = torch.from_numpy(np.array(result.uv.texture)).permute(2, 0, 1)[None].float() / 255
+    conf = torch.from_numpy(np.array(result.uv.confidence, np.float32) * np.array(result.uv.visibility))[None, None]
     if tex.shape[-1] != resolution:
         tex = F.interpolate(tex, size=(resolution, resolution), mode="area" if tex.shape[-1] > resolution
                             else "bilinear")
         conf = F.interpolate(conf, size=(resolution, resolution), mode="bilinear", align_corners=False)
     conf = conf * torch.from_numpy(chart.covered)[None, None]
-    verts = np.asarray(result.vertices_mm, np.float32)
+    verts = np.asarray(result.fit.vertices_mm, np.float32)
     position = chart.interpolate(verts)
     n_v = vertex_normals(torch.from_numpy(verts), torch.from_numpy(fm.triangles.astype(np.int64)))
     normal = F.normalize(torch.from_numpy(chart.interpolate(n_v.numpy())).permute(2, 0, 1)[None], dim=1)

@@ -207,4 +207,4 @@ class DetailPredictor:
 
     def __call__(self, result: ProxyResult) -> DetailMap:
         """:meth:`predict` on a :class:`~fds.proxy.ProxyResult` (its UV texture and confidence)."""
-        return self.predict(result.uv_texture, result.confidence)
+        return self.predict(result.uv.texture, result.uv.confidence)

@@ -5,7 +5,12 @@ Layout of an entry ``<cache_dir>/<image sha1[:16]>-<config hash[:12]>/``:
 - ``face<k>.npz``: every array of face ``k``'s :class:`~fds.proxy.stage.ProxyResult` at full precision (the UV
   texture, visibility and the float32 confidence included), so a result read back equals the computed one
   bit for bit;
-- ``face<k>.json``: its scalars, names and timings (JSON floats round-trip exactly);
+- ``face<k>.json``: its scalars, names and timings (JSON floats round-trip exactly).
+
+Both files are flat: the fit's and the unwrap's fields sit beside the result's own under the names in
+:data:`ARRAYS` and :data:`SCALARS` (the unwrap's ``texture`` as ``uv_texture``). Photo-scan samples keep their
+proxy in the same two files (``proxy/face0.*``), so this layout is a file format: change it only with
+``CACHE_VERSION``;
 - ``done.json``: format version, number of faces, the photo's SHA-1, the entry key, and the SHA-256 of every
   file above. It is written last, inside a temporary folder renamed into place (:func:`fds.fileio.atomic_folder`).
 
@@ -17,7 +22,6 @@ from an older fds); the stage then logs it, recomputes and replaces the entry.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -26,16 +30,26 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from fds.fileio import atomic_folder
+from fds.proxy.fit import FitResult
+from fds.proxy.unwrap import UnwrapResult
 
 if TYPE_CHECKING:
     from fds.proxy.stage import ProxyResult
 
-__all__ = ["CACHE_VERSION", "CacheEntryError", "read_entry", "write_entry", "save_result", "load_result"]
+__all__ = ["ARRAYS", "CACHE_VERSION", "SCALARS", "CacheEntryError", "read_entry", "write_entry", "save_result",
+           "load_result"]
 
 CACHE_VERSION = 2
-ARRAYS = ("box_px", "landmarks_px", "prior_expr", "vertices_mm", "id_coeffs", "expr_coeffs", "rotation",
-          "translation_mm", "modelview", "projection", "landmark_error_px", "uv_texture", "visibility", "confidence")
-_NOT_STORED = ("image_path",)  # the entry is the photo's content, not where it was
+# stored name → (part of the ProxyResult: "" itself, "fit" or "uv"; field name there)
+ARRAYS = {"box_px": ("", "box_px"), "landmarks_px": ("", "landmarks_px"), "prior_expr": ("", "prior_expr"),
+          **{k: ("fit", k) for k in ("vertices_mm", "id_coeffs", "expr_coeffs", "rotation", "translation_mm",
+                                     "modelview", "projection", "landmark_error_px")},
+          "uv_texture": ("uv", "texture"), "visibility": ("uv", "visibility"), "confidence": ("uv", "confidence")}
+SCALARS = {**{k: ("", k) for k in ("image_sha1", "face_index", "detector", "emotion_probs", "expression_mode",
+                                   "face_model", "timings_s")},
+           **{k: ("fit", k) for k in ("image_size", "scale_px_per_mm", "yaw_pitch_roll_deg", "reprojection_error_px")}}
+_TUPLES = ("image_size", "yaw_pitch_roll_deg")  # JSON lists read back as the tuples they were
+# the entry is the photo's content, not where it was: ``image_path`` is not stored
 
 
 class CacheEntryError(ValueError):
@@ -54,13 +68,15 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _stored(result: ProxyResult, names: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    return {k: getattr(getattr(result, part) if part else result, name) for k, (part, name) in names.items()}
+
+
 def save_result(result: ProxyResult, folder: Path) -> list[Path]:
     """Write ``face<k>.npz`` and ``face<k>.json`` of one face into ``folder``; returns the files."""
     stem = Path(folder) / f"face{result.face_index}"
-    np.savez_compressed(f"{stem}.npz", **{k: getattr(result, k) for k in ARRAYS})
-    scalars = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
-               if f.name not in ARRAYS and f.name not in _NOT_STORED}
-    Path(f"{stem}.json").write_text(json.dumps(scalars, indent=1, default=_jsonable))
+    np.savez_compressed(f"{stem}.npz", **_stored(result, ARRAYS))
+    Path(f"{stem}.json").write_text(json.dumps(_stored(result, SCALARS), indent=1, default=_jsonable))
     return [Path(f"{stem}.npz"), Path(f"{stem}.json")]
 
 
@@ -70,11 +86,18 @@ def load_result(folder: Path, face_index: int = 0, image_path: str = "") -> Prox
 
     stem = Path(folder) / f"face{face_index}"
     scalars = json.loads(Path(f"{stem}.json").read_text())
-    scalars["image_size"] = tuple(scalars["image_size"])
-    scalars["yaw_pitch_roll_deg"] = tuple(scalars["yaw_pitch_roll_deg"])
+    if not isinstance(scalars, dict) or set(scalars) != set(SCALARS):
+        raise ValueError(f"{stem}.json holds {sorted(scalars) if isinstance(scalars, dict) else type(scalars)}, "
+                         f"not the proxy fields {sorted(SCALARS)}")
+    for k in _TUPLES:
+        scalars[k] = tuple(scalars[k])
     with np.load(f"{stem}.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in ARRAYS}
-    return ProxyResult(image_path=image_path, **scalars, **arrays)
+        stored = {**scalars, **{k: z[k] for k in ARRAYS}}
+    parts: dict[str, dict[str, Any]] = {"": {}, "fit": {}, "uv": {}}
+    for k, (part, name) in {**ARRAYS, **SCALARS}.items():
+        parts[part][name] = stored[k]
+    return ProxyResult(image_path=image_path, fit=FitResult(**parts["fit"]), uv=UnwrapResult(**parts["uv"]),
+                       **parts[""])
 
 
 def write_entry(folder: Path, results: list[ProxyResult], image_sha1: str) -> None:

@@ -23,9 +23,9 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from fds.proxy.cache import CACHE_VERSION, CacheEntryError, load_result, read_entry, save_result, write_entry
-from fds.proxy.fit import FitConfig, fit_proxy
+from fds.proxy.fit import FitConfig, FitResult, fit_proxy
 from fds.proxy.landmarks import FaceDetector, ImageReadError, NoFaceError, load_image
-from fds.proxy.unwrap import UnwrapConfig, unwrap_texture
+from fds.proxy.unwrap import UnwrapConfig, UnwrapResult, unwrap_texture
 
 __all__ = ["ProxyConfig", "ProxyResult", "ProxyStage", "RunSummary", "run_folder", "IMAGE_SUFFIXES"]
 
@@ -75,12 +75,16 @@ class ProxyConfig:
 
 @dataclass
 class ProxyResult:
-    """One face of one photo through the proxy stage. Pixels are 0-based, x = column, y = row DOWN."""
+    """One face of one photo through the proxy stage: what was detected, the fit and the unwrap.
+
+    Pixels are 0-based, x = column, y = row DOWN. The fitted mesh, camera and errors are ``fit``'s
+    (:class:`~fds.proxy.fit.FitResult`: ``fit.vertices_mm``, ``fit.project(points)``, ``fit.image_size`` …); the
+    photo in UV space is ``uv``'s (:class:`~fds.proxy.unwrap.UnwrapResult`: ``uv.texture``, ``uv.confidence`` …).
+    """
 
     image_path: str
     image_sha1: str
     face_index: int  # 0 = largest face
-    image_size: tuple[int, int]  # (H, W) px
     box_px: np.ndarray  # float32 [4] detector box (x0, y0, x1, y1)
     detector: str  # "hog0" | "hog1" | "cnn"
     landmarks_px: np.ndarray  # float32 [68, 2] iBUG-68
@@ -88,20 +92,8 @@ class ProxyResult:
     expression_mode: str  # "none" | "init" | "fix"
     prior_expr: np.ndarray  # float32 [E] prior expression coefficients (zeros in mode "none")
     face_model: str  # "sfm" | "ict" | ...
-    vertices_mm: np.ndarray  # float32 [V, 3] proxy mesh, model frame (x right, y up, z to viewer), mm
-    id_coeffs: np.ndarray  # float32 [K] identity, standard deviations (fm.vertices convention)
-    expr_coeffs: np.ndarray  # float32 [E] blendshape weights / expression PCA coefficients
-    rotation: np.ndarray  # float32 [3, 3] model → camera
-    translation_mm: np.ndarray  # float32 [3] camera frame (t_z = 0)
-    scale_px_per_mm: float  # x_px = s·(Rv + t)_x, y_px = H − s·(Rv + t)_y
-    yaw_pitch_roll_deg: tuple[float, float, float]
-    modelview: np.ndarray  # float32 [4, 4] eos modelview
-    projection: np.ndarray  # float32 [4, 4] eos orthographic projection
-    landmark_error_px: np.ndarray  # float32 [68] per-point reprojection error, NaN where unmapped
-    reprojection_error_px: float  # mean over the fixed mapped landmarks
-    uv_texture: np.ndarray  # uint8 [R, R, 3] RGB, row 0 = v 0 (forehead side); 0 where not visible
-    visibility: np.ndarray  # bool [R, R]
-    confidence: np.ndarray  # float32 [R, R] in [0, 1]
+    fit: FitResult  # proxy mesh (model frame, mm), coefficients, camera, landmark errors
+    uv: UnwrapResult  # the photo in UV space: texture, visibility, confidence
     timings_s: dict[str, float] = field(default_factory=dict)  # detect, landmarks, emotion, fit, unwrap
 
     def save(self, folder: Path) -> None:
@@ -223,7 +215,6 @@ class ProxyStage:
                     image_path=image_path,
                     image_sha1=image_sha1,
                     face_index=k,
-                    image_size=fit.image_size,
                     box_px=np.asarray(box, np.float32),
                     detector=det,
                     landmarks_px=lm,
@@ -231,20 +222,8 @@ class ProxyStage:
                     expression_mode=mode,
                     prior_expr=prior,
                     face_model=cfg.face_model,
-                    vertices_mm=fit.vertices_mm,
-                    id_coeffs=fit.id_coeffs,
-                    expr_coeffs=fit.expr_coeffs,
-                    rotation=fit.rotation,
-                    translation_mm=fit.translation_mm,
-                    scale_px_per_mm=fit.scale_px_per_mm,
-                    yaw_pitch_roll_deg=fit.yaw_pitch_roll_deg,
-                    modelview=fit.modelview,
-                    projection=fit.projection,
-                    landmark_error_px=fit.landmark_error_px,
-                    reprojection_error_px=fit.reprojection_error_px,
-                    uv_texture=uv.texture,
-                    visibility=uv.visibility,
-                    confidence=uv.confidence,
+                    fit=fit,
+                    uv=UnwrapResult(uv.texture, uv.visibility, uv.confidence),
                     timings_s=t,
                 )
             )

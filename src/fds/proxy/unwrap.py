@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from fds.facemodel import FaceModel
 from fds.proxy.fit import FitResult
 
-__all__ = ["UVTexture", "UnwrapConfig", "unwrap_texture"]
+__all__ = ["UVTexture", "UnwrapConfig", "UnwrapResult", "unwrap_texture"]
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,19 @@ class UnwrapConfig:
     backend: str = "auto"  # fds.render rasteriser backend
 
 
-@dataclass
-class UVTexture:
-    """A photo unwrapped into UV space; all maps are ``[R, R]`` with row 0 = v 0 (image convention)."""
+@dataclass(frozen=True)
+class UnwrapResult:
+    """A photo unwrapped into UV space, as a proxy keeps it; maps are ``[R, R]``, row 0 = v 0 (image convention)."""
 
     texture: np.ndarray  # uint8 [R, R, 3] RGB, 0 where not visible
     visibility: np.ndarray  # bool [R, R] texel seen in the photo (not occluded, facing the camera)
     confidence: np.ndarray  # float32 [R, R] in [0, 1]: visibility × n·view ramp
+
+
+@dataclass(frozen=True)
+class UVTexture(UnwrapResult):
+    """An :class:`UnwrapResult` with the geometry it was sampled through (for checks; proxies do not keep it)."""
+
     coverage: np.ndarray  # bool [R, R] texel inside the model's UV layout
     texel_px: np.ndarray  # float32 [R, R, 2] photo position of each texel (0-based px, x col, y row down)
 
