@@ -364,6 +364,8 @@ class DFDNSpec(Spec):
     gan_mode: str = arg(_choice("lsgan", "vanilla", "hinge"), "lsgan")
     lambda_geo: float = arg(_WEIGHT, 100.0)
     lambda_normal: float = arg(_WEIGHT, 0.0)
+    lambda_concordance: float = arg(_WEIGHT, 0.0)
+    concordance_sigma_texels: float = arg(_float(0.0, 64.0), 6.0)  # 0: no high-pass
     target_blur_texels: float = arg(_float(0.0, 64.0), 0.0)
     eta_app: float = arg(_WEIGHT, 0.5)
     app_updates_bn_stats: bool = arg(_bool, False)
