@@ -106,7 +106,9 @@ def sample_texel_mm(sample) -> list[float]:
     return [float(np.median(du)), float(np.median(dv))]
 
 
-def _zone(face_model: str, resolution: int, region: str, assets_dir=None) -> np.ndarray:
+def region_zone(face_model: str, resolution: int, region: str, assets_dir=None) -> np.ndarray:
+    """``bool [R, R]`` UV zone of ``region`` for the face model named ``face_model`` (loaded once per process; both
+    data streams place their patches in it)."""
     return zone_mask(_face_model(face_model, assets_dir), resolution, region)
 
 
@@ -170,7 +172,7 @@ class GeometryPatches(Dataset):
         m = mask[0].numpy() > 0.5
         key = (fm_name, r, region, hash(m.tobytes()))
         if key not in self._cands:
-            zone = _zone(fm_name, r, region, self.assets_dir) & m
+            zone = region_zone(fm_name, r, region, self.assets_dir) & m
             self._cands[key] = candidate_origins(zone, m, self.patch_size, self.min_valid)
         return self._cands[key]
 
@@ -202,7 +204,7 @@ class GeometryGridPatches(Dataset):
         for k in range(len(source)):
             fm_name, r = source.chart_key(k)
             for region in self.regions:
-                for top, left in patch_grid(_zone(fm_name, r, region, assets_dir), self.patch_size, stride):
+                for top, left in patch_grid(region_zone(fm_name, r, region, assets_dir), self.patch_size, stride):
                     index.append((k, region, int(top), int(left)))
         if max_patches is not None and len(index) > max_patches:
             index = [index[i] for i in np.linspace(0, len(index) - 1, int(max_patches)).astype(int)]

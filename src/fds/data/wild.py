@@ -185,11 +185,11 @@ class WildPatches(Dataset):
 
     def _candidates(self, k: int, region: str, vis: torch.Tensor) -> np.ndarray:
         if (k, region) not in self._cands:
-            from fds.data.scans import _zone
+            from fds.data.scans import region_zone
 
             r = vis.shape[-1]
             valid = vis[0].numpy() > 0.5
-            zone = _zone(self.face_model, r, region, self.assets_dir) & valid
+            zone = region_zone(self.face_model, r, region, self.assets_dir) & valid
             try:
                 self._cands[(k, region)] = candidate_origins(zone, valid, self.patch_size, self.min_visible)
             except ValueError:  # this photo shows too little of the region: fall back to the whole face
