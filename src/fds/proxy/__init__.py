@@ -14,7 +14,7 @@ from fds.proxy.landmarks import (
     write_pts,
 )
 from fds.proxy.stage import ProxyConfig, ProxyResult, ProxyStage, RunSummary, run_folder
-from fds.proxy.unwrap import UnwrapConfig, UVTexture, unwrap_texture
+from fds.proxy.unwrap import UnwrapConfig, UnwrapResult, UVTexture, unwrap_texture
 
 __all__ = [
     "EMOTIONS",
@@ -31,6 +31,7 @@ __all__ = [
     "RunSummary",
     "UVTexture",
     "UnwrapConfig",
+    "UnwrapResult",
     "emotion_prior",
     "expression_prior",
     "fit_proxy",

@@ -5,14 +5,14 @@ Layout of an entry ``<cache_dir>/<image sha1[:16]>-<config hash[:12]>/``:
 - ``face<k>.npz``: every array of face ``k``'s :class:`~fds.proxy.stage.ProxyResult` at full precision (the UV
   texture, visibility and the float32 confidence included), so a result read back equals the computed one
   bit for bit;
-- ``face<k>.json``: its scalars, names and timings (JSON floats round-trip exactly).
-
-Both files are flat: the fit's and the unwrap's fields sit beside the result's own under the names in
-:data:`ARRAYS` and :data:`SCALARS` (the unwrap's ``texture`` as ``uv_texture``). Photo-scan samples keep their
-proxy in the same two files (``proxy/face0.*``), so this layout is a file format: change it only with
-``CACHE_VERSION``;
+- ``face<k>.json``: its scalars, names and timings (JSON floats round-trip exactly);
 - ``done.json``: format version, number of faces, the photo's SHA-1, the entry key, and the SHA-256 of every
   file above. It is written last, inside a temporary folder renamed into place (:func:`fds.fileio.atomic_folder`).
+
+Both face files are flat: the fit's and the unwrap's fields sit beside the result's own, under the names in
+:data:`ARRAYS` and :data:`SCALARS` (the unwrap's ``texture`` as ``uv_texture``). Photo-scan samples keep their
+proxy in the same two files (``proxy/face0.*``), so this layout is a file format: change it only with a new
+``CACHE_VERSION``.
 
 An entry is keyed and validated by content only: it remembers no path (a result read from it names the photo it
 was asked for), and it is used only when ``done.json`` names this photo's SHA-1 and this key and every file has
