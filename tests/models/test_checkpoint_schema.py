@@ -27,7 +27,8 @@ from fds.models.checkpoint import (
 from fds.models.module import DFDNModule
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = [ROOT / "checkpoints" / "dfdn_lite.safetensors", ROOT / "checkpoints" / "dfdn_lite_geo.safetensors"]
+SHIPPED = [ROOT / "checkpoints" / name for name in ("dfdn_lite.safetensors", "dfdn_lite_uv.safetensors",
+                                                  "dfdn_lite_geo.safetensors")]
 
 TINY = {
     "_target_": "fds.models.module.DFDNModule", "disp_scale_mm": 0.5, "gan_weight": 0.0,
