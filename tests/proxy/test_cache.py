@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fds.proxy.cache import ARRAYS, CACHE_VERSION, SCALARS, CacheEntryError, read_entry
-from fds.proxy.stage import ProxyStage, file_sha1
+from fds.proxy.stage import ProxyResult, ProxyStage, file_sha1
 
 CFG = {"unwrap": {"resolution": 128, "backend": "torch"}, "expression": {"mode": "init", "source": "geometry"}}
 
@@ -104,7 +104,7 @@ def test_bad_entries_are_refused_with_a_reason(cached, tmp_path, damage):
     else:
         (bad / "face0.json").unlink()
     with pytest.raises(CacheEntryError):
-        read_entry(bad, file_sha1(photo), str(photo))
+        read_entry(bad, file_sha1(photo), str(photo), ProxyResult)
 
 
 def test_a_corrupt_entry_is_logged_recomputed_and_replaced(cached, caplog):
@@ -115,5 +115,5 @@ def test_a_corrupt_entry_is_logged_recomputed_and_replaced(cached, caplog):
         (healed,) = stage(photo)
     assert "unusable" in caplog.text and folder.name in caplog.text and "checksum" in caplog.text
     _assert_same(fresh, healed, image_path=str(photo), ignore=("timings_s",))  # recomputed: other timings
-    assert read_entry(folder, fresh.image_sha1, str(photo)) is not None  # replaced by a valid entry
+    assert read_entry(folder, fresh.image_sha1, str(photo), ProxyResult) is not None  # replaced by a valid entry
     assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # no temporaries left

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -33,8 +34,9 @@ from fds.fileio import atomic_folder
 from fds.proxy.fit import FitResult
 from fds.proxy.unwrap import UnwrapResult
 
-if TYPE_CHECKING:
-    from fds.proxy.stage import ProxyResult
+# a ProxyResult (fds.proxy.stage builds on this module, so the class is passed in, never imported here)
+ProxyResult = Any
+R = TypeVar("R")
 
 __all__ = ["ARRAYS", "CACHE_VERSION", "SCALARS", "CacheEntryError", "read_entry", "write_entry", "save_result",
            "load_result"]
@@ -80,10 +82,9 @@ def save_result(result: ProxyResult, folder: Path) -> list[Path]:
     return [Path(f"{stem}.npz"), Path(f"{stem}.json")]
 
 
-def load_result(folder: Path, face_index: int = 0, image_path: str = "") -> ProxyResult:
-    """Face ``face_index`` of an entry (files as :func:`save_result` writes them), naming ``image_path``."""
-    from fds.proxy.stage import ProxyResult
-
+def load_result(folder: Path, result_type: Callable[..., R], face_index: int = 0, image_path: str = "") -> R:
+    """Face ``face_index`` of an entry (files as :func:`save_result` writes them) as a ``result_type``
+    (:class:`fds.proxy.stage.ProxyResult`), naming ``image_path``."""
     stem = Path(folder) / f"face{face_index}"
     scalars = json.loads(Path(f"{stem}.json").read_text())
     if not isinstance(scalars, dict) or set(scalars) != set(SCALARS):
@@ -96,7 +97,7 @@ def load_result(folder: Path, face_index: int = 0, image_path: str = "") -> Prox
     parts: dict[str, dict[str, Any]] = {"": {}, "fit": {}, "uv": {}}
     for k, (part, name) in {**ARRAYS, **SCALARS}.items():
         parts[part][name] = stored[k]
-    return ProxyResult(image_path=image_path, fit=FitResult(**parts["fit"]), uv=UnwrapResult(**parts["uv"]),
+    return result_type(image_path=image_path, fit=FitResult(**parts["fit"]), uv=UnwrapResult(**parts["uv"]),
                        **parts[""])
 
 
@@ -109,7 +110,7 @@ def write_entry(folder: Path, results: list[ProxyResult], image_sha1: str) -> No
         (tmp / "done.json").write_text(json.dumps(done, indent=1))
 
 
-def read_entry(folder: Path, image_sha1: str, image_path: str) -> list[ProxyResult] | None:
+def read_entry(folder: Path, image_sha1: str, image_path: str, result_type: Callable[..., R]) -> list[R] | None:
     """The cached results of the photo ``image_sha1`` (None when there is no entry); raises
     :class:`CacheEntryError` saying what is wrong with an entry that exists but cannot be trusted."""
     if not folder.exists():
@@ -135,6 +136,6 @@ def read_entry(folder: Path, image_sha1: str, image_path: str) -> list[ProxyResu
         if not ok:
             raise CacheEntryError(f"{name} does not match its checksum (truncated or changed)")
     try:
-        return [load_result(folder, k, image_path) for k in range(cast(int, n))]  # an int: checked above
+        return [load_result(folder, result_type, k, image_path) for k in range(cast(int, n))]  # an int: checked above
     except Exception as exc:  # checksums matched but the content does not parse: still an unusable entry
         raise CacheEntryError(f"unreadable ({type(exc).__name__}: {exc})") from None

@@ -103,7 +103,7 @@ class ProxyResult:
     @classmethod
     def load(cls, folder: Path, face_index: int = 0, image_path: str = "") -> ProxyResult:
         """Face ``face_index`` of a cache entry (:func:`fds.proxy.cache.load_result`)."""
-        return load_result(folder, face_index, image_path)
+        return load_result(folder, cls, face_index, image_path)
 
 
 def file_sha1(path: Path) -> str:
@@ -165,7 +165,7 @@ class ProxyStage:
         folder = self.cache_dir / self.cache_key(sha) if self.cache_dir is not None else None
         if folder is not None:
             try:
-                cached = read_entry(folder, sha, str(path))
+                cached = read_entry(folder, sha, str(path), ProxyResult)
             except CacheEntryError as exc:
                 log.warning("proxy cache entry %s is unusable (%s): recomputing it", folder, exc)
                 cached = None
