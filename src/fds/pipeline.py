@@ -27,6 +27,7 @@ import logging
 import sys
 import time
 import traceback
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -225,9 +226,9 @@ class DetailPipeline:
         folder.open()
         try:
             names = unique_names(inputs)
-            proxies = prefetch_proxies(self.stage, inputs, workers=workers)
-            outcomes = [self._run_one(p.path, folder, names, p)
-                        for p in progress(proxies, "photos", total=len(inputs), unit="photo")]
+            with closing(prefetch_proxies(self.stage, inputs, workers=workers)) as proxies:
+                outcomes = [self._run_one(p.path, folder, names, p)
+                            for p in progress(proxies, "photos", total=len(inputs), unit="photo")]
             outcomes += [ImageOutcome(str(e.path), False, reason=e.reason) for e in rejected if e.photo]
             summary = {
                 "checkpoint": self.ckpt,

@@ -1,18 +1,25 @@
 """The proxy stage of the next photos while the current one goes through the network and the writers.
 
 :func:`prefetch_proxies` yields one :class:`ProxyOutcome` per photo, in input order. With ``workers ≥ 1`` the
-photos' proxies are computed ``ahead`` photos in advance by worker processes (``concurrent.futures``, forked:
-the loaded face model is shared copy-on-write; dlib, eos and the emotion network are built lazily in each
-worker, since eos objects neither pickle nor release the GIL). Each worker runs torch on one thread and on the
-CPU, so on a 2-core machine it fills the cycles the main process leaves idle (PNG and mesh writing are
-single-threaded) instead of competing with the network's two threads. With ``workers=0`` (or a single photo)
-every proxy is computed in this process, when its photo's turn comes: the plain reference of the same order.
+photos' proxies are computed up to ``ahead`` photos in advance by worker processes (``concurrent.futures``,
+forked: the face model loaded by the run is shared copy-on-write, not loaded again; dlib, eos and the emotion
+network are built lazily in each worker, since eos objects neither pickle nor release the GIL). The proxy stage
+runs torch on one thread wherever it runs (:meth:`fds.proxy.ProxyStage.process`), so a worker's proxy is the
+in-process proxy bit for bit, and on a 2-core machine the worker fills the cycles the main process leaves idle
+(PNG and mesh writing are single-threaded) instead of competing with the network's threads. With ``workers=0``
+(or a single photo) every proxy is computed in this process when its photo's turn comes: the sequential path.
+
+With ``device="cuda"`` the workers compute on the CPU (a forked process cannot use the parent's CUDA context):
+their proxies equal the in-process CPU proxies, and differ from CUDA ones by float rounding only, as proxies in
+the cache already may (its key does not hold the device).
 
 A photo's failure (unreadable, no face, any exception) is its outcome's ``error``, raised by
 :meth:`ProxyOutcome.get` where the caller handles it, with the worker's traceback as its ``__cause__``. A
 worker process that dies (a crash in native code, the kernel's out-of-memory killer) fails the photo it was
-working on (:class:`ProxyWorkerError`) and the remaining photos go on in a fresh pool. Workers exit when the
-process that started them dies (a killed run leaves no orphans).
+working on (:class:`ProxyWorkerError`) and the remaining photos go on in a fresh pool. Workers ignore Ctrl-C
+(the run decides what to do with it), are stopped when the consumer stops early, and exit by themselves when
+the process that started them dies (a killed run leaves no orphans); a worker never writes outside the proxy
+cache, so a run stopped at any moment leaves no partial photo folder (:mod:`fds.outputs`).
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -66,6 +74,7 @@ def _init_worker(stage: ProxyStage, parent: int) -> None:
 
     global _STAGE
     torch.set_num_threads(1)  # before any torch op: the main process's network keeps the cores' threads
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the run handles it
     _STAGE = stage
 
     def watch() -> None:  # exit when the run that started us is gone (SIGKILL gives it no chance to say so)
@@ -100,10 +109,31 @@ def _worker_stage(stage: ProxyStage) -> ProxyStage:
 
 
 # ------------------------------------------------------------------------------------------- parent side
+def _pool(worker_stage: ProxyStage, workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_init_worker, initargs=(worker_stage, os.getpid()))
+
+
+def _alone(worker_stage: ProxyStage, path: Path) -> ProxyOutcome:
+    """``path`` in a pool of its own: after a worker died, this tells whether this photo is the one that kills it
+    (a dying worker fails every photo in flight, not only its own)."""
+    with _pool(worker_stage, 1) as pool:
+        try:
+            return ProxyOutcome(path, pool.submit(_proxy_in_worker, path).result())
+        except BrokenProcessPool as exc:
+            log.error("the proxy worker died on %s (%s): going on with a new one", path, exc)
+            return ProxyOutcome(path, error=ProxyWorkerError(
+                f"the proxy stage's process died on this photo ({exc}); a crash in dlib/eos or out of memory: "
+                "try the photo alone, or a smaller copy of it"))
+        except Exception as exc:
+            return ProxyOutcome(path, error=exc)
+
+
 def prefetch_proxies(stage: ProxyStage, paths: Sequence[Path], workers: int = 1,
-                     ahead: int | None = None) -> Iterator[ProxyOutcome]:
+                     ahead: int | None = None) -> Generator[ProxyOutcome, None, None]:
     """One :class:`ProxyOutcome` per path, in order; with ``workers`` processes computing up to ``ahead`` photos
-    (default ``workers + 1``) beyond the one being consumed. ``workers=0``: in this process, one at a time."""
+    (default ``workers + 1``) beyond the one being consumed. ``workers=0``: in this process, one at a time.
+    Close the iterator (``contextlib.closing``) when stopping early: that cancels the photos not yet started."""
     paths = [Path(p) for p in paths]
     if workers <= 0 or len(paths) <= 1:
         for path in paths:
@@ -112,36 +142,34 @@ def prefetch_proxies(stage: ProxyStage, paths: Sequence[Path], workers: int = 1,
             except Exception as exc:  # reported by the caller with the photo; the run goes on
                 yield ProxyOutcome(path, error=exc)
         return
-    ahead = workers + 1 if ahead is None else max(int(ahead), 1)
+    ahead = workers + 1 if ahead is None else max(int(ahead), 0)
     worker_stage = _worker_stage(stage)
-    start = 0
+    start, suspect = 0, False  # paths[start] is the next to hand out; suspect: it was in flight when a worker died
     while start < len(paths):
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(paths) - start),
-                                   mp_context=multiprocessing.get_context("fork"),
-                                   initializer=_init_worker, initargs=(worker_stage, os.getpid()))
+        if suspect:
+            outcome = _alone(worker_stage, paths[start])
+            start, suspect = start + 1, False
+            yield outcome
+            continue
+        pool = _pool(worker_stage, min(workers, len(paths) - start))
         pending: deque[Future] = deque()
         submitted = start
-        broken = False
         try:
             while start < len(paths):
                 while submitted < len(paths) and submitted - start <= ahead:
                     pending.append(pool.submit(_proxy_in_worker, paths[submitted]))
                     submitted += 1
                 future = pending.popleft()
-                path = paths[start]
-                start += 1
                 try:
-                    outcome = ProxyOutcome(path, future.result())
-                except BrokenProcessPool as exc:
-                    log.error("the proxy worker died on %s (%s): going on with a new one", path, exc)
-                    outcome = ProxyOutcome(path, error=ProxyWorkerError(
-                        f"the proxy stage's process died on this photo ({exc}); a crash in dlib/eos or out of "
-                        "memory: try the photo alone, or a smaller copy of it"))
-                    broken = True
-                except Exception as exc:
-                    outcome = ProxyOutcome(path, error=exc)
-                yield outcome
-                if broken:
+                    outcome = ProxyOutcome(paths[start], future.result())
+                except BrokenProcessPool:  # some photo in flight killed its worker: find which, alone
+                    suspect = True
                     break
-        finally:
-            pool.shutdown(wait=not broken, cancel_futures=True)
+                except Exception as exc:
+                    outcome = ProxyOutcome(paths[start], error=exc)
+                start += 1
+                yield outcome
+        except BaseException:  # the consumer stopped (closed us, Ctrl-C): drop what is queued, do not wait
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
