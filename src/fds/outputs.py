@@ -22,7 +22,6 @@ import socket
 import tempfile
 import time
 import unicodedata
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -97,21 +96,6 @@ def _holder(fd: int) -> str:
         return "another process"
 
 
-_OPEN: weakref.WeakSet[OutputFolder] = weakref.WeakSet()
-
-
-def _drop_locks_in_child() -> None:
-    """In a forked child (the proxy stage's workers): close the inherited descriptors of the run's lock, so that
-    only the run holds it and a killed run frees ``output=`` at once, whatever its workers are doing."""
-    for folder in list(_OPEN):
-        if folder._fd is not None:
-            os.close(folder._fd)
-            folder._fd = None
-
-
-os.register_at_fork(after_in_child=_drop_locks_in_child)
-
-
 class OutputFolder:
     """One run's hold on ``output=`` (see the module doc). Use as a context manager, or :meth:`open` /
     :meth:`close`."""
@@ -155,7 +139,6 @@ class OutputFolder:
             os.close(fd)
             raise OutputError(f"{where} is not writable ({exc.strerror or exc}): choose a writable folder") from None
         self._fd = fd
-        _OPEN.add(self)
         self._clear_leftovers()
         return self
 
@@ -163,7 +146,6 @@ class OutputFolder:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
             self._fd = None
-        _OPEN.discard(self)
 
     def __enter__(self) -> OutputFolder:
         return self.open()

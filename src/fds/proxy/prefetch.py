@@ -1,25 +1,28 @@
 """The proxy stage of the next photos while the current one goes through the network and the writers.
 
 :func:`prefetch_proxies` yields one :class:`ProxyOutcome` per photo, in input order. With ``workers ≥ 1`` the
-photos' proxies are computed up to ``ahead`` photos in advance by worker processes (``concurrent.futures``,
-forked: the face model loaded by the run is shared copy-on-write, not loaded again; dlib, eos and the emotion
-network are built lazily in each worker, since eos objects neither pickle nor release the GIL). The proxy stage
-runs torch on one thread wherever it runs (:meth:`fds.proxy.ProxyStage.process`), so a worker's proxy is the
-in-process proxy bit for bit, and on a 2-core machine the worker fills the cycles the main process leaves idle
-(PNG and mesh writing are single-threaded) instead of competing with the network's threads. With ``workers=0``
-(or a single photo) every proxy is computed in this process when its photo's turn comes: the sequential path.
+proxies of up to ``ahead`` photos beyond the current one are computed by worker processes while the caller works
+on the current photo; the first photo's proxy is computed in this process while the workers start.
 
-With ``device="cuda"`` the workers compute on the CPU (a forked process cannot use the parent's CUDA context):
-their proxies equal the in-process CPU proxies, and differ from CUDA ones by float rounding only, as proxies in
-the cache already may (its key does not hold the device).
+The workers come from a fork server (``multiprocessing``'s ``forkserver``), not from forking this process: dlib
+keeps a process-wide thread pool that a forked child inherits without its threads (a worker forked after this
+process ran dlib's CNN detector hangs in it), and CUDA cannot be used in a forked child. Each worker receives the
+stage pickled, with the face model already loaded (read from disk once per run, not once per worker), and builds
+its dlib detectors, eos objects and emotion network lazily on first use (they do not pickle). The proxy stage runs
+torch on one thread wherever it runs (:meth:`fds.proxy.ProxyStage.process`), so a worker's proxy is this process's
+proxy bit for bit, and on a 2-core machine a worker fills the cycles the main process leaves idle (PNG and mesh
+writing are single-threaded) instead of competing with the network's threads. With ``workers=0`` (or a single
+photo) every proxy is computed in this process when its photo's turn comes: the sequential path.
 
 A photo's failure (unreadable, no face, any exception) is its outcome's ``error``, raised by
-:meth:`ProxyOutcome.get` where the caller handles it, with the worker's traceback as its ``__cause__``. A
-worker process that dies (a crash in native code, the kernel's out-of-memory killer) fails the photo it was
-working on (:class:`ProxyWorkerError`) and the remaining photos go on in a fresh pool. Workers ignore Ctrl-C
-(the run decides what to do with it), are stopped when the consumer stops early, and exit by themselves when
-the process that started them dies (a killed run leaves no orphans); a worker never writes outside the proxy
-cache, so a run stopped at any moment leaves no partial photo folder (:mod:`fds.outputs`).
+:meth:`ProxyOutcome.get` where the caller handles it, with the worker's traceback as its ``__cause__``. A worker
+process that dies (a crash in native code, the kernel's out-of-memory killer) takes every photo in flight with
+it; the first of them is retried alone and fails with :class:`ProxyWorkerError` only if it kills its worker
+again, and the other photos go on in a fresh pool. Workers ignore Ctrl-C (the run handles it), are killed when
+the caller stops early (close the iterator), and exit by themselves when the run is killed (a watchdog thread
+waits on the run's pidfd). They write nothing but proxy cache entries and never hold ``output=`` (forked from
+the server, they never had its lock), so a run stopped at any moment leaves no partial photo folder
+(:mod:`fds.outputs`) and nothing running.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import threading
 import time
@@ -46,7 +50,7 @@ log = logging.getLogger(__name__)
 
 
 class ProxyWorkerError(RuntimeError):
-    """The process computing a photo's proxy died (the photo is reported, the run goes on)."""
+    """The process computing a photo's proxy died on it (the photo is reported, the run goes on)."""
 
 
 @dataclass
@@ -69,20 +73,45 @@ class ProxyOutcome:
 _STAGE: ProxyStage | None = None
 
 
-def _init_worker(stage: ProxyStage, parent: int) -> None:
-    import torch
+def _exit_with(run: int) -> None:
+    """Exit when the run (process ``run``) is gone: a killed run cannot tell its workers, and a fork server's
+    worker is not the run's child (Linux: a pidfd wakes us when it exits; elsewhere we poll)."""
+    try:
+        fd = os.pidfd_open(run)
+    except (AttributeError, OSError) as exc:
+        if isinstance(exc, ProcessLookupError):
+            os._exit(1)
+        fd = None
 
-    global _STAGE
-    torch.set_num_threads(1)  # before any torch op: the main process's network keeps the cores' threads
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the run handles it
-    _STAGE = stage
-
-    def watch() -> None:  # exit when the run that started us is gone (SIGKILL gives it no chance to say so)
-        while os.getppid() == parent:
-            time.sleep(1.0)
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])  # readable once the run has exited
+        else:
+            while _alive(run):
+                time.sleep(1.0)
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="fds-proxy-watchdog").start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _init_worker(stage: ProxyStage, run: int) -> None:
+    import torch
+
+    global _STAGE
+    _exit_with(run)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the run handles it
+    torch.set_num_threads(1)  # the main process's network keeps the cores' threads
+    _STAGE = stage
 
 
 def _proxy_in_worker(path: Path) -> list[ProxyResult]:
@@ -97,36 +126,53 @@ def _proxy_in_worker(path: Path) -> list[ProxyResult]:
         raise
 
 
-def _worker_stage(stage: ProxyStage) -> ProxyStage:
-    """The stage as the workers run it: on the CPU (a forked process cannot use the parent's CUDA context),
-    with the face model already loaded (shared with the workers, not loaded again in each)."""
-    stage.face_model  # noqa: B018
-    if stage.device == "cpu":
-        return stage
-    cpu = ProxyStage(stage.config, cache_dir=stage.cache_dir, device="cpu", assets_dir=stage.assets_dir)
-    cpu._fm = stage.face_model
-    return cpu
-
-
 # ------------------------------------------------------------------------------------------- parent side
-def _pool(worker_stage: ProxyStage, workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_init_worker, initargs=(worker_stage, os.getpid()))
+def _pool(stage: ProxyStage, workers: int) -> ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["fds.proxy.stage"])  # torch, numpy, eos imported once, in the server
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(stage, os.getpid()))
 
 
-def _alone(worker_stage: ProxyStage, path: Path) -> ProxyOutcome:
+def _stop(pool: ProcessPoolExecutor, wait: bool) -> None:
+    """Shut ``pool`` down, killing its workers first: after a worker died, or when the caller stops early. (A
+    worker the pool started while another was dying is not stopped by the pool itself: it would block forever
+    on a result nobody reads, and shutdown with it.)"""
+    kill = getattr(pool, "kill_workers", None)  # Python ≥ 3.14
+    if kill is not None:
+        kill()
+    else:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
+    pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _here(stage: ProxyStage, path: Path) -> ProxyOutcome:
+    try:
+        return ProxyOutcome(path, stage(path))
+    except Exception as exc:  # reported by the caller with the photo; the run goes on
+        return ProxyOutcome(path, error=exc)
+
+
+def _alone(stage: ProxyStage, path: Path) -> ProxyOutcome:
     """``path`` in a pool of its own: after a worker died, this tells whether this photo is the one that kills it
     (a dying worker fails every photo in flight, not only its own)."""
-    with _pool(worker_stage, 1) as pool:
-        try:
-            return ProxyOutcome(path, pool.submit(_proxy_in_worker, path).result())
-        except BrokenProcessPool as exc:
-            log.error("the proxy worker died on %s (%s): going on with a new one", path, exc)
-            return ProxyOutcome(path, error=ProxyWorkerError(
-                f"the proxy stage's process died on this photo ({exc}); a crash in dlib/eos or out of memory: "
-                "try the photo alone, or a smaller copy of it"))
-        except Exception as exc:
-            return ProxyOutcome(path, error=exc)
+    pool = _pool(stage, 1)
+    try:
+        outcome = ProxyOutcome(path, pool.submit(_proxy_in_worker, path).result())
+    except BrokenProcessPool as exc:
+        log.error("the proxy worker died on %s (%s): going on with a new one", path, exc)
+        _stop(pool, wait=True)
+        return ProxyOutcome(path, error=ProxyWorkerError(
+            f"the proxy stage's process died on this photo ({exc}); a crash in dlib/eos or out of memory: "
+            "try the photo alone, or a smaller copy of it"))
+    except Exception as exc:
+        outcome = ProxyOutcome(path, error=exc)
+    except BaseException:
+        _stop(pool, wait=False)
+        raise
+    pool.shutdown(wait=True)
+    return outcome
 
 
 def prefetch_proxies(stage: ProxyStage, paths: Sequence[Path], workers: int = 1,
@@ -137,39 +183,49 @@ def prefetch_proxies(stage: ProxyStage, paths: Sequence[Path], workers: int = 1,
     paths = [Path(p) for p in paths]
     if workers <= 0 or len(paths) <= 1:
         for path in paths:
-            try:
-                yield ProxyOutcome(path, stage(path))
-            except Exception as exc:  # reported by the caller with the photo; the run goes on
-                yield ProxyOutcome(path, error=exc)
+            yield _here(stage, path)
         return
     ahead = workers + 1 if ahead is None else max(int(ahead), 0)
-    worker_stage = _worker_stage(stage)
+    stage.face_model  # noqa: B018  loaded here, once; the workers receive it with the stage
+    local = 1  # photos [0, local) are computed in this process (while the first workers start)
     start, suspect = 0, False  # paths[start] is the next to hand out; suspect: it was in flight when a worker died
     while start < len(paths):
         if suspect:
-            outcome = _alone(worker_stage, paths[start])
+            outcome = _alone(stage, paths[start])
             start, suspect = start + 1, False
             yield outcome
             continue
-        pool = _pool(worker_stage, min(workers, len(paths) - start))
+        pool = _pool(stage, min(workers, len(paths) - max(start, local)))
         pending: deque[Future] = deque()
-        submitted = start
+        submitted = max(start, local)
         try:
             while start < len(paths):
-                while submitted < len(paths) and submitted - start <= ahead:
-                    pending.append(pool.submit(_proxy_in_worker, paths[submitted]))
+                while submitted < len(paths) and submitted - start <= ahead and not suspect:
+                    try:
+                        pending.append(pool.submit(_proxy_in_worker, paths[submitted]))
+                    except BrokenProcessPool:  # a worker died: what is in flight tells which photo
+                        suspect = True
+                        break
                     submitted += 1
-                future = pending.popleft()
-                try:
-                    outcome = ProxyOutcome(paths[start], future.result())
-                except BrokenProcessPool:  # some photo in flight killed its worker: find which, alone
+                if start < local:
+                    outcome = _here(stage, paths[start])
+                elif not pending:  # the pool broke before this photo was handed to it
                     suspect = True
                     break
-                except Exception as exc:
-                    outcome = ProxyOutcome(paths[start], error=exc)
+                else:
+                    try:
+                        outcome = ProxyOutcome(paths[start], pending.popleft().result())
+                    except BrokenProcessPool:  # some photo in flight killed its worker: find which, alone
+                        suspect = True
+                        break
+                    except Exception as exc:
+                        outcome = ProxyOutcome(paths[start], error=exc)
                 start += 1
                 yield outcome
-        except BaseException:  # the consumer stopped (closed us, Ctrl-C): drop what is queued, do not wait
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # the consumer stopped (closed us, Ctrl-C): what the workers do is not needed
+            _stop(pool, wait=False)
             raise
-        pool.shutdown(wait=True, cancel_futures=True)
+        if suspect:
+            _stop(pool, wait=True)
+        else:
+            pool.shutdown(wait=True)
