@@ -23,7 +23,7 @@ from PIL import Image
 from fds.outputs import OutputFolder
 from fds.pipeline import infer
 from fds.proxy.prefetch import ProxyWorkerError, prefetch_proxies
-from fds.proxy.stage import ProxyResult, ProxyStage
+from fds.proxy.stage import ProxyStage
 from fds.threads import torch_threads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,15 +54,18 @@ def photos(tmp_path, labelled_dir) -> Path:
     return folder
 
 
-def _same_result(a: ProxyResult, b: ProxyResult) -> None:
-    for f in dataclasses.fields(ProxyResult):
-        if f.name == "timings_s":
-            continue
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True), f.name
-        else:
-            assert x == y, f.name
+def _same(a, b, where: str = "proxy") -> None:
+    """``a`` and ``b`` equal bit for bit (arrays: dtype and every value, NaN where NaN), dataclasses field by field
+    (timings excepted)."""
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), where
+        for f in dataclasses.fields(a):
+            if f.name != "timings_s":
+                _same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), where
+    else:
+        assert a == b, where
 
 
 def test_workers_give_the_in_process_proxies_in_input_order(photos):
@@ -81,7 +84,7 @@ def test_workers_give_the_in_process_proxies_in_input_order(photos):
         assert g.error is None, (g.path, g.error)
         rs, gs = r.get(), g.get()
         assert len(rs) == len(gs) == 1
-        _same_result(rs[0], gs[0])
+        _same(rs[0], gs[0])
     errors = {o.path.name: str(o.error) for o in got if o.error is not None}
     assert errors.keys() == {"b_broken.jpg", "d_wall.png"}
     assert "cannot decode image" in errors["b_broken.jpg"] and "no face detected" in errors["d_wall.png"]
@@ -158,7 +161,7 @@ def test_a_dying_worker_fails_its_photo_only(tmp_path, photos, monkeypatch):
     assert "cannot decode image" in str(by_name["b_broken.jpg"].error)
     for name in ("c_lfpw_image_0002.png", "a_helen_121204156_1.jpg", "e_takeo.png"):
         [face] = by_name[name].get()
-        assert face.image_path.endswith(name) and face.reprojection_error_px < 10
+        assert face.image_path.endswith(name) and face.fit.reprojection_error_px < 10
 
 
 def test_workers_do_not_hold_the_output_lock(tmp_path, photos):
