@@ -29,7 +29,7 @@ from fds.threads import torch_threads
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["detail.resolution=256", "bake.max_triangles=20000", "preview.height=128", "device=cpu",
         "detail.float_format=npy"]
-# small shared photos (≤ 510×800 px), the largest first: with two workers it finishes after the next one
+# small shared photos (≤ 510×800 px)
 GOOD = ("helen_121204156_1.jpg", "lfpw_image_0002.png", "takeo.png")
 
 
@@ -70,7 +70,8 @@ def _same(a, b, where: str = "proxy") -> None:
 
 def test_workers_give_the_in_process_proxies_in_input_order(photos):
     """Two workers (one torch thread each) against this process with two torch threads: the same proxies bit for
-    bit, the same errors, in input order although the first photo finishes after the second."""
+    bit, the same errors, in input order (the wall, quickly found faceless, is usually done before the photo
+    ahead of it)."""
     paths = sorted(photos.iterdir())
     stage = ProxyStage()  # no cache: both runs compute every proxy
     with torch_threads(2):

@@ -179,7 +179,7 @@ def prefetch_proxies(stage: ProxyStage, paths: Sequence[Path], workers: int = 1,
                      ahead: int | None = None) -> Generator[ProxyOutcome, None, None]:
     """One :class:`ProxyOutcome` per path, in order; with ``workers`` processes computing up to ``ahead`` photos
     (default ``workers + 1``) beyond the one being consumed. ``workers=0``: in this process, one at a time.
-    Close the iterator (``contextlib.closing``) when stopping early: that cancels the photos not yet started."""
+    Close the iterator (``contextlib.closing``) when stopping early: that stops the workers at once."""
     paths = [Path(p) for p in paths]
     if workers <= 0 or len(paths) <= 1:
         for path in paths:
