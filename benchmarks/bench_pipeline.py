@@ -17,15 +17,27 @@ first). Stages:
 
 The paper-size network (``model=paper``) is timed per 256² patch on random input and extrapolated to the
 3,439 patches of a 4096² paper-density grid, as the paper's pipeline would need.
+
+Folder throughput (``--sections folder``): the first ``--folder-photos`` labelled photos of the data kit (20 by
+default) through ``DetailPipeline.run`` (defaults, no proxy cache, the model loaded once), one photo after the
+other (``workers=0``) and with the next photos' proxies computed by ``--workers`` processes, in the same run, after
+an untimed warm-up photo: images/s, the ratio, peak memory of the run's processes sampled from /proc (RSS of the
+main process; RSS and PSS summed over it, the proxy workers and their fork server: RSS counts shared pages once
+per process, PSS splits them) and whether both runs wrote the same bytes (``result.json`` aside: it has timings).
+
+    .venv/bin/python benchmarks/bench_pipeline.py --sections folder --folder-photos 20 --workers 1
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import platform
+import shutil
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +46,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from fds.assets import shared_data_dir
 from fds.demo import SHIPPED_CHECKPOINT
 from fds.detail import DetailPredictor
 from fds.export import mesh_io
@@ -49,6 +62,7 @@ from fds.export.previews import (
     write_preview,
 )
 from fds.pipeline import DetailPipeline, DetailSettings, face_crop_view
+from fds.proxy.stage import IMAGE_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("proxy", "detail", "maps", "mesh", "preview")
@@ -127,15 +141,123 @@ def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[
     return t, sizes
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[1024, 4096])
-    parser.add_argument("--patches", type=int, default=16)
-    parser.add_argument("--ckpt", default=str(SHIPPED_CHECKPOINT))
-    parser.add_argument("--out", default=str(ROOT / "docs" / "bench_pipeline.md"))
-    parser.add_argument("--device", default="cpu", help="cpu | cuda (the network; maps and meshes stay on CPU)")
-    args = parser.parse_args()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+def machine(device: str) -> str:
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "no GPU"
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
+
+
+# ----------------------------------------------------------------------------------------- folder throughput
+def folder_photos(n: int) -> list[Path]:
+    """The first ``n`` (by name) of the data kit's labelled photos (one or more faces each, 150–2000 px)."""
+    folder = shared_data_dir() / "faces" / "labelled"
+    photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if len(photos) < n:
+        raise SystemExit(f"the folder benchmark needs {n} photos in {folder}; found {len(photos)}")
+    return photos[:n]
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                kids = {int(k) for k in (task / "children").read_text().split()} - found
+            except OSError:
+                continue
+            found |= kids
+            todo += kids
+    return found
+
+
+class TreeMemory:
+    """Peak memory, bytes, of this process and its descendants, sampled every ``every_s`` seconds from
+    ``/proc/<pid>/smaps_rollup`` (Linux; a peak shorter than the interval can be missed): ``main_rss``, ``rss``
+    (summed over the processes) and ``pss`` (summed; shared pages split between their processes)."""
+
+    def __init__(self, every_s: float = 0.1):
+        self.every_s = every_s
+        self.peak = {"main_rss": 0, "rss": 0, "pss": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="bench-memory")
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while True:
+            self.sample()
+            if self._stop.wait(self.every_s):
+                return
+
+    def sample(self) -> None:
+        me = os.getpid()
+        total = {"main_rss": 0, "rss": 0, "pss": 0}
+        for pid in (me, *_descendants(me)):
+            try:
+                lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+            except OSError:
+                continue  # it has just exited
+            kb = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in lines if ln.endswith(" kB")}
+            total["rss"] += kb.get("Rss", 0)
+            total["pss"] += kb.get("Pss", 0)
+            if pid == me:
+                total["main_rss"] = kb.get("Rss", 0)
+        self.peak = {k: max(v, total[k]) for k, v in self.peak.items()}
+
+
+def _digests(out: Path) -> dict[str, str]:
+    """SHA-1 of every output file but ``result.json`` (its timings differ run to run)."""
+    return {p.relative_to(out).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in ("result.json", "summary.json", ".fds-run.lock")}
+
+
+def folder_section(args: argparse.Namespace) -> list[str]:
+    photos = folder_photos(args.folder_photos)
+    pipe = DetailPipeline(args.ckpt, cache_dir=None, device=args.device,
+                          settings=DetailSettings(resolution=args.folder_resolution))
+    runs: dict[str, dict] = {}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        pipe.run(photos[-1:], Path(tmp) / "warm", workers=0)  # libraries, dlib and emotion models loaded
+        for name, workers in (("sequential", 0), (f"prefetch, {args.workers} worker(s)", args.workers)):
+            out = Path(tmp) / f"workers{workers}"
+            with TreeMemory() as mem:
+                t0 = time.perf_counter()
+                outcomes = pipe.run(photos, out, workers=workers)
+                wall = time.perf_counter() - t0
+            runs[name] = {"wall": wall, "failed": sum(not o.ok for o in outcomes), "peak": mem.peak,
+                          "digests": _digests(out)}
+            shutil.rmtree(out)
+            print(name, f"{wall:.1f} s", {k: f"{v / 1e9:.2f} GB" for k, v in mem.peak.items()}, flush=True)
+    load_after = os.getloadavg()
+    base = runs["sequential"]
+    n, gb = len(photos), 1e9
+    lines = ["## Folder throughput", "",
+             f"Machine: {machine(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after. "
+             f"{n} photos (the data kit's first {n} labelled photos by name), detail.resolution="
+             f"{args.folder_resolution}, defaults otherwise, no proxy cache, model loaded once, after a warm-up "
+             "photo. Memory sampled every 0.1 s.", "",
+             "| run | wall, s | images/s | vs sequential | peak RSS main, GB | peak RSS all processes, GB "
+             "| peak PSS all processes, GB | failed | same files as sequential |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, r in runs.items():
+        same = "–" if r is base else ("yes" if r["digests"] == base["digests"] else "**no**")
+        lines.append(f"| {name} | {r['wall']:.1f} | {n / r['wall']:.3f} | {base['wall'] / r['wall']:.2f}× | "
+                     f"{r['peak']['main_rss'] / gb:.2f} | {r['peak']['rss'] / gb:.2f} | {r['peak']['pss'] / gb:.2f} | "
+                     f"{r['failed']} | {same} |")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------- per stage
+def stages_section(args: argparse.Namespace) -> list[str]:
     load_before = os.getloadavg()
     photo = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     rows: dict[tuple[int, str], dict[str, float]] = {}
@@ -164,16 +286,11 @@ def main() -> None:
            "lite, fast copy (default)": per_patch_seconds(lite.predictor.network, args.patches), "paper": paper_patch}
     load_after = os.getloadavg()
 
-    gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "no GPU"
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
     cols = [(r, k) for r in args.resolutions for k in ("fast", "reference")]
     lines = [
-        "# Inference pipeline (`benchmarks/bench_pipeline.py`)", "",
-        f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"{gpu}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after the run (other jobs share "
-        "the cores: compare rows of one run). One photo (grace_hopper), shipped checkpoint, warm process, "
-        "seconds per face.", "",
+        f"Machine: {machine(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after the "
+        "run (other jobs share the cores: compare rows of one run). One photo (grace_hopper), shipped checkpoint, "
+        "warm process, seconds per face.", "",
         "| stage | " + " | ".join(f"{r}² {k}" for r, k in cols) + " |", "|---|" + "---:|" * len(cols)]
     for s in (*STAGES, "total"):
         vals = [sum(rows[c].values()) if s == "total" else rows[c][s] for c in cols]
@@ -195,6 +312,27 @@ def main() -> None:
               "| network | s per patch | 4096² paper-density grid (3,439 patches), s |", "|---|---:|---:|"]
     for name, s in sec.items():
         lines.append(f"| {name} | {s:.4f} | {s * 3439:.0f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="+", choices=("stages", "folder"), default=["stages", "folder"])
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--patches", type=int, default=16)
+    parser.add_argument("--folder-photos", type=int, default=20)
+    parser.add_argument("--folder-resolution", type=int, default=1024)
+    parser.add_argument("--workers", type=int, default=1, help="proxy worker processes of the prefetch run")
+    parser.add_argument("--ckpt", default=str(SHIPPED_CHECKPOINT))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "bench_pipeline.md"))
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (the network; maps and meshes stay on CPU)")
+    args = parser.parse_args()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    lines = ["# Inference pipeline (`benchmarks/bench_pipeline.py`)", ""]
+    if "folder" in args.sections:  # first: its memory figures are not inflated by the 4096² runs
+        lines += folder_section(args) + [""]
+    if "stages" in args.sections:
+        lines += stages_section(args)
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

@@ -27,6 +27,7 @@ import logging
 import sys
 import time
 import traceback
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -47,6 +48,7 @@ from fds.outputs import OutputError, OutputFolder, unique_names
 from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
+from fds.proxy.prefetch import ProxyOutcome, prefetch_proxies
 from fds.proxy.quality import exposure_warnings
 
 log = logging.getLogger(__name__)
@@ -214,15 +216,19 @@ class DetailPipeline:
 
     # -------------------------------------------------------------------------------------- many photos
     def run(self, inputs: list[Path], output: Path | OutputFolder,
-            rejected: list[InputEntry] | tuple = ()) -> list[ImageOutcome]:
+            rejected: list[InputEntry] | tuple = (), workers: int = 1) -> list[ImageOutcome]:
         """Every photo into ``output`` (locked for the run); one failure never stops the others. Each photo's
-        folders appear complete or not at all. Writes ``summary.json`` with the ``rejected`` input entries too."""
+        folders appear complete or not at all. Writes ``summary.json`` with the ``rejected`` input entries too.
+        ``workers``: processes computing the next photos' proxies while this one runs the network and the
+        writers (:func:`fds.proxy.prefetch.prefetch_proxies`; 0 = one photo after the other in this process)."""
         folder = output if isinstance(output, OutputFolder) else OutputFolder(output)
         opened_here = not folder.is_open
         folder.open()
         try:
             names = unique_names(inputs)
-            outcomes = [self._run_one(path, folder, names) for path in progress(inputs, "photos", unit="photo")]
+            with closing(prefetch_proxies(self.stage, inputs, workers=workers)) as proxies:
+                outcomes = [self._run_one(p.path, folder, names, p)
+                            for p in progress(proxies, "photos", total=len(inputs), unit="photo")]
             outcomes += [ImageOutcome(str(e.path), False, reason=e.reason) for e in rejected if e.photo]
             summary = {
                 "checkpoint": self.ckpt,
@@ -239,9 +245,10 @@ class DetailPipeline:
                 folder.close()
         return outcomes
 
-    def _run_one(self, path: Path, folder: OutputFolder, names: dict[Path, str]) -> ImageOutcome:
+    def _run_one(self, path: Path, folder: OutputFolder, names: dict[Path, str],
+                 proxy: ProxyOutcome | None = None) -> ImageOutcome:
         try:
-            results = self.stage(path)
+            results = proxy.get() if proxy is not None else self.stage(path)
             sha = results[0].image_sha1
             name = folder.claim(names[path], sha, reserved=set(names.values()))
             face_names = [name if r.face_index == 0 else f"{name}_face{r.face_index}" for r in results]
@@ -288,6 +295,9 @@ def infer(cfg: DictConfig) -> int:
     early = (ConfigError, OutputError, CheckpointError, NoInputError, OmegaConfBaseException)
     try:
         settings = _settings(cfg)
+        workers = cfg.get("workers", 1)
+        if not isinstance(workers, int) or isinstance(workers, bool) or not 0 <= workers <= 64:
+            raise ConfigError(f"workers={workers!r} is invalid: use a whole number of processes from 0 to 64")
         output = OutputFolder(cfg.output).open()
     except early as exc:
         print(f"fds infer: {exc}", file=sys.stderr)
@@ -303,7 +313,7 @@ def infer(cfg: DictConfig) -> int:
         except early as exc:
             print(f"fds infer: {exc}", file=sys.stderr)
             return 2
-        outcomes = pipeline.run(inputs.photos, output, inputs.rejected)
+        outcomes = pipeline.run(inputs.photos, output, inputs.rejected, workers=workers)
     failed = [o for o in outcomes if not o.ok]
     print(f"{len(outcomes) - len(failed)}/{len(outcomes)} photos processed into {output.root}"
           + (f"; {len(inputs.skipped)} other entries skipped (see summary.json)" if inputs.skipped else ""))

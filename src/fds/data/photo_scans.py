@@ -22,7 +22,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +39,7 @@ from fds.data.raycast_gt import FittedGT, fitted_gt
 from fds.data.sample_io import ScanSample, write_sample
 from fds.data.skin import SKIN_PALETTE
 from fds.export.mesh_io import MeshData
+from fds.threads import torch_threads
 
 log = logging.getLogger(__name__)
 SAMPLE_PREFIX = "photo_"
@@ -224,19 +224,6 @@ class PhotoScanGenerator:
                           visibility=np.asarray(proxy.uv.confidence, np.float32), position_mm=gt.position_mm,
                           normal=gt.normal, meta=meta)
         return PhotoSample(scan, photo, proxy, gt, meta)
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` torch intra-op threads (``None``: unchanged), restoring the setting after."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def check_detection(photo: RenderedPhoto, proxy, name: str) -> None:

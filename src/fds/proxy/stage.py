@@ -26,11 +26,13 @@ from fds.proxy.cache import CACHE_VERSION, CacheEntryError, load_result, read_en
 from fds.proxy.fit import FitConfig, FitResult, fit_proxy
 from fds.proxy.landmarks import FaceDetector, ImageReadError, NoFaceError, load_image
 from fds.proxy.unwrap import UnwrapConfig, UnwrapResult, unwrap_texture
+from fds.threads import torch_threads
 
 __all__ = ["ProxyConfig", "ProxyResult", "ProxyStage", "RunSummary", "run_folder", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 log = logging.getLogger(__name__)
+TORCH_THREADS = 1  # torch intra-op threads of the proxy stage (see ProxyStage.process)
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,14 @@ class ProxyStage:
         return results
 
     def process(self, image: np.ndarray, image_path: str = "", image_sha1: str = "") -> list[ProxyResult]:
-        """Run every step on an RGB ``uint8 [H, W, 3]`` image (no caching)."""
+        """Run every step on an RGB ``uint8 [H, W, 3]`` image (no caching). torch runs on one thread here: the
+        emotion network's float sums depend on the thread count, and the fit amplifies the last bit of its
+        probabilities into a different proxy, so one thread keeps a photo's proxy the same on every machine and
+        in every process (this one, :mod:`fds.proxy.prefetch`'s workers, DataLoader workers)."""
+        with torch_threads(TORCH_THREADS):
+            return self._process(image, image_path, image_sha1)
+
+    def _process(self, image: np.ndarray, image_path: str, image_sha1: str) -> list[ProxyResult]:
         from fds.proxy.expression_prior import expression_prior
 
         fm, cfg = self.face_model, self.config
