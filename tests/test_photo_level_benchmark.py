@@ -5,6 +5,7 @@ caught, for the shipped checkpoint too."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from fds.data.photo_scans import PhotoScanGenerator
 from fds.data.sample_io import read_sample
 from fds.evaluation_photo_level import LIGHTINGS, load_case, score_case, write_held_out_photos
+from fds.threads import torch_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints" / "dfdn_lite.safetensors"
@@ -21,14 +23,16 @@ SMALL = {"face_width_px": [300.0, 340.0], "yaw_deg": 20.0, "pitch_deg": 10.0, "r
 
 
 @pytest.fixture(scope="module")
-def row(tmp_path_factory, sfm) -> dict:
-    import torch
+def row(tmp_path_factory, sfm) -> Iterator[dict]:
+    with torch_threads(1):  # restored after the module's tests: later ones compare float sums bit for bit
+        yield _score_row(tmp_path_factory, sfm)
 
+
+def _score_row(tmp_path_factory, sfm) -> dict:
     from fds.detail.predictor import DetailPredictor
     from fds.evaluation import _highpass_map_predictor, detail_methods
     from fds.models.checkpoint import load_detail_module
 
-    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("photo_level")
     gen = PhotoScanGenerator("sfm", 1024, 1024, cache_dir=tmp / "cache", photo=SMALL)
     for seed in range(3, 12):
