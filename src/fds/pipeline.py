@@ -16,8 +16,10 @@ Outputs per face, in ``<output>/<photo stem>/`` (``<stem>_face<k>`` for further 
 - ``result.json``: timings by stage, fit error, emotion, expression coefficients, warnings.
 
 ``<output>/summary.json`` lists the photos that worked (with their warnings), those that did not and the input
-entries that are not photos, each with its reason. Each photo's folders appear complete or not at all, and one
-run at a time writes into ``output=`` (:mod:`fds.outputs`); folder input is walked by :mod:`fds.inputs`.
+entries that are not photos, each with its reason and the run that wrote it; a later run into the same folder
+replaces the records of the photos it redoes and keeps the others. Each photo's folders appear complete or not
+at all, and one run at a time writes into ``output=`` (:mod:`fds.outputs`); folder input is walked by
+:mod:`fds.inputs`.
 """
 
 from __future__ import annotations
@@ -237,7 +239,7 @@ class DetailPipeline:
                 "skipped": [{"path": str(e.path), "reason": e.reason} for e in rejected if not e.photo],
             }
             try:
-                folder.write_json("summary.json", summary)
+                folder.write_summary(summary)  # merged with the records of earlier runs into this folder
             except OSError as exc:
                 log.error("could not write %s: %s", folder.root / "summary.json", exc)
         finally:
