@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from skimage.draw import polygon
 
-__all__ = ["face_exposure", "exposure_warnings", "simulate_exposure", "DARK_LUMA", "BRIGHT_LUMA"]
+__all__ = ["face_exposure", "exposure_warnings", "simulate_exposure", "face_size_px", "relative_fit_error",
+           "DARK_LUMA", "BRIGHT_LUMA"]
 
 # face outline in iBUG-68 order: jaw 1..17 (0-based 0..16), then the brows back from 27 to 18 (26..17)
 _OUTLINE = [*range(17), *range(26, 16, -1)]
@@ -51,6 +52,21 @@ def exposure_warnings(image: np.ndarray, landmarks_px: np.ndarray) -> list[str]:
         return [f"the face is overexposed (median luma {luma:.0f}/255 ≥ {BRIGHT_LUMA:.0f}, {clipped:.0%} of it "
                 f"blown to white): " + why.format("bright")]
     return []
+
+
+def face_size_px(landmarks_px: np.ndarray) -> float:
+    """Size of a face in px: the geometric mean of its 68 landmarks' bounding-box width and height (px).
+    Unlike the eye distance, it shrinks little when the head turns."""
+    lm = np.asarray(landmarks_px, np.float64)
+    w, h = lm.max(0) - lm.min(0)
+    return float(np.sqrt(max(w, 1.0) * max(h, 1.0)))
+
+
+def relative_fit_error(landmarks_px: np.ndarray, reprojection_error_px: float) -> float:
+    """The proxy fit's mean landmark reprojection error (px, :class:`fds.proxy.fit.FitResult`) as a fraction of
+    the face's size (:func:`face_size_px`): how far the detected landmarks are from any face the 3DMM can make,
+    the same for a small and a large photo of one face."""
+    return float(reprojection_error_px) / face_size_px(landmarks_px)
 
 
 def simulate_exposure(image: np.ndarray, ev: float) -> np.ndarray:
