@@ -97,6 +97,9 @@ class ProxyResult:
     fit: FitResult  # proxy mesh (model frame, mm), coefficients, camera, landmark errors
     uv: UnwrapResult  # the photo in UV space: texture, visibility, confidence
     timings_s: dict[str, float] = field(default_factory=dict)  # detect, landmarks, emotion, fit, unwrap
+    # the detector's confidence in the face (HOG: SVM margin, cnn: mmod score; fds.proxy.quality warns on it);
+    # None for proxies stored before fds kept it (photo-scan samples of cache format 2)
+    detector_score: float | None = None
 
     def save(self, folder: Path) -> None:
         """Write ``face<k>.npz`` / ``face<k>.json`` into ``folder`` (:func:`fds.proxy.cache.save_result`)."""
@@ -233,7 +236,6 @@ class ProxyStage:
         faces = self.detector.select(boxes, all_faces=cfg.all_faces)
         out = []
         for k, (box, score, det) in enumerate(faces):
-            del score
             face = self.fit_face(image, box)
             t = {"detect": t_detect if k == 0 else 0.0, **face.timings_s}
             t0 = time.perf_counter()
@@ -247,6 +249,7 @@ class ProxyStage:
                     face_index=k,
                     box_px=np.asarray(box, np.float32),
                     detector=det,
+                    detector_score=float(score),
                     landmarks_px=face.landmarks_px,
                     emotion_probs=face.emotion_probs,
                     expression_mode=cfg.expression["mode"],
