@@ -170,15 +170,16 @@ def test_rerun_after_a_kill_completes_and_reproduces(tmp_path, tiny_checkpoint, 
 
 
 @pytest.mark.slow
-def test_summary_keeps_the_records_of_earlier_runs(tmp_path, tiny_checkpoint, astronaut, grace_hopper_path, caplog):
+def test_summary_keeps_the_records_of_earlier_runs(tmp_path, tiny_checkpoint, astronaut, caplog):
     """Runs one after the other into one output=: summary.json describes the folder (every photo's latest record,
-    each naming its run); a corrupt summary.json is logged and replaced, not fatal."""
+    each naming its run); a corrupt summary.json is logged and replaced, not fatal. The second run's photo is
+    tilted 45°: only the fallback detector finds it, and its confidence warning is in result.json and summary.json."""
     one, two, out = tmp_path / "one", tmp_path / "two", tmp_path / "out"
     one.mkdir()
     two.mkdir()
     Image.fromarray(astronaut).save(one / "p1.png")
     (one / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    shutil.copy(grace_hopper_path, two / "p2.jpg")
+    Image.fromarray(astronaut).rotate(45, resample=Image.Resampling.BILINEAR, expand=True).save(two / "p2.jpg")
 
     def records() -> tuple[dict, dict[str, tuple[str, str]]]:
         s = json.loads((out / "summary.json").read_text())
@@ -193,6 +194,10 @@ def test_summary_keeps_the_records_of_earlier_runs(tmp_path, tiny_checkpoint, as
     run2 = next(r for r in s["runs"] if r != run1)
     assert second == {**first, "p2.jpg": ("succeeded", run2)}
     assert s["runs"][run1]["checkpoint"] == s["runs"][run2]["checkpoint"] == str(tiny_checkpoint)
+    warned = {Path(r["image"]).name: r["warnings"] for r in s["succeeded"]}
+    assert warned["p2.jpg"] == json.loads((out / "p2" / "result.json").read_text())["warnings"]
+    detector = {k: [w.split(" (")[0] for w in ws if "detector" in w] for k, ws in warned.items()}
+    assert detector == {"p1.png": [], "p2.jpg": ["the face was found only by the fallback CNN detector"]}
     # a rerun of one photo replaces its own record and nothing else
     assert infer(_cfg(tmp_path, one / "p1.png", out, tiny_checkpoint)) == 0
     s, third = records()

@@ -51,7 +51,7 @@ from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
 from fds.proxy.prefetch import ProxyOutcome, prefetch_proxies
-from fds.proxy.quality import exposure_warnings
+from fds.proxy.quality import confidence_warnings, exposure_warnings
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ class DetailPipeline:
         detail = self.predictor(result)
         disp_mm, coverage, warnings = detail.displacement_mm, detail.coverage, detail.warnings
         times["detail"] = time.perf_counter() - t
-        warnings = exposure_warnings(photo, result.landmarks_px) + warnings
+        warnings = (exposure_warnings(photo, result.landmarks_px)
+                    + confidence_warnings(result.detector, result.detector_score) + warnings)
         log.info("%s: detail done in %.1f s", out.name, times["detail"])
 
         t = time.perf_counter()
