@@ -28,7 +28,7 @@ from fds.proxy.landmarks import FaceDetector, ImageReadError, NoFaceError, load_
 from fds.proxy.unwrap import UnwrapConfig, UnwrapResult, unwrap_texture
 from fds.threads import torch_threads
 
-__all__ = ["ProxyConfig", "ProxyResult", "ProxyStage", "RunSummary", "run_folder", "IMAGE_SUFFIXES"]
+__all__ = ["FittedFace", "ProxyConfig", "ProxyResult", "ProxyStage", "RunSummary", "run_folder", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 log = logging.getLogger(__name__)
