@@ -129,3 +129,63 @@ def test_leftovers_of_a_killed_run_are_cleared(tmp_path):
     (out / "a").mkdir()
     with OutputFolder(out):
         assert sorted(os.listdir(out)) == [".fds-run.lock", "a"]
+
+
+def test_summary_describes_the_folder_across_runs(tmp_path, caplog):
+    """A later run keeps the earlier runs' records of photos it did not redo, replaces those it redid (by input
+    path, or by an output folder it rewrote), names the run of each record; a corrupt summary.json is replaced."""
+    root = tmp_path / "out"
+
+    def ok(image: str, *names: str) -> dict:
+        return {"image": image, "outputs": [str(root / n) for n in names], "warnings": []}
+
+    def run(new: dict) -> tuple[str, dict]:
+        with OutputFolder(root) as out:
+            for r in new.get("succeeded", []):
+                for o in r["outputs"]:
+                    (root / Path(o).name).mkdir(exist_ok=True)
+            out.write_summary({"checkpoint": new.get("checkpoint", "a.safetensors"), **new})
+            return out.run_id, json.loads((root / "summary.json").read_text())
+
+    def by_input(s: dict) -> dict[str, tuple[str, str]]:
+        return {r.get("image", r.get("path")): (k, r["run"]) for k in ("succeeded", "failed", "skipped")
+                for r in s[k]}
+
+    first, s1 = run({"succeeded": [ok("/p/a.jpg", "a"), ok("/p/b.jpg", "b", "b_face1")],
+                     "failed": [{"image": "/p/c.jpg", "reason": "no face detected"}],
+                     "skipped": [{"path": "/p/notes.txt", "reason": "not an image"}]})
+    assert by_input(s1) == {"/p/a.jpg": ("succeeded", first), "/p/b.jpg": ("succeeded", first),
+                            "/p/c.jpg": ("failed", first), "/p/notes.txt": ("skipped", first)}
+    assert list(s1["runs"]) == [first] and s1["runs"][first]["checkpoint"] == "a.safetensors"
+
+    # run 2: c now works, a fails; d is new; b's second face folder is rewritten by e (same content elsewhere)
+    second, s2 = run({"checkpoint": "b.safetensors",
+                      "succeeded": [ok("/p/c.jpg", "c"), ok("/q/d.jpg", "d"), ok("/q/b_copy.jpg", "b_face1")],
+                      "failed": [{"image": "/p/a.jpg", "reason": "cannot decode image"}]})
+    assert second > first
+    assert by_input(s2) == {"/p/notes.txt": ("skipped", first), "/p/c.jpg": ("succeeded", second),
+                            "/q/d.jpg": ("succeeded", second), "/q/b_copy.jpg": ("succeeded", second),
+                            "/p/a.jpg": ("failed", second)}
+    assert s2["checkpoint"] == "b.safetensors" and list(s2["runs"]) == [first, second]
+    assert s2["runs"][first] == s1["runs"][first]
+
+    # run 3 only skips an entry; records whose folders are gone are dropped, a run nothing refers to is forgotten
+    for name in ("c", "b_face1"):
+        (root / name).rmdir()
+    third, s3 = run({"skipped": [{"path": "/p/notes.txt", "reason": "not an image"}]})
+    assert by_input(s3) == {"/p/notes.txt": ("skipped", third), "/q/d.jpg": ("succeeded", second),
+                            "/p/a.jpg": ("failed", second)}
+    assert list(s3["runs"]) == [second, third]
+
+    # a corrupt or foreign summary.json is logged and replaced; an old one without run ids is kept as run None
+    for bad in (b"{\"succeeded\": [", b"\xff\xfe", b"[1, 2]", b'{"failed": [{"reason": "no image key"}]}'):
+        (root / "summary.json").write_bytes(bad)
+        caplog.clear()
+        fourth, s4 = run({"failed": [{"image": "/p/e.jpg", "reason": "no face detected"}]})
+        assert by_input(s4) == {"/p/e.jpg": ("failed", fourth)} and list(s4["runs"]) == [fourth]
+        assert "summary.json is unreadable or corrupt" in caplog.text
+    (root / "summary.json").write_text(json.dumps({"checkpoint": "old", "succeeded": [ok("/p/d.jpg", "d")],
+                                                   "failed": [], "skipped": []}))
+    fifth, s5 = run({"failed": [{"image": "/p/e.jpg", "reason": "no face detected"}]})
+    assert by_input(s5) == {"/p/d.jpg": ("succeeded", None), "/p/e.jpg": ("failed", fifth)}
+    assert not [p for p in os.listdir(root) if p.endswith(".part")]

@@ -167,3 +167,47 @@ def test_rerun_after_a_kill_completes_and_reproduces(tmp_path, tiny_checkpoint, 
     for i in info:
         del i["timings_s"]
     assert info[0] == info[1]
+
+
+@pytest.mark.slow
+def test_summary_keeps_the_records_of_earlier_runs(tmp_path, tiny_checkpoint, astronaut, caplog):
+    """Runs one after the other into one output=: summary.json describes the folder (every photo's latest record,
+    each naming its run); a corrupt summary.json is logged and replaced, not fatal. The second run's photo is
+    tilted 45°: only the fallback detector finds it, and its confidence warning is in result.json and summary.json."""
+    one, two, out = tmp_path / "one", tmp_path / "two", tmp_path / "out"
+    one.mkdir()
+    two.mkdir()
+    Image.fromarray(astronaut).save(one / "p1.png")
+    (one / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image.fromarray(astronaut).rotate(45, resample=Image.Resampling.BILINEAR, expand=True).save(two / "p2.jpg")
+
+    def records() -> tuple[dict, dict[str, tuple[str, str]]]:
+        s = json.loads((out / "summary.json").read_text())
+        return s, {Path(r["image"]).name: (k, r["run"]) for k in ("succeeded", "failed") for r in s[k]}
+
+    assert infer(_cfg(tmp_path, one, out, tiny_checkpoint)) == 1
+    s, first = records()
+    [run1] = s["runs"]
+    assert first == {"p1.png": ("succeeded", run1), "broken.jpg": ("failed", run1)}
+    assert infer(_cfg(tmp_path, two, out, tiny_checkpoint)) == 0  # this run's photos all worked
+    s, second = records()
+    run2 = next(r for r in s["runs"] if r != run1)
+    assert second == {**first, "p2.jpg": ("succeeded", run2)}
+    assert s["runs"][run1]["checkpoint"] == s["runs"][run2]["checkpoint"] == str(tiny_checkpoint)
+    warned = {Path(r["image"]).name: r["warnings"] for r in s["succeeded"]}
+    assert warned["p2.jpg"] == json.loads((out / "p2" / "result.json").read_text())["warnings"]
+    detector = {k: [w.split(" (")[0] for w in ws if "detector" in w] for k, ws in warned.items()}
+    assert detector == {"p1.png": [], "p2.jpg": ["the face was found only by the fallback CNN detector"]}
+    # a rerun of one photo replaces its own record and nothing else
+    assert infer(_cfg(tmp_path, one / "p1.png", out, tiny_checkpoint)) == 0
+    s, third = records()
+    [run3] = set(s["runs"]) - {run1, run2}
+    assert third == {**second, "p1.png": ("succeeded", run3)}
+    assert [r["outputs"] for r in s["succeeded"] if r["run"] == run3] == [[str(out / "p1")]]
+    assert sorted(p.name for p in out.iterdir()) == [".fds-run.lock", "p1", "p2", "summary.json"]
+
+    (out / "summary.json").write_bytes(b'{"succeeded": [{"image": ')  # e.g. written by hand, or by another tool
+    assert infer(_cfg(tmp_path, one / "broken.jpg", out, tiny_checkpoint)) == 1
+    s, fourth = records()
+    assert list(fourth) == ["broken.jpg"] and fourth["broken.jpg"][1] not in (run1, run2, run3)
+    assert "summary.json is unreadable or corrupt" in caplog.text

@@ -9,12 +9,16 @@
   ``output=`` that are renamed into place only when the photo is complete. Every path it hands out is checked to
   stay inside ``output=``. A folder that holds *another* photo's outputs (its ``result.json`` names a different
   image) is never replaced: the new photo gets the next free number.
+- :meth:`OutputFolder.write_summary` keeps ``summary.json`` a description of the whole folder across runs: this
+  run's records replace those of the same photos (:func:`merge_summary`), earlier runs' other records stay, and
+  every record names the run that wrote it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -22,16 +26,21 @@ import socket
 import tempfile
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fds.fileio import atomic_folder, atomic_write_bytes
 
-__all__ = ["OutputError", "OutputLockedError", "OutputFolder", "safe_name", "unique_names"]
+__all__ = ["OutputError", "OutputLockedError", "OutputFolder", "merge_summary", "safe_name", "unique_names"]
 
+log = logging.getLogger(__name__)
 LOCK_NAME = ".fds-run.lock"
+SUMMARY_NAME = "summary.json"
+# summary.json's record lists and the key that names each record's input (a photo, or an entry that is not one)
+SUMMARY_KEYS = {"succeeded": "image", "failed": "image", "skipped": "path"}
 MAX_NAME_BYTES = 96  # leaves room for "_face7", "_123" and atomic_folder's ".<name>.xxxxxxxx.part" within 255
 _FORBIDDEN = set('/\\:*?"<>|')  # separators and the characters Windows refuses in names
 _RESERVED = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)  # Windows device names
@@ -88,6 +97,45 @@ def unique_names(paths: Sequence[Path]) -> dict[Path, str]:
     return names
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def merge_summary(old: dict | None, new: dict, run_id: str, kept: Callable[[dict], bool] = lambda r: True) -> dict:
+    """``summary.json`` after a run: ``new`` (this run's ``checkpoint`` and record lists, :data:`SUMMARY_KEYS`)
+    with each record stamped ``"run": run_id``, after the records of ``old`` (an earlier summary, valid or None)
+    that this run did not redo: an old record goes when this run has a record for the same input (path), when
+    it lists an output folder (by name) this run wrote, or when ``kept(record)`` is false (e.g. its folders are gone).
+    Records of fds versions before run ids get ``"run": None``. ``runs`` maps each run id still referenced to
+    its checkpoint and end time; ``checkpoint`` is the latest run's."""
+    stamped = {k: [{**r, "run": run_id} for r in new.get(k, [])] for k in SUMMARY_KEYS}
+    redone = {r[key] for k, key in SUMMARY_KEYS.items() for r in stamped[k]}
+    written = {Path(o).name for r in stamped["succeeded"] for o in r.get("outputs", [])}
+    merged: dict = {k: [] for k in SUMMARY_KEYS}
+    for k, key in SUMMARY_KEYS.items():
+        for r in (old or {}).get(k, []):
+            if r[key] not in redone and not written & {Path(o).name for o in r.get("outputs", [])} and kept(r):
+                merged[k].append({**r, "run": r.get("run")})
+        merged[k] += stamped[k]
+    runs = dict((old or {}).get("runs", {}))
+    runs[run_id] = {"checkpoint": new.get("checkpoint"), "finished": _now()}
+    used = {r["run"] for k in SUMMARY_KEYS for r in merged[k]} | {run_id}
+    return {"checkpoint": new.get("checkpoint"), "runs": {i: v for i, v in runs.items() if i in used}, **merged}
+
+
+def _valid_summary(data: object) -> bool:
+    """``data`` has the shape :func:`merge_summary` relies on (records are dicts naming their input)."""
+    if not isinstance(data, dict) or not isinstance(data.get("runs", {}), dict):
+        return False
+    for k, key in SUMMARY_KEYS.items():
+        records = data.get(k, [])
+        if not isinstance(records, list) or not all(
+                isinstance(r, dict) and isinstance(r.get(key), str) and isinstance(r.get("outputs", []), list)
+                and isinstance(r.get("run"), str | None) for r in records):
+            return False
+    return True
+
+
 def _holder(fd: int) -> str:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
@@ -103,6 +151,7 @@ class OutputFolder:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(os.path.abspath(Path(root).expanduser()))
         self._fd: int | None = None
+        self.run_id = ""  # when this run took the folder (ISO 8601, UTC): names its records in summary.json
 
     # ------------------------------------------------------------------------------------------- lifetime
     @property
@@ -139,6 +188,7 @@ class OutputFolder:
             os.close(fd)
             raise OutputError(f"{where} is not writable ({exc.strerror or exc}): choose a writable folder") from None
         self._fd = fd
+        self.run_id = _now()
         self._clear_leftovers()
         return self
 
@@ -216,6 +266,27 @@ class OutputFolder:
             stale = f"{base}_face{k}"
             if self.owner(stale) == image_sha1:
                 shutil.rmtree(self.root / stale, ignore_errors=True)
+
+    def write_summary(self, summary: dict) -> Path:
+        """``summary.json`` = the one already here merged with this run's (:func:`merge_summary`), written
+        atomically. Earlier records whose output folders are all gone are dropped; an unreadable or corrupt
+        ``summary.json`` is logged and replaced by this run's records."""
+        path = self.child(SUMMARY_NAME)
+        old = None
+        if os.path.lexists(path):
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+                if not _valid_summary(old):
+                    raise ValueError("not an fds summary (unexpected structure)")
+            except (OSError, ValueError) as exc:
+                log.warning("%s is unreadable or corrupt (%s): replacing it with this run's records only", path, exc)
+                old = None
+
+        def kept(record: dict) -> bool:
+            outputs = record.get("outputs", [])
+            return not outputs or any((self.root / Path(o).name).is_dir() for o in outputs)
+
+        return self.write_json(SUMMARY_NAME, merge_summary(old, summary, self.run_id or _now(), kept))
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.child(name)

@@ -16,8 +16,10 @@ Outputs per face, in ``<output>/<photo stem>/`` (``<stem>_face<k>`` for further 
 - ``result.json``: timings by stage, fit error, emotion, expression coefficients, warnings.
 
 ``<output>/summary.json`` lists the photos that worked (with their warnings), those that did not and the input
-entries that are not photos, each with its reason. Each photo's folders appear complete or not at all, and one
-run at a time writes into ``output=`` (:mod:`fds.outputs`); folder input is walked by :mod:`fds.inputs`.
+entries that are not photos, each with its reason and the run that wrote it; a later run into the same folder
+replaces the records of the photos it redoes and keeps the others. Each photo's folders appear complete or not
+at all, and one run at a time writes into ``output=`` (:mod:`fds.outputs`); folder input is walked by
+:mod:`fds.inputs`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
 from fds.proxy.landmarks import load_image
 from fds.proxy.prefetch import ProxyOutcome, prefetch_proxies
-from fds.proxy.quality import exposure_warnings
+from fds.proxy.quality import confidence_warnings, exposure_warnings
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +160,8 @@ class DetailPipeline:
         detail = self.predictor(result)
         disp_mm, coverage, warnings = detail.displacement_mm, detail.coverage, detail.warnings
         times["detail"] = time.perf_counter() - t
-        warnings = exposure_warnings(photo, result.landmarks_px) + warnings
+        warnings = (exposure_warnings(photo, result.landmarks_px)
+                    + confidence_warnings(result.detector, result.detector_score) + warnings)
         log.info("%s: detail done in %.1f s", out.name, times["detail"])
 
         t = time.perf_counter()
@@ -237,7 +240,7 @@ class DetailPipeline:
                 "skipped": [{"path": str(e.path), "reason": e.reason} for e in rejected if not e.photo],
             }
             try:
-                folder.write_json("summary.json", summary)
+                folder.write_summary(summary)  # merged with the records of earlier runs into this folder
             except OSError as exc:
                 log.error("could not write %s: %s", folder.root / "summary.json", exc)
         finally:

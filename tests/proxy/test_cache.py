@@ -62,10 +62,11 @@ def test_entry_remembers_content_not_paths(cached):
     _assert_same(fresh, again, image_path=str(moved))
 
 
-def test_files_keep_the_version_2_layout(cached):
+def test_files_keep_the_version_2_layout(cached, tmp_path):
     """Every field of the result, its fit and its unwrap is stored, under the flat names CACHE_VERSION 2 has always
-    used: entries written before the result held a FitResult and an UnwrapResult (and photo-scan samples'
-    ``proxy/`` folders, the same files) stay readable. Renaming a stored field needs a new CACHE_VERSION."""
+    used (version 3 added ``detector_score``): entries written before the result held a FitResult and an
+    UnwrapResult (and photo-scan samples' ``proxy/`` folders, the same files) stay readable, version-2 files with
+    ``detector_score`` None. Renaming a stored field needs a new CACHE_VERSION."""
     _, _, _, fresh, folder = cached
     stored = {(part, name) for part, name in (ARRAYS | SCALARS).values()}
     fields = {("", f.name) for f in dataclasses.fields(fresh) if f.name not in ("image_path", "fit", "uv")}
@@ -76,9 +77,16 @@ def test_files_keep_the_version_2_layout(cached):
                                 "rotation", "translation_mm", "modelview", "projection", "landmark_error_px",
                                 "uv_texture", "visibility", "confidence"}
     assert set(json.loads((folder / "face0.json").read_text())) == {
-        "image_sha1", "face_index", "image_size", "detector", "emotion_probs", "expression_mode", "face_model",
-        "scale_px_per_mm", "yaw_pitch_roll_deg", "reprojection_error_px", "timings_s"}
-    assert CACHE_VERSION == 2
+        "image_sha1", "face_index", "image_size", "detector", "detector_score", "emotion_probs", "expression_mode",
+        "face_model", "scale_px_per_mm", "yaw_pitch_roll_deg", "reprojection_error_px", "timings_s"}
+    assert CACHE_VERSION == 3 and isinstance(fresh.detector_score, float) and fresh.detector_score > 0
+    v2 = tmp_path / "v2"  # a photo-scan sample's proxy/ folder written by version 2
+    shutil.copytree(folder, v2)
+    meta = json.loads((v2 / "face0.json").read_text())
+    del meta["detector_score"]
+    (v2 / "face0.json").write_text(json.dumps(meta))
+    _assert_same(fresh, ProxyResult.load(v2, image_path=fresh.image_path), ignore=("detector_score",))
+    assert ProxyResult.load(v2).detector_score is None
 
 
 @pytest.mark.parametrize("damage", ["truncated npz", "empty done.json", "edited json", "old version",

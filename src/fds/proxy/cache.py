@@ -12,7 +12,8 @@ Layout of an entry ``<cache_dir>/<image sha1[:16]>-<config hash[:12]>/``:
 Both face files are flat: the fit's and the unwrap's fields sit beside the result's own, under the names in
 :data:`ARRAYS` and :data:`SCALARS` (the unwrap's ``texture`` as ``uv_texture``). Photo-scan samples keep their
 proxy in the same two files (``proxy/face0.*``), so this layout is a file format: change it only with a new
-``CACHE_VERSION``.
+``CACHE_VERSION``. Files of version 2 (before ``detector_score``) still load, with ``detector_score`` None; the
+cache itself only uses entries of its own version.
 
 An entry is keyed and validated by content only: it remembers no path (a result read from it names the photo it
 was asked for), and it is used only when ``done.json`` names this photo's SHA-1 and this key and every file has
@@ -41,16 +42,17 @@ R = TypeVar("R")
 __all__ = ["ARRAYS", "CACHE_VERSION", "SCALARS", "CacheEntryError", "read_entry", "write_entry", "save_result",
            "load_result"]
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the detector's score is stored (``detector_score``); files of version 2 lack only that
 # stored name → (part of the ProxyResult: "" itself, "fit" or "uv"; field name there)
 ARRAYS = {"box_px": ("", "box_px"), "landmarks_px": ("", "landmarks_px"), "prior_expr": ("", "prior_expr"),
           **{k: ("fit", k) for k in ("vertices_mm", "id_coeffs", "expr_coeffs", "rotation", "translation_mm",
                                      "modelview", "projection", "landmark_error_px")},
           "uv_texture": ("uv", "texture"), "visibility": ("uv", "visibility"), "confidence": ("uv", "confidence")}
-SCALARS = {**{k: ("", k) for k in ("image_sha1", "face_index", "detector", "emotion_probs", "expression_mode",
-                                   "face_model", "timings_s")},
+SCALARS = {**{k: ("", k) for k in ("image_sha1", "face_index", "detector", "detector_score", "emotion_probs",
+                                   "expression_mode", "face_model", "timings_s")},
            **{k: ("fit", k) for k in ("image_size", "scale_px_per_mm", "yaw_pitch_roll_deg", "reprojection_error_px")}}
 _TUPLES = ("image_size", "yaw_pitch_roll_deg")  # JSON lists read back as the tuples they were
+_ADDED_IN_3 = {"detector_score"}  # absent from version-2 files (photo-scan samples): read back as None
 # the entry is the photo's content, not where it was: ``image_path`` is not stored
 
 
@@ -87,6 +89,8 @@ def load_result(folder: Path, result_type: Callable[..., R], face_index: int = 0
     (:class:`fds.proxy.stage.ProxyResult`), naming ``image_path``."""
     stem = Path(folder) / f"face{face_index}"
     scalars = json.loads(Path(f"{stem}.json").read_text())
+    if isinstance(scalars, dict) and set(scalars) == set(SCALARS) - _ADDED_IN_3:
+        scalars |= dict.fromkeys(_ADDED_IN_3)
     if not isinstance(scalars, dict) or set(scalars) != set(SCALARS):
         raise ValueError(f"{stem}.json holds {sorted(scalars) if isinstance(scalars, dict) else type(scalars)}, "
                          f"not the proxy fields {sorted(SCALARS)}")

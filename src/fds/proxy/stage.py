@@ -28,7 +28,7 @@ from fds.proxy.landmarks import FaceDetector, ImageReadError, NoFaceError, load_
 from fds.proxy.unwrap import UnwrapConfig, UnwrapResult, unwrap_texture
 from fds.threads import torch_threads
 
-__all__ = ["ProxyConfig", "ProxyResult", "ProxyStage", "RunSummary", "run_folder", "IMAGE_SUFFIXES"]
+__all__ = ["FittedFace", "ProxyConfig", "ProxyResult", "ProxyStage", "RunSummary", "run_folder", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 log = logging.getLogger(__name__)
@@ -97,6 +97,9 @@ class ProxyResult:
     fit: FitResult  # proxy mesh (model frame, mm), coefficients, camera, landmark errors
     uv: UnwrapResult  # the photo in UV space: texture, visibility, confidence
     timings_s: dict[str, float] = field(default_factory=dict)  # detect, landmarks, emotion, fit, unwrap
+    # the detector's confidence in the face (HOG: SVM margin, cnn: mmod score; fds.proxy.quality warns on it);
+    # None for proxies stored before fds kept it (photo-scan samples of cache format 2)
+    detector_score: float | None = None
 
     def save(self, folder: Path) -> None:
         """Write ``face<k>.npz`` / ``face<k>.json`` into ``folder`` (:func:`fds.proxy.cache.save_result`)."""
@@ -106,6 +109,17 @@ class ProxyResult:
     def load(cls, folder: Path, face_index: int = 0, image_path: str = "") -> ProxyResult:
         """Face ``face_index`` of a cache entry (:func:`fds.proxy.cache.load_result`)."""
         return load_result(folder, cls, face_index, image_path)
+
+
+@dataclass
+class FittedFace:
+    """:meth:`ProxyStage.fit_face`'s result: one face's landmarks (0-based px, y down), emotion, prior and fit."""
+
+    landmarks_px: np.ndarray  # float32 [68, 2] iBUG-68
+    emotion_probs: dict[str, float] | None
+    prior_expr: np.ndarray  # float32 [E]
+    fit: FitResult
+    timings_s: dict[str, float]  # landmarks, emotion, fit
 
 
 def file_sha1(path: Path) -> str:
@@ -189,20 +203,16 @@ class ProxyStage:
         with torch_threads(TORCH_THREADS):
             return self._process(image, image_path, image_sha1)
 
-    def _process(self, image: np.ndarray, image_path: str, image_sha1: str) -> list[ProxyResult]:
+    def fit_face(self, image: np.ndarray, box_px: np.ndarray) -> FittedFace:
+        """Landmarks, expression prior and fit of one detected face (box in full-resolution px): every step of
+        :meth:`process` but the detection and the unwrap (on one torch thread, as there)."""
         from fds.proxy.expression_prior import expression_prior
 
         fm, cfg = self.face_model, self.config
-        t0 = time.perf_counter()
-        boxes = self.detector.detect_boxes(image)
-        t_detect = time.perf_counter() - t0
-        faces = self.detector.select(boxes, all_faces=cfg.all_faces)
-        out = []
-        for k, (box, score, det) in enumerate(faces):
-            del score
-            t = {"detect": t_detect if k == 0 else 0.0}
+        with torch_threads(TORCH_THREADS):
+            t: dict[str, float] = {}
             t0 = time.perf_counter()
-            lm = self.detector.landmarks(image, box)
+            lm = self.detector.landmarks(image, box_px)
             t["landmarks"] = time.perf_counter() - t0
             mode, source = cfg.expression["mode"], cfg.expression["source"]
             probs = None
@@ -216,7 +226,20 @@ class ProxyStage:
             t0 = time.perf_counter()
             fit = fit_proxy(fm, lm, image.shape[:2], mode, prior, cfg.fit)
             t["fit"] = time.perf_counter() - t0
+        return FittedFace(lm, probs, prior, fit, t)
+
+    def _process(self, image: np.ndarray, image_path: str, image_sha1: str) -> list[ProxyResult]:
+        fm, cfg = self.face_model, self.config
+        t0 = time.perf_counter()
+        boxes = self.detector.detect_boxes(image)
+        t_detect = time.perf_counter() - t0
+        faces = self.detector.select(boxes, all_faces=cfg.all_faces)
+        out = []
+        for k, (box, score, det) in enumerate(faces):
+            face = self.fit_face(image, box)
+            t = {"detect": t_detect if k == 0 else 0.0, **face.timings_s}
             t0 = time.perf_counter()
+            fit = face.fit
             uv = unwrap_texture(image, fm, fit, cfg.unwrap, device=self.device)
             t["unwrap"] = time.perf_counter() - t0
             out.append(
@@ -226,10 +249,11 @@ class ProxyStage:
                     face_index=k,
                     box_px=np.asarray(box, np.float32),
                     detector=det,
-                    landmarks_px=lm,
-                    emotion_probs=probs,
-                    expression_mode=mode,
-                    prior_expr=prior,
+                    detector_score=float(score),
+                    landmarks_px=face.landmarks_px,
+                    emotion_probs=face.emotion_probs,
+                    expression_mode=cfg.expression["mode"],
+                    prior_expr=face.prior_expr,
                     face_model=cfg.face_model,
                     fit=fit,
                     uv=UnwrapResult(uv.texture, uv.visibility, uv.confidence),
