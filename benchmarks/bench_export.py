@@ -20,12 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fds.export.bake import bake_displacement, write_baked
 from fds.export.maps import encode_normal_map, write_displacement, write_normal_map
-from fds.export.mesh_io import MeshData
+from fds.export.mesh_io import write_baked
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import frontal_view, render_detailed, render_proxy, write_preview
 from fds.facemodel import load_face_model, region_masks
+from fds.mesh.bake import bake_displacement
+from fds.mesh.meshdata import MeshData
 from fds.synthesis import synthesize_displacement
 
 

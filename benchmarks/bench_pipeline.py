@@ -50,9 +50,8 @@ from fds.assets import shared_data_dir
 from fds.demo import SHIPPED_CHECKPOINT
 from fds.detail import DetailPredictor
 from fds.export import mesh_io
-from fds.export.bake import bake_displacement, write_baked
 from fds.export.maps import encode_normal_map, write_displacement, write_normal_map, write_png
-from fds.export.mesh_io import MeshData, write_obj, write_obj_reference
+from fds.export.mesh_io import write_baked, write_obj, write_obj_reference
 from fds.export.normal_maps import normal_maps, normal_maps_reference
 from fds.export.previews import (
     preview_maps,
@@ -61,6 +60,8 @@ from fds.export.previews import (
     render_proxy_and_detail,
     write_preview,
 )
+from fds.mesh.bake import bake_displacement
+from fds.mesh.meshdata import MeshData
 from fds.pipeline import DetailPipeline, DetailSettings, face_crop_view
 from fds.proxy.stage import IMAGE_SUFFIXES
 
@@ -117,13 +118,10 @@ def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[
     else:
         baked = bake_displacement(proxy, disp, max_triangles=2_000_000)
         writer, mesh_io.write_obj = mesh_io.write_obj, write_obj_reference
-        import fds.export.bake as bake_mod
-
-        bake_mod.write_obj = write_obj_reference
         try:
             write_baked(out / "detailed", baked, texture="texture.png", formats=("obj", "ply"))
         finally:
-            mesh_io.write_obj = bake_mod.write_obj = writer
+            mesh_io.write_obj = writer
     t["mesh"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -111,9 +111,9 @@ def test_line_relief_ratio_tells_grooved_lines_from_flat_ones(head):
 def test_renderer_matches_the_baked_detailed_mesh(sfm):
     """The detail normals looked up through the fitted pose equal those of the baked, displaced mesh rendered in
     that pose (camera frame, a turned head): conventions of pose, UV lookup and frames agree."""
-    from fds.export.bake import bake_displacement
-    from fds.export.mesh_io import MeshData
     from fds.export.previews import detailed_normals, proxy_normals
+    from fds.mesh.bake import bake_displacement
+    from fds.mesh.meshdata import MeshData
     from fds.metrics import pearson_r
     from fds.render import interpolate, rasterize, scaled_ortho_to_clip
 

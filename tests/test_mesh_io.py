@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from fds.export.mesh_io import MeshData, read_obj, write_obj
+from fds.export.mesh_io import write_obj
+from fds.mesh.meshdata import MeshData, read_obj
 
 
 @pytest.mark.parametrize("model", ["sfm", "ict"])

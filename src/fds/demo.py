@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fds.export.mesh_io import MeshData, write_obj
+from fds.export.mesh_io import write_obj
 from fds.facemodel import REGIONS, load_face_model
 from fds.facemodel.regions import region_labels
 from fds.fileio import atomic_write_bytes
+from fds.mesh.meshdata import MeshData
 
 # one colour per region (index 0 = outside the UV chart), uint8 RGB
 REGION_COLOURS = np.array(

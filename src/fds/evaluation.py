@@ -394,6 +394,6 @@ def log_results(loggers: list, payload: dict, figures: dict[str, Path]) -> None:
 
 
 def instantiate_loggers(cfg: DictConfig) -> list:
-    from fds.training import instantiate_group
+    from fds.loggers import instantiate_group
 
     return instantiate_group(cfg.get("logger"))

@@ -1,5 +1,7 @@
-"""Training-run loggers without the noise every run used to print.
+"""Run loggers (training and evaluation) built from the config, without the noise every run used to print.
 
+- :func:`instantiate_group`: a config group's entries (``logger``, ``callbacks``), for ``train`` and ``eval``
+  alike.
 - :class:`WandbLogger`: Lightning's W&B logger always passes ``anonymous=None`` to ``wandb.init``; wandb (≥ 0.19)
   deprecated that setting and warns "The anonymous setting has no effect" for any value that is passed, even
   None. This subclass drops the key when it is None, so wandb never sees it (the cause, not a filter).
@@ -20,6 +22,8 @@ from __future__ import annotations
 import logging
 import warnings
 
+import hydra
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import WandbLogger as _LightningWandbLogger
 
 LIGHTNING_TIP_LOGGER = "pytorch_lightning.utilities.rank_zero"
@@ -47,3 +51,10 @@ def quiet_training_noise() -> None:
         logger.addFilter(_DropLitLoggerTip())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning, module=r"pytorch_lightning\.utilities\._pytree")
+
+
+def instantiate_group(cfg: DictConfig | None) -> list:
+    """Instantiate every entry of a config group that has a ``_target_`` (callbacks, loggers)."""
+    if not cfg:
+        return []
+    return [hydra.utils.instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]

@@ -39,13 +39,14 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from fds.export.bake import bake_displacement, write_baked
 from fds.export.maps import encode_normal_map, write_displacement, write_normal_map, write_png
-from fds.export.mesh_io import MeshData, write_obj
+from fds.export.mesh_io import write_baked, write_obj
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, preview_maps, render_proxy_and_detail, write_preview
 from fds.fileio import atomic_write_bytes
 from fds.inputs import InputEntry, NoInputError, expand_inputs
+from fds.mesh.bake import bake_displacement
+from fds.mesh.meshdata import MeshData
 from fds.outputs import OutputError, OutputFolder, unique_names
 from fds.progress import progress
 from fds.proxy import ImageReadError, NoFaceError, ProxyResult, ProxyStage
@@ -70,7 +71,7 @@ class DetailSettings:
     edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
     flip_average: bool = False  # also run the mirrored texture and average (DetailPredictor): 2x the network time
     float_format: str = "both"  # the float32 mm displacement: "exr" | "npy" | "both" (fds.export.maps)
-    max_triangles: int = 500_000  # cap of the baked mesh (fds.export.bake.DEFAULT_MAX_TRIANGLES)
+    max_triangles: int = 500_000  # cap of the baked mesh (fds.mesh.bake.DEFAULT_MAX_TRIANGLES)
     formats: tuple[str, ...] = ("glb",)
     preview_height: int = 512
 

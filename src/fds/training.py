@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from fds.loggers import quiet_training_noise
+from fds.loggers import instantiate_group, quiet_training_noise
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,6 @@ class ResumableCheckpoint(ModelCheckpoint):
                      self.dirpath, state_dict.get("best_model_path"))
             state_dict = {**state_dict, "dirpath": self.dirpath}
         super().load_state_dict(state_dict)
-
-
-def instantiate_group(cfg: DictConfig | None) -> list:
-    """Instantiate every entry of a config group that has a ``_target_`` (callbacks, loggers)."""
-    if not cfg:
-        return []
-    return [hydra.utils.instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
 def monitored_metric(trainer: pl.Trainer) -> float | None:

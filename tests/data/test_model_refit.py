@@ -9,8 +9,8 @@ import pytest
 from fds.data.model_refit import heights_over, refit_model
 from fds.data.photo_scans import PhotoScanGenerator
 from fds.data.raycast_gt import umeyama
-from fds.export.bake import bake_displacement
-from fds.export.mesh_io import MeshData
+from fds.mesh.bake import bake_displacement
+from fds.mesh.meshdata import MeshData
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from fds.data.photo_scans import PhotoScanGenerator, SkippedPhoto, write_photo_samples
 from fds.data.raycast_gt import masked_lowpass, umeyama
 from fds.data.sample_io import list_samples, read_sample
-from fds.export.bake import sample_map
+from fds.mesh.bake import sample_map
 
 R = 256
 SMALL = {"face_width_px": [220.0, 260.0], "yaw_deg": 25.0, "pitch_deg": 10.0, "roll_deg": 5.0}

@@ -11,8 +11,9 @@ from PIL import Image
 from fds.data.photo_scans import PhotoScanGenerator
 from fds.data.raycast_gt import masked_lowpass
 from fds.data.scan_ingest import ScanInputError, ingest_scan, load_scan
-from fds.export.bake import bake_displacement, sample_map
-from fds.export.mesh_io import MeshData, write_obj
+from fds.export.mesh_io import write_obj
+from fds.mesh.bake import bake_displacement, sample_map
+from fds.mesh.meshdata import MeshData
 from fds.render import interpolate, rasterize_uv
 
 R = 256

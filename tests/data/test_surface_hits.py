@@ -8,8 +8,8 @@ import pytest
 
 from fds.data.photo_scans import PhotoScanGenerator
 from fds.data.surface_hits import camera_ray_hits, camera_ray_hits_reference, moller_trumbore
-from fds.export.bake import BakedMesh
-from fds.export.mesh_io import MeshData
+from fds.mesh.bake import BakedMesh
+from fds.mesh.meshdata import MeshData
 from fds.render import PinholeCamera
 
 FIELDS = ("valid", "triangle", "bary", "uv", "point_cam")

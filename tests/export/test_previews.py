@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fds.export.bake import bake_displacement
 from fds.export.maps import encode_normal_map, read_png
-from fds.export.mesh_io import MeshData
 from fds.export.previews import (
     frontal_view,
     pose_view,
@@ -17,6 +15,8 @@ from fds.export.previews import (
     render_proxy,
     write_preview,
 )
+from fds.mesh.bake import bake_displacement
+from fds.mesh.meshdata import MeshData
 
 SIZE = 192
 
@@ -95,9 +95,9 @@ def test_preview_strip(scene, tmp_path):
 def test_object_normal_map_agrees_with_the_baked_geometry(sfm):
     """Cross-check of conventions (tangent frame, bitangent sign, metric slopes): the object-space normal map
     sampled at the baked vertices equals the normals of the displaced geometry."""
-    from fds.export.bake import sample_map
     from fds.export.normal_maps import normal_maps
     from fds.export.previews import detailed_normals
+    from fds.mesh.bake import sample_map
 
     proxy = MeshData(sfm.mean_mm, sfm.triangles, sfm.uv, sfm.uv_triangles)
     r = 256

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from fds.assets import AssetError
-from fds.export.mesh_io import MeshData, read_obj, write_obj
+from fds.export.mesh_io import write_obj
 from fds.facemodel import load_face_model
 from fds.facemodel.bfm import load_bfm2017
 from fds.facemodel.ict import FACE_AREA_VERTICES, convert_facexmodel, load_ict
+from fds.mesh.meshdata import MeshData, read_obj
 
 
 def test_ict_loads_in_mm_with_seamed_uvs(ict):

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from fds.export.bake import bake_displacement
 from fds.export.maps import write_displacement
-from fds.export.mesh_io import MeshData, write_obj
+from fds.export.mesh_io import write_obj
+from fds.mesh.bake import bake_displacement
+from fds.mesh.meshdata import MeshData
 from fds.view.faces import find_faces, heat_map, load_face, summary_markdown
 
 

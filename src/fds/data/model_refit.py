@@ -3,7 +3,7 @@ displacement or normal map (``fds.data.raycast_gt``, mesh-only scans), and heigh
 
 The model surface F(c) is the face model's mesh (``mean + Σ c_k basis_k``, piecewise linear, the same kind of
 surface the synthetic heads' smooth part is); its displacement direction is the Phong-interpolated vertex
-normal, as in ``fds.export.bake``. :func:`refit_model` is ICP with the model as the deformable surface: the
+normal, as in ``fds.mesh.bake``. :func:`refit_model` is ICP with the model as the deformable surface: the
 scan points go to the model frame by a similarity (Umeyama), each finds its closest point on F (k-d tree over
 triangle centroids, exact point–triangle distance for the nearest candidates), and the coefficients solve the
 linear least squares that bring those closest points onto the scan points along their normals (point-to-plane,

@@ -5,7 +5,7 @@ One call of :func:`render_photo` draws, from one random stream:
 1. **pose and camera**: yaw ±45°, pitch ±20°, roll ±10° about the face's centre; a pinhole camera (horizontal
    field of view 18–65°) at the distance that makes the face (the face model's full width, ear to ear) 150–1000 px
    wide, log-uniformly; photo 1.5–2.6 face widths wide, landscape, square or portrait; the face anywhere inside;
-2. **geometry**: the GT displacement baked into the face mesh (``fds.export.bake``), pre-filtered by a Gaussian of
+2. **geometry**: the GT displacement baked into the face mesh (``fds.mesh.bake``), pre-filtered by a Gaussian of
    half the final edge length so the vertices do not alias it; the subdivision level makes edges ≈ 2 px in
    this photo (at most ``max_levels``). Detail finer than the mesh reaches the image through *normal mapping*:
    shading uses the GT detailed normal map (the displacement's metric slope in the proxy's tangent frame, full
@@ -41,9 +41,9 @@ from fds.data.degrade import gaussian_blur
 from fds.data.lighting import random_sh
 from fds.data.occlusion import cavity_occlusion
 from fds.data.surface_hits import SurfaceHits, camera_ray_hits
-from fds.export.bake import BakedMesh, bake_displacement
-from fds.export.mesh_io import MeshData
 from fds.facemodel import FaceModel
+from fds.mesh.bake import BakedMesh, bake_displacement
+from fds.mesh.meshdata import MeshData
 from fds.render import PinholeCamera, ggx_specular, interpolate, rasterize, sh_irradiance, texture
 
 #: Region labels of the photo's pixels (0 = not the face).

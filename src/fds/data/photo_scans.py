@@ -38,7 +38,7 @@ from fds.data.procedural import ProceduralScanGenerator
 from fds.data.raycast_gt import FittedGT, fitted_gt
 from fds.data.sample_io import ScanSample, write_sample
 from fds.data.skin import SKIN_PALETTE
-from fds.export.mesh_io import MeshData
+from fds.mesh.meshdata import MeshData
 from fds.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class PhotoScanGenerator:
         photo = render_photo(rng_photo, surface, head, self._static["regions"], self.backgrounds, self.photo_config,
                              landmark_vertices=fm.landmarks_ibug68, lights=lights)
         if "marks_cover" in head:
-            from fds.export.bake import sample_map
+            from fds.mesh.bake import sample_map
 
             seen = np.isfinite(photo.gt_uv[..., 0])
             photo.marks = np.zeros(seen.shape, np.float32)

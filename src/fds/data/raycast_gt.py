@@ -122,7 +122,7 @@ def texture_aligned_points(photo, proxy, fm: FaceModel, resolution: int, detail_
     n_s /= np.maximum(np.linalg.norm(n_s, axis=1, keepdims=True), 1e-12)
     n_s_cam = n_s @ photo.camera.rotation.T
     if detail_map_mm is not None:
-        from fds.export.bake import sample_map
+        from fds.mesh.bake import sample_map
 
         d_full = sample_map(detail_map_mm, np.nan_to_num(hits.uv))
         d_mesh = hits.vertex_attribute(baked.displacement_mm, baked.mesh.triangles)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fds.export.mesh_io import MeshData, read_obj
+from fds.mesh.meshdata import MeshData, read_obj
 
 log = logging.getLogger(__name__)
 

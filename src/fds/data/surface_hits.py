@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fds.export.bake import BakedMesh
+from fds.mesh.bake import BakedMesh
 from fds.render.camera import PinholeCamera
 
 #: pixel offsets (row, column) of the 3×3 candidates, in test order

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fds.export.mesh_io import MeshData
 from fds.fileio import atomic_write_bytes
+from fds.mesh.meshdata import MeshData
 
 _FLOAT, _UINT32 = 5126, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -50,7 +50,7 @@ def write_glb(
     """Write a ``.glb``, atomically.
 
     ``mesh.vertices [V, 3]`` mm; ``vertex_of [N]``, ``uv [N, 2]`` (image convention) and ``triangles [T, 3]``
-    into the N split vertices come from :func:`fds.export.bake.split_seams`; ``normals [V, 3]`` and
+    into the N split vertices come from :func:`fds.mesh.meshdata.split_seams`; ``normals [V, 3]`` and
     ``tangents [V, 4]`` per source vertex (unit; w = ±1); ``base_color_png`` / ``normal_png`` are PNG files'
     bytes (the UV texture, ``normal_tangent.png``); ``extra_images`` maps a name to (PNG bytes, extras dict).
     """

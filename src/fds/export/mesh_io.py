@@ -1,31 +1,25 @@
-"""Mesh files: Wavefront OBJ (+ MTL) with per-corner UVs, written atomically.
+"""Mesh files, written atomically: Wavefront OBJ (+ MTL) with per-corner UVs, binary PLY, binary glTF, and the
+set of them for a baked mesh (:mod:`fds.mesh.bake`).
 
-UV convention inside fds is the image one: ``u`` → column / width, ``v`` → row / height, ``v = 0`` at the top
-row of a UV map. OBJ stores ``vt`` with ``v = 0`` at the bottom, so ``vt = (u, 1 - v)`` on write and the
-inverse on read.
+Positions are mm in the face model's frame (x right, y up, z to the viewer). UV convention inside fds is the
+image one: ``u`` → column / width, ``v`` → row / height, ``v = 0`` at the top row of a UV map. OBJ stores ``vt``
+with ``v = 0`` at the bottom, so ``vt = (u, 1 - v)`` on write (:func:`fds.mesh.meshdata.read_obj` inverts it);
+PLY and glTF store ``s, t = u, 1 - v``.
 """
 
 from __future__ import annotations
 
+import io
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fds.fileio import atomic_write_bytes
-
-
-@dataclass
-class MeshData:
-    """A triangle mesh. ``vertices [V,3]`` (units are the caller's, fds uses mm), ``triangles [T,3]`` int,
-    optional per-corner UVs ``uv [U,2]`` (image convention) indexed by ``uv_triangles [T,3]``."""
-
-    vertices: np.ndarray
-    triangles: np.ndarray
-    uv: np.ndarray | None = None
-    uv_triangles: np.ndarray | None = None
-
+from fds.mesh.bake import BakedMesh
+from fds.mesh.meshdata import MeshData, split_seams
+from fds.render import tangent_frames
 
 #: rows formatted per block by the OBJ writer (bounds its temporaries to a few tens of MB)
 OBJ_BLOCK_ROWS = 1 << 17
@@ -143,46 +137,103 @@ def write_obj_reference(path: str | os.PathLike, mesh: MeshData, texture: str | 
     return path
 
 
-def read_obj(path: str | os.PathLike, max_polygons: int | None = None) -> MeshData:
-    """Read an OBJ's vertices, faces and UVs; quads (a,b,c,d) become triangles (a,b,c), (a,c,d).
+def write_ply(path: str | os.PathLike, mesh: MeshData, normals: np.ndarray | None = None) -> Path:
+    """Binary little-endian PLY: ``x y z`` (mm) [``nx ny nz``] [``s t``], faces ``vertex_indices``; atomic.
 
-    ``max_polygons`` keeps only the first N polygons (the ICT-FaceKit face area is a polygon prefix).
+    With UVs, vertices on UV seams are duplicated (one per UV) and ``s, t = u, 1 − v`` (OpenGL convention, as
+    trimesh and Blender read them).
     """
     path = Path(path)
-    verts: list[list[float]] = []
-    uvs: list[list[float]] = []
-    tris: list[list[int]] = []
-    uv_tris: list[list[int]] = []
-    polygons = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            try:
-                if parts[0] == "v":
-                    verts.append([float(p) for p in parts[1:4]])
-                elif parts[0] == "vt":
-                    uvs.append([float(parts[1]), 1.0 - float(parts[2])])
-                elif parts[0] == "f":
-                    if max_polygons is not None and polygons >= max_polygons:
-                        continue
-                    polygons += 1
-                    corners = [p.split("/") for p in parts[1:]]
-                    vi = [int(c[0]) - 1 for c in corners]
-                    ti = [int(c[1]) - 1 if len(c) > 1 and c[1] else -1 for c in corners]
-                    for k in range(1, len(vi) - 1):
-                        tris.append([vi[0], vi[k], vi[k + 1]])
-                        uv_tris.append([ti[0], ti[k], ti[k + 1]])
-            except (ValueError, IndexError) as exc:
-                raise ValueError(f"{path}:{line_no}: malformed OBJ line {line.strip()!r}") from exc
-    if not verts:
-        raise ValueError(f"{path}: no vertices found; is this an OBJ file?")
-    uv_tri = np.asarray(uv_tris, np.int32).reshape(-1, 3)
-    has_uv = bool(uvs) and uv_tri.size > 0 and (uv_tri >= 0).all()
-    return MeshData(
-        vertices=np.asarray(verts, np.float32),
-        triangles=np.asarray(tris, np.int32).reshape(-1, 3),
-        uv=np.asarray(uvs, np.float32) if has_uv else None,
-        uv_triangles=uv_tri if has_uv else None,
-    )
+    v = np.asarray(mesh.vertices, np.float32)
+    tri = np.asarray(mesh.triangles, np.int64)
+    if mesh.uv is not None:
+        vertex_of, uv, tri, _ = split_seams(mesh)
+    else:
+        vertex_of, uv = np.arange(len(v)), None
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    if normals is not None:
+        normals = np.asarray(normals, np.float32)
+        if normals.shape != v.shape:
+            raise ValueError(f"normals must be [V, 3] like the vertices {v.shape}, got {normals.shape}")
+        fields += [("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4")]
+    if uv is not None:
+        fields += [("s", "<f4"), ("t", "<f4")]
+    verts = np.empty(len(vertex_of), dtype=fields)
+    for k, name in enumerate("xyz"):
+        verts[name] = v[vertex_of, k]
+    if normals is not None:
+        for k, name in enumerate(("nx", "ny", "nz")):
+            verts[name] = normals[vertex_of, k]
+    if uv is not None:
+        verts["s"], verts["t"] = uv[:, 0], 1.0 - uv[:, 1]
+    faces = np.empty(len(tri), dtype=[("n", "u1"), ("i", "<i4", (3,))])
+    faces["n"], faces["i"] = 3, tri
+    header = ["ply", "format binary_little_endian 1.0",
+              "comment fds mesh: mm, model frame x right y up z to viewer; s t = u, 1 - v",
+              f"element vertex {len(verts)}"]
+    header += [f"property float {name}" for name, _ in fields]
+    header += [f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header"]
+    atomic_write_bytes(path, [("\n".join(header) + "\n").encode("ascii"), verts.tobytes(), faces.tobytes()])
+    return path
+
+
+def baked_tangents(baked: BakedMesh) -> np.ndarray:
+    """``[V, 4]`` glTF tangents of a baked mesh: T of the subdivided proxy's tangent frames (+u), w = ±1 so that
+    cross(N, T)·w is their bitangent (up the map), N the displacement directions (``baked.normals``)."""
+    m = baked.mesh
+    t, b, _ = tangent_frames(torch.from_numpy(baked.base_vertices), torch.from_numpy(np.asarray(m.uv, np.float32)),
+                             torch.from_numpy(np.asarray(m.triangles, np.int64)),
+                             torch.from_numpy(np.asarray(m.uv_triangles, np.int64)))
+    n = torch.from_numpy(baked.normals)
+    t = torch.nn.functional.normalize(t - (t * n).sum(-1, keepdim=True) * n, dim=-1)  # ⟂ the shading normal
+    w = torch.where((torch.linalg.cross(n, t, dim=-1) * b).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    return torch.cat([t, w], -1).numpy().astype(np.float32)
+
+
+def write_glb(
+    path: str | os.PathLike,
+    baked: BakedMesh,
+    texture_image: np.ndarray | bytes | None = None,
+    normal_png: bytes | None = None,
+    extra_images: dict[str, tuple[bytes, dict]] | None = None,
+) -> Path:
+    """``baked`` as binary glTF (:mod:`fds.export.gltf`): displaced positions, the smooth proxy normals and
+    tangents the normal map ``normal_png`` (bytes of ``normal_tangent.png``) is relative to, UVs, the UV texture
+    (``uint8 [H, W, 3]`` or a PNG file's bytes) as base colour."""
+    from fds.export.gltf import write_glb as _write
+
+    vertex_of, uv, tri, _ = split_seams(baked.mesh)
+    base = texture_image if isinstance(texture_image, bytes) else None
+    if texture_image is not None and base is None:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(texture_image, np.uint8)).save(buf, format="PNG")
+        base = buf.getvalue()
+    return _write(path, baked.mesh, vertex_of, uv, tri, normals=baked.normals, tangents=baked_tangents(baked),
+                  base_color_png=base, normal_png=normal_png, extra_images=extra_images)
+
+
+def write_baked(
+    stem: str | os.PathLike,
+    baked: BakedMesh,
+    texture: str | None = None,
+    formats: tuple[str, ...] = ("obj", "ply"),
+    texture_image: np.ndarray | bytes | None = None,
+    normal_png: bytes | None = None,
+    extra_images: dict[str, tuple[bytes, dict]] | None = None,
+) -> dict[str, Path]:
+    """Write ``baked`` as ``STEM.obj`` (+ MTL naming ``texture``), ``STEM.ply`` and/or ``STEM.glb`` (with
+    ``texture_image``, ``normal_png`` and ``extra_images``, see :func:`write_glb`)."""
+    stem = Path(stem)
+    unknown = set(formats) - {"obj", "ply", "glb"}
+    if unknown:
+        raise ValueError(f"formats must be among obj, ply, glb; got {sorted(unknown)}")
+    out: dict[str, Path] = {}
+    if "obj" in formats:
+        out["obj"] = write_obj(stem.with_name(stem.name + ".obj"), baked.mesh, texture=texture)
+    if "ply" in formats:
+        out["ply"] = write_ply(stem.with_name(stem.name + ".ply"), baked.mesh)
+    if "glb" in formats:
+        out["glb"] = write_glb(stem.with_name(stem.name + ".glb"), baked, texture_image, normal_png, extra_images)
+    return out

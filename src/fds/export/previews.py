@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fds.export.bake import BakedMesh
 from fds.export.maps import write_png
-from fds.export.mesh_io import MeshData
+from fds.mesh.bake import BakedMesh
+from fds.mesh.meshdata import MeshData
 from fds.render import (
     blinn_phong_specular,
     interpolate,

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from fds.assets import AssetError, resolve_asset
-from fds.export.mesh_io import read_obj
 from fds.facemodel.model import FaceModel, detect_mm_scale
 from fds.fileio import atomic_write_bytes
+from fds.mesh.meshdata import read_obj
 
 FACE_AREA_VERTICES = 9409  # ICT-FaceKit README, "Face Area Details": vertices 0..9408
 FACE_AREA_POLYGONS = 9230  # polygons 0..9229 (material M_Face)

@@ -2,7 +2,7 @@
 
 A face folder is what :mod:`fds.pipeline` writes (``proxy.obj``, ``texture.png``, ``displacement.*``,
 ``normal_tangent.png``, ``result.json``). The viewer never reads ``detailed.obj``/``.ply`` (1.7M triangles,
-~120 MB at the default settings): it rebuilds the detailed surface the way :mod:`fds.export.bake` does
+~120 MB at the default settings): it rebuilds the detailed surface the way :mod:`fds.mesh.bake` does
 (1→4 subdivision of the proxy, displaced along the interpolated smooth normals by the displacement map), only
 with fewer subdivision levels, so a display mesh has at most ``max_triangles`` triangles and the
 displacement can be rescaled at any time (``vertices(scale)``) without touching a file.
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from fds.export.bake import bake_displacement, split_seams, subdivide, subdivision_levels
 from fds.export.maps import read_displacement, read_png
-from fds.export.mesh_io import MeshData, read_obj
+from fds.mesh.bake import bake_displacement, subdivide, subdivision_levels
+from fds.mesh.meshdata import MeshData, read_obj, split_seams
 
 #: triangles of a display mesh: SFM's 6,736 · 4³ = 431k (each edge ~2 texels of a 1024² map); the files
 #: written by infer.py have 4⁴ (1.72M), which software WebGL draws at a few frames per second.

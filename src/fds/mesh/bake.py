@@ -1,4 +1,4 @@
-"""Baking a displacement map into geometry: subdivide the proxy, displace along its smooth normals, write meshes.
+"""Baking a displacement map into geometry: subdivide the proxy, displace along its smooth normals.
 
 Positions are mm in the face model's frame (x right, y up, z to the viewer). UVs are per triangle corner in
 the image convention (u right, v down; OBJ/PLY/glTF files store t = 1 − v).
@@ -14,18 +14,14 @@ d_mm along that normal.
 
 from __future__ import annotations
 
-import io
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from fds.export.mesh_io import MeshData, write_obj
-from fds.fileio import atomic_write_bytes
-from fds.render import tangent_frames, texture, vertex_normals
+from fds.mesh.meshdata import MeshData
+from fds.render import texture, vertex_normals
 
 #: default cap on the baked mesh's triangles (SFM: 6,736 · 4³ = 431k at 3 levels, ~17 MB as glTF with its
 #: normal map; 4 levels, 1.72M triangles, need max_triangles=2_000_000 and write a 122 MB OBJ).
@@ -159,122 +155,3 @@ def bake_displacement(
     displaced = fine.vertices + d_v[:, None] * normals
     mesh = MeshData(displaced.astype(np.float32), fine.triangles, fine.uv, fine.uv_triangles)
     return BakedMesh(mesh, fine.vertices, normals, d_v, levels)
-
-
-# ---------------------------------------------------------------------------------------------- files
-def split_seams(mesh: MeshData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One vertex per distinct (vertex, UV) pair, for formats with per-vertex UVs.
-
-    Returns (``vertex_of [N]`` source vertex index, ``uv [N, 2]`` image convention, ``triangles [T, 3]`` into
-    the N new vertices, ``uv_of [N]`` source UV index).
-    """
-    if mesh.uv is None:
-        raise ValueError("mesh has no UVs")
-    tri = np.asarray(mesh.triangles, np.int64)
-    uv_tri = np.asarray(mesh.triangles if mesh.uv_triangles is None else mesh.uv_triangles, np.int64)
-    key = tri * len(mesh.uv) + uv_tri
-    uniq, inv = np.unique(key.reshape(-1), return_inverse=True)
-    vertex_of, uv_of = uniq // len(mesh.uv), uniq % len(mesh.uv)
-    return vertex_of, np.asarray(mesh.uv)[uv_of], inv.reshape(-1, 3), uv_of
-
-
-def write_ply(path: str | os.PathLike, mesh: MeshData, normals: np.ndarray | None = None) -> Path:
-    """Binary little-endian PLY: ``x y z`` (mm) [``nx ny nz``] [``s t``], faces ``vertex_indices``; atomic.
-
-    With UVs, vertices on UV seams are duplicated (one per UV) and ``s, t = u, 1 − v`` (OpenGL convention, as
-    trimesh and Blender read them).
-    """
-    path = Path(path)
-    v = np.asarray(mesh.vertices, np.float32)
-    tri = np.asarray(mesh.triangles, np.int64)
-    if mesh.uv is not None:
-        vertex_of, uv, tri, _ = split_seams(mesh)
-    else:
-        vertex_of, uv = np.arange(len(v)), None
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
-    if normals is not None:
-        normals = np.asarray(normals, np.float32)
-        if normals.shape != v.shape:
-            raise ValueError(f"normals must be [V, 3] like the vertices {v.shape}, got {normals.shape}")
-        fields += [("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4")]
-    if uv is not None:
-        fields += [("s", "<f4"), ("t", "<f4")]
-    verts = np.empty(len(vertex_of), dtype=fields)
-    for k, name in enumerate("xyz"):
-        verts[name] = v[vertex_of, k]
-    if normals is not None:
-        for k, name in enumerate(("nx", "ny", "nz")):
-            verts[name] = normals[vertex_of, k]
-    if uv is not None:
-        verts["s"], verts["t"] = uv[:, 0], 1.0 - uv[:, 1]
-    faces = np.empty(len(tri), dtype=[("n", "u1"), ("i", "<i4", (3,))])
-    faces["n"], faces["i"] = 3, tri
-    header = ["ply", "format binary_little_endian 1.0",
-              "comment fds mesh: mm, model frame x right y up z to viewer; s t = u, 1 - v",
-              f"element vertex {len(verts)}"]
-    header += [f"property float {name}" for name, _ in fields]
-    header += [f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header"]
-    atomic_write_bytes(path, [("\n".join(header) + "\n").encode("ascii"), verts.tobytes(), faces.tobytes()])
-    return path
-
-
-def baked_tangents(baked: BakedMesh) -> np.ndarray:
-    """``[V, 4]`` glTF tangents of a baked mesh: T of the subdivided proxy's tangent frames (+u), w = ±1 so that
-    cross(N, T)·w is their bitangent (up the map), N the displacement directions (``baked.normals``)."""
-    m = baked.mesh
-    t, b, _ = tangent_frames(torch.from_numpy(baked.base_vertices), torch.from_numpy(np.asarray(m.uv, np.float32)),
-                             torch.from_numpy(np.asarray(m.triangles, np.int64)),
-                             torch.from_numpy(np.asarray(m.uv_triangles, np.int64)))
-    n = torch.from_numpy(baked.normals)
-    t = torch.nn.functional.normalize(t - (t * n).sum(-1, keepdim=True) * n, dim=-1)  # ⟂ the shading normal
-    w = torch.where((torch.linalg.cross(n, t, dim=-1) * b).sum(-1, keepdim=True) < 0, -1.0, 1.0)
-    return torch.cat([t, w], -1).numpy().astype(np.float32)
-
-
-def write_glb(
-    path: str | os.PathLike,
-    baked: BakedMesh,
-    texture_image: np.ndarray | bytes | None = None,
-    normal_png: bytes | None = None,
-    extra_images: dict[str, tuple[bytes, dict]] | None = None,
-) -> Path:
-    """``baked`` as binary glTF (:mod:`fds.export.gltf`): displaced positions, the smooth proxy normals and
-    tangents the normal map ``normal_png`` (bytes of ``normal_tangent.png``) is relative to, UVs, the UV texture
-    (``uint8 [H, W, 3]`` or a PNG file's bytes) as base colour."""
-    from fds.export.gltf import write_glb as _write
-
-    vertex_of, uv, tri, _ = split_seams(baked.mesh)
-    base = texture_image if isinstance(texture_image, bytes) else None
-    if texture_image is not None and base is None:
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(np.asarray(texture_image, np.uint8)).save(buf, format="PNG")
-        base = buf.getvalue()
-    return _write(path, baked.mesh, vertex_of, uv, tri, normals=baked.normals, tangents=baked_tangents(baked),
-                  base_color_png=base, normal_png=normal_png, extra_images=extra_images)
-
-
-def write_baked(
-    stem: str | os.PathLike,
-    baked: BakedMesh,
-    texture: str | None = None,
-    formats: tuple[str, ...] = ("obj", "ply"),
-    texture_image: np.ndarray | bytes | None = None,
-    normal_png: bytes | None = None,
-    extra_images: dict[str, tuple[bytes, dict]] | None = None,
-) -> dict[str, Path]:
-    """Write ``baked`` as ``STEM.obj`` (+ MTL naming ``texture``), ``STEM.ply`` and/or ``STEM.glb`` (with
-    ``texture_image``, ``normal_png`` and ``extra_images``, see :func:`write_glb`)."""
-    stem = Path(stem)
-    unknown = set(formats) - {"obj", "ply", "glb"}
-    if unknown:
-        raise ValueError(f"formats must be among obj, ply, glb; got {sorted(unknown)}")
-    out: dict[str, Path] = {}
-    if "obj" in formats:
-        out["obj"] = write_obj(stem.with_name(stem.name + ".obj"), baked.mesh, texture=texture)
-    if "ply" in formats:
-        out["ply"] = write_ply(stem.with_name(stem.name + ".ply"), baked.mesh)
-    if "glb" in formats:
-        out["glb"] = write_glb(stem.with_name(stem.name + ".glb"), baked, texture_image, normal_png, extra_images)
-    return out
