@@ -147,9 +147,12 @@ def test_summary_describes_the_folder_across_runs(tmp_path, caplog):
             out.write_summary({"checkpoint": new.get("checkpoint", "a.safetensors"), **new})
             return out.run_id, json.loads((root / "summary.json").read_text())
 
-    def by_input(s: dict) -> dict[str, tuple[str, str]]:
-        return {r.get("image", r.get("path")): (k, r["run"]) for k in ("succeeded", "failed", "skipped")
-                for r in s[k]}
+    def by_input(s: dict) -> dict[str, tuple[str, str] | set[tuple[str, str]]]:
+        records: dict[str, set[tuple[str, str]]] = {}
+        for k in ("succeeded", "failed", "skipped"):
+            for r in s[k]:
+                records.setdefault(r.get("image", r.get("path")), set()).add((k, r["run"]))
+        return {i: next(iter(v)) if len(v) == 1 else v for i, v in records.items()}
 
     first, s1 = run({"succeeded": [ok("/p/a.jpg", "a"), ok("/p/b.jpg", "b", "b_face1")],
                      "failed": [{"image": "/p/c.jpg", "reason": "no face detected"}],
@@ -158,19 +161,20 @@ def test_summary_describes_the_folder_across_runs(tmp_path, caplog):
                             "/p/c.jpg": ("failed", first), "/p/notes.txt": ("skipped", first)}
     assert list(s1["runs"]) == [first] and s1["runs"][first]["checkpoint"] == "a.safetensors"
 
-    # run 2: c now works, a fails; d is new; b's second face folder is rewritten by e (same content elsewhere)
+    # run 2: c now works, a fails (its folder from run 1 stays, and so does the record saying so); d is new;
+    # b's second face folder is rewritten by b_copy (same content elsewhere)
     second, s2 = run({"checkpoint": "b.safetensors",
                       "succeeded": [ok("/p/c.jpg", "c"), ok("/q/d.jpg", "d"), ok("/q/b_copy.jpg", "b_face1")],
                       "failed": [{"image": "/p/a.jpg", "reason": "cannot decode image"}]})
     assert second > first
     assert by_input(s2) == {"/p/notes.txt": ("skipped", first), "/p/c.jpg": ("succeeded", second),
                             "/q/d.jpg": ("succeeded", second), "/q/b_copy.jpg": ("succeeded", second),
-                            "/p/a.jpg": ("failed", second)}
+                            "/p/a.jpg": {("succeeded", first), ("failed", second)}}
     assert s2["checkpoint"] == "b.safetensors" and list(s2["runs"]) == [first, second]
     assert s2["runs"][first] == s1["runs"][first]
 
     # run 3 only skips an entry; records whose folders are gone are dropped, a run nothing refers to is forgotten
-    for name in ("c", "b_face1"):
+    for name in ("a", "c", "b_face1"):
         (root / name).rmdir()
     third, s3 = run({"skipped": [{"path": "/p/notes.txt", "reason": "not an image"}]})
     assert by_input(s3) == {"/p/notes.txt": ("skipped", third), "/q/d.jpg": ("succeeded", second),

@@ -106,15 +106,19 @@ def merge_summary(old: dict | None, new: dict, run_id: str, kept: Callable[[dict
     with each record stamped ``"run": run_id``, after the records of ``old`` (an earlier summary, valid or None)
     that this run did not redo: an old record goes when this run has a record for the same input (path), when
     it lists an output folder (by name) this run wrote, or when ``kept(record)`` is false (e.g. its folders are gone).
+    An earlier success stays beside this run's failure of the same photo while its folders exist (a failed rerun
+    writes nothing, so those folders are still the earlier run's result, and the record says which run that was).
     Records of fds versions before run ids get ``"run": None``. ``runs`` maps each run id still referenced to
     its checkpoint and end time; ``checkpoint`` is the latest run's."""
     stamped = {k: [{**r, "run": run_id} for r in new.get(k, [])] for k in SUMMARY_KEYS}
     redone = {r[key] for k, key in SUMMARY_KEYS.items() for r in stamped[k]}
+    succeeded = {r["image"] for r in stamped["succeeded"]}
     written = {Path(o).name for r in stamped["succeeded"] for o in r.get("outputs", [])}
     merged: dict = {k: [] for k in SUMMARY_KEYS}
     for k, key in SUMMARY_KEYS.items():
         for r in (old or {}).get(k, []):
-            if r[key] not in redone and not written & {Path(o).name for o in r.get("outputs", [])} and kept(r):
+            gone = r[key] in (succeeded if k == "succeeded" else redone)
+            if not gone and not written & {Path(o).name for o in r.get("outputs", [])} and kept(r):
                 merged[k].append({**r, "run": r.get("run")})
         merged[k] += stamped[k]
     runs = dict((old or {}).get("runs", {}))
