@@ -105,7 +105,7 @@ def test_no_stage_imports_another_stages_private_names():
 #: The stages of fds (packages and top-level modules, as :func:`_stage` names them), bottom layer first. A module
 #: may import its own layer or a lower one, never a higher one. A new module gets a place here on purpose.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("fds", "fileio", "threads", "progress", "loggers", "assets", "resources"),  # utilities
+    ("fds", "fileio", "threads", "memory", "progress", "loggers", "assets", "resources"),  # utilities
     ("render",),  # rasteriser, cameras, SH shading, normals: pure torch
     ("mesh",),  # MeshData, reading OBJ, subdividing and baking a displacement map
     ("facemodel",),  # face models, their UV chart, landmark frame and regions

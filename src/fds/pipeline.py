@@ -45,6 +45,7 @@ from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, preview_maps, render_proxy_and_detail, write_preview
 from fds.fileio import atomic_write_bytes
 from fds.inputs import InputEntry, NoInputError, expand_inputs
+from fds.memory import release_free_memory
 from fds.mesh.bake import bake_displacement
 from fds.mesh.meshdata import MeshData
 from fds.outputs import OutputError, OutputFolder, unique_names
@@ -272,6 +273,8 @@ class DetailPipeline:
         except Exception as exc:  # report and go on with the next photo
             log.error("failed on %s:\n%s", path, traceback.format_exc())
             return ImageOutcome(str(path), False, reason=f"{type(exc).__name__}: {exc}")
+        finally:
+            release_free_memory()  # the next photo's peak starts from what this process really uses
 
 
 def _settings(cfg: DictConfig) -> DetailSettings:

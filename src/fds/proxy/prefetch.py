@@ -42,6 +42,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from fds.memory import release_free_memory
 from fds.proxy.stage import ProxyResult, ProxyStage
 
 __all__ = ["ProxyOutcome", "ProxyWorkerError", "prefetch_proxies"]
@@ -124,6 +125,8 @@ def _proxy_in_worker(path: Path) -> list[ProxyResult]:
         except Exception:
             raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
         raise
+    finally:
+        release_free_memory()  # the worker waits between photos: not with the last photo's buffers
 
 
 # ------------------------------------------------------------------------------------------- parent side

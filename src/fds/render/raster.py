@@ -153,10 +153,16 @@ def _interpolate_torch(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor
     valid = tid >= 0
     if tri.shape[0] == 0 or not bool(valid.any()):
         return attr.new_zeros(b, h, w, c) + 0 * attr.sum() + 0 * rast[..., :2].sum()
-    idx = tri[tid.clamp_min(0)].reshape(b, h * w * 3)  # [B, HW*3]
-    corners = attr.gather(1, idx.unsqueeze(-1).expand(-1, -1, c)).view(b, h, w, 3, c).to(dtype)
+    corner = tri[tid.clamp_min(0)].reshape(b, h * w, 3)  # [B, HW, 3] vertex ids
+    del tid
+
+    def at(k: int) -> torch.Tensor:  # corner k's attributes [B, H, W, C]: one corner at a time keeps the peak
+        return attr.gather(1, corner[..., k:k + 1].expand(-1, -1, c)).view(b, h, w, c).to(dtype)  # ~1/3 lower
+
     u, v = rast[..., 0:1].to(dtype), rast[..., 1:2].to(dtype)
-    out = u * corners[..., 0, :] + v * corners[..., 1, :] + (1 - u - v) * corners[..., 2, :]
+    out = u * at(0)
+    out = out + v * at(1)  # the same sums in the same order as u·a0 + v·a1 + (1 − u − v)·a2: bit for bit
+    out = out + (1 - u - v) * at(2)
     return torch.where(valid.unsqueeze(-1), out, out.new_zeros(()))
 
 
