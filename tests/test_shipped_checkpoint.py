@@ -64,7 +64,8 @@ def test_uv_checkpoint_improves_wrinkle_normals_on_unseen_procedural_skin(wrinkl
 @pytest.fixture(scope="module")
 def relief(tmp_path_factory, grace_hopper_path, astronaut):
     """RMS displacement (mm) per face region of the shipped network's map for an 85-year-old with deep
-    forehead and cheek lines (grace_hopper) and a smooth-skinned young face (astronaut)."""
+    forehead and cheek lines (grace_hopper) and a young face smiling broadly (astronaut: smooth skin, freckles,
+    creases at the mouth corners), and of the same network untrained on grace_hopper (``untrained``)."""
     from fds.proxy import ProxyStage
 
     tmp = tmp_path_factory.mktemp("relief")
@@ -73,8 +74,10 @@ def relief(tmp_path_factory, grace_hopper_path, astronaut):
     predictor = DetailPredictor.from_checkpoint(shipped_checkpoint(), stage.face_model)
     masks = region_masks(stage.face_model, predictor.resolution)
     out = {}
-    for name, path in (("grace_hopper", grace_hopper_path), ("astronaut", tmp / "astronaut.png")):
-        detail = predictor(stage(path)[0])
+    for name, path, net in (("grace_hopper", grace_hopper_path, predictor),
+                            ("astronaut", tmp / "astronaut.png", predictor),
+                            ("untrained", grace_hopper_path, predictor.untrained(seed=0))):
+        detail = net(stage(path)[0])
         disp, coverage = detail.displacement_mm, detail.coverage
         out[name] = {r: float(np.sqrt((disp[masks[r] & coverage] ** 2).mean())) for r in FACE_REGIONS}
         seen = np.concatenate([disp[masks[r] & coverage] for r in FACE_REGIONS])
@@ -84,13 +87,25 @@ def relief(tmp_path_factory, grace_hopper_path, astronaut):
 
 @pytest.mark.slow
 def test_relief_follows_the_wrinkles_of_the_photo(relief):
-    old, young = relief["grace_hopper"], relief["astronaut"]
-    assert old["face"] > 1.5 * young["face"], relief
-    # and in every region where both photos show skin the wrinkled face gets more relief; the forehead is not
+    old, young, untrained = relief["grace_hopper"], relief["astronaut"], relief["untrained"]
+    # in every region where both photos show skin the wrinkled face gets more relief; the forehead is not
     # compared: it lies under Grace Hopper's cap and the astronaut's fringe (hair strands read as grooves there)
     for region in SKIN_REGIONS:
         assert old[region] > young[region], (region, relief)
     assert young["face"] < 0.05  # mm: no invented deep furrows on smooth skin
+    # negative control, which the two checks above do not give (an untrained network follows the photos'
+    # contrast and passes them): its amplitude ratio on the photo-level benchmark is 0.005, the issue asks for
+    # 0.5 on real photos; a network at a tenth of that still makes 10x the untrained network's relief
+    assert old["face"] > 10 * untrained["face"], relief
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the second photo-level round puts relief on the astronaut's smile creases "
+                   "(grooves with a bulge beside them at the mouth corners, real in the photo): Grace Hopper / "
+                   "astronaut 1.40x over the face, 3.4x for the first round; the untrained network, which follows "
+                   "image contrast, gives 1.5x, so this ratio alone cannot tell training from contrast (issue 15)")
+def test_the_wrinkled_face_gets_far_more_relief_than_the_smooth_one(relief):
+    assert relief["grace_hopper"]["face"] > 1.5 * relief["astronaut"]["face"], relief
 
 
 @pytest.fixture(scope="module")
