@@ -125,3 +125,19 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
             p.add_(0.05 * torch.randn_like(p))
     return save_detail_checkpoint(tmp_path_factory.mktemp("tiny_ckpt") / "tiny.safetensors", module.state_dict(), cfg,
                                   map_resolution=1024)
+
+
+@pytest.fixture(scope="module")
+def proxy(sfm):
+    """The SFM mean face as a ``MeshData`` (mm, its UV chart): the proxy mesh the bake and writer tests use."""
+    from fds.mesh.meshdata import MeshData
+
+    return MeshData(sfm.mean_mm, sfm.triangles, sfm.uv, sfm.uv_triangles)
+
+
+@pytest.fixture(scope="module")
+def ict_proxy(ict):
+    """The ICT-FaceKit mean face as a ``MeshData``."""
+    from fds.mesh.meshdata import MeshData
+
+    return MeshData(ict.mean_mm, ict.triangles, ict.uv, ict.uv_triangles)

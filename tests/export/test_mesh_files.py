@@ -8,17 +8,7 @@ import pytest
 
 from fds.export.mesh_io import write_baked, write_ply
 from fds.mesh.bake import bake_displacement
-from fds.mesh.meshdata import MeshData, read_obj
-
-
-@pytest.fixture(scope="module")
-def proxy(sfm) -> MeshData:
-    return MeshData(sfm.mean_mm, sfm.triangles, sfm.uv, sfm.uv_triangles)
-
-
-@pytest.fixture(scope="module")
-def ict_proxy(ict) -> MeshData:
-    return MeshData(ict.mean_mm, ict.triangles, ict.uv, ict.uv_triangles)
+from fds.mesh.meshdata import read_obj
 
 
 def test_written_meshes_load_in_trimesh_with_uvs(proxy, tmp_path):

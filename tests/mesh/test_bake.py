@@ -11,16 +11,6 @@ from fds.mesh.meshdata import MeshData
 from fds.render import vertex_normals
 
 
-@pytest.fixture(scope="module")
-def proxy(sfm) -> MeshData:
-    return MeshData(sfm.mean_mm, sfm.triangles, sfm.uv, sfm.uv_triangles)
-
-
-@pytest.fixture(scope="module")
-def ict_proxy(ict) -> MeshData:
-    return MeshData(ict.mean_mm, ict.triangles, ict.uv, ict.uv_triangles)
-
-
 def edge_count(tri: np.ndarray) -> int:
     e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
     return len(np.unique(e, axis=0))
