@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from machine import cpu_name
 
 from fds.export.maps import encode_normal_map, write_displacement, write_normal_map
 from fds.export.mesh_io import write_baked
@@ -33,16 +33,6 @@ from fds.synthesis import synthesize_displacement
 def cheap_predict(x: torch.Tensor) -> torch.Tensor:
     v = x[:, :1]
     return torch.tanh(v - F.avg_pool2d(v, 3, stride=1, padding=1))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(resolution: int, fm, out_dir: Path) -> dict[str, float]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -45,6 +44,7 @@ import matplotlib.cbook
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from machine import describe
 
 from fds.assets import shared_data_dir
 from fds.demo import SHIPPED_CHECKPOINT
@@ -137,13 +137,6 @@ def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[
     t["preview"] = time.perf_counter() - t0
     sizes = {p.name: p.stat().st_size / 1e6 for p in sorted(out.iterdir()) if p.is_file()}
     return t, sizes
-
-
-def machine(device: str) -> str:
-    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "no GPU"
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}"
 
 
 # ----------------------------------------------------------------------------------------- folder throughput
@@ -239,7 +232,7 @@ def folder_section(args: argparse.Namespace) -> list[str]:
     base = runs["sequential"]
     n, gb = len(photos), 1e9
     lines = ["## Folder throughput", "",
-             f"Machine: {machine(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after. "
+             f"Machine: {describe(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after. "
              f"{n} photos (the data kit's first {n} labelled photos by name), detail.resolution="
              f"{args.folder_resolution}, defaults otherwise, no proxy cache, model loaded once, after a warm-up "
              "photo. Memory sampled every 0.1 s.", "",
@@ -286,7 +279,7 @@ def stages_section(args: argparse.Namespace) -> list[str]:
 
     cols = [(r, k) for r in args.resolutions for k in ("fast", "reference")]
     lines = [
-        f"Machine: {machine(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after the "
+        f"Machine: {describe(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after the "
         "run (other jobs share the cores: compare rows of one run). One photo (grace_hopper), shipped checkpoint, "
         "warm process, seconds per face.", "",
         "| stage | " + " | ".join(f"{r}² {k}" for r, k in cols) + " |", "|---|" + "---:|" * len(cols)]

@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe
 
 from fds.proxy.landmarks import load_image, nme, read_pts
 from fds.proxy.stage import ProxyStage, run_folder
@@ -24,20 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def shared_faces() -> Path:
     return ROOT.parent / "shared" / "data" / "faces"
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), no GPU"
 
 
 def per_image(resolution: int) -> list[dict]:
@@ -133,7 +118,7 @@ def main() -> None:
     lines = [
         "# Proxy stage benchmark (`benchmarks/bench_proxy.py`)",
         "",
-        f"Machine: {machine()} (shared with other jobs while measured: treat times as upper bounds).",
+        f"Machine: {describe()} (shared with other jobs while measured: treat times as upper bounds).",
         f"Config: `configs/proxy/default.yaml` (SFM, HOG→CNN detector, emotion prior mode `init`, "
         f"UV {args.resolution}², torch rasteriser), all faces per photo.",
         "",
