@@ -92,12 +92,15 @@ def test_same_seed_same_sample(sample, gen) -> None:
 
 
 @pytest.mark.slow
-def test_undetectable_photos_are_skipped_counted_and_not_written(tmp_path, gen) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_undetectable_photos_are_skipped_counted_and_not_written(tmp_path, gen, workers) -> None:
+    """Also through a spawned worker process (``--workers N``): the loader and the generator must pickle."""
     tiny = PhotoScanGenerator("sfm", R, R, cache_dir=gen.backgrounds.cache_dir,
                               photo={**SMALL, "face_width_px": [24.0, 30.0]})  # below min_face_px = 40
-    with pytest.raises(SkippedPhoto, match="seed 1"):
-        tiny.generate(1)
-    report = write_photo_samples(tmp_path, [1, 2], tiny)
+    if workers == 0:
+        with pytest.raises(SkippedPhoto, match="seed 1"):
+            tiny.generate(1)
+    report = write_photo_samples(tmp_path, [1, 2], tiny, workers=workers)
     assert report.written == [] and [s for s, _ in report.skipped] == [1, 2] and report.skip_rate == 1.0
     assert list_samples(tmp_path) == []
     assert [p.name for p in tmp_path.iterdir()] == ["skipped.json"]  # no half-written sample folder

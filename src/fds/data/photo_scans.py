@@ -307,6 +307,11 @@ class GenerationReport:
         return "\n".join(lines)
 
 
+def _as_is(record: dict) -> dict:
+    """The DataLoader's collate for one job record (module level: spawned workers pickle it)."""
+    return record
+
+
 def write_photo_samples(root: str | os.PathLike, seeds: Sequence[int], generator: PhotoScanGenerator,
                         workers: int = 0, progress: bool = False) -> GenerationReport:
     """Write ``photo_<seed>`` folders under ``root`` with a DataLoader (``workers`` processes, each building
@@ -317,7 +322,7 @@ def write_photo_samples(root: str | os.PathLike, seeds: Sequence[int], generator
     generator.prepare()
     jobs = _SeedJobs(generator, root, [int(s) for s in seeds])
     loader = torch.utils.data.DataLoader(jobs, batch_size=None, shuffle=False, num_workers=int(workers),
-                                         collate_fn=lambda x: x,
+                                         collate_fn=_as_is,
                                          multiprocessing_context="spawn" if workers else None)
     written, skipped, seconds = [], [], []
     t0 = time.perf_counter()
