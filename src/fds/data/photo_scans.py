@@ -307,7 +307,7 @@ class GenerationReport:
         return "\n".join(lines)
 
 
-def _as_is(record: dict) -> dict:
+def _as_is(record: Any) -> Any:
     """The DataLoader's collate for one job record (module level: spawned workers pickle it)."""
     return record
 
