@@ -140,23 +140,24 @@ def main() -> None:
     base = DetailPredictor.from_checkpoint(args.ckpt, stage.face_model)
     load = os.getloadavg()[0]
     rows, ref_map, ref_s = [], None, None
-    folder = Path(tempfile.mkdtemp(prefix="fds_onnx_"))
-    for name, net in _variants(base.module, folder).items():
-        predictor = base.with_module(base.module, args.ckpt)
-        try:
-            predictor.network = net
-            sec, warm, disp = _time_maps(predictor, texture, args.repeats)
-        except Exception as exc:  # a variant this torch build cannot run: say so and go on
-            rows.append(f"| {name} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} | | | | |")
-            print(name, "failed:", exc)
-            continue
-        if ref_map is None:
-            ref_map, ref_s = disp, sec
-        covered = (ref_map != 0) | (disp != 0)
-        diff = (disp - ref_map)[covered]
-        rows.append(f"| {name} | {sec:.2f} | {warm:.1f} | {ref_s / sec:.2f}× | {np.abs(diff).max():.2e} | "
-                    f"{np.sqrt((diff**2).mean()):.2e} |")
-        print(rows[-1], flush=True)
+    with tempfile.TemporaryDirectory(prefix="fds_onnx_") as tmp:  # the exported graphs go with it
+        folder = Path(tmp)
+        for name, net in _variants(base.module, folder).items():
+            predictor = base.with_module(base.module, args.ckpt)
+            try:
+                predictor.network = net
+                sec, warm, disp = _time_maps(predictor, texture, args.repeats)
+            except Exception as exc:  # a variant this torch build cannot run: say so and go on
+                rows.append(f"| {name} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} | | | | |")
+                print(name, "failed:", exc)
+                continue
+            if ref_map is None:
+                ref_map, ref_s = disp, sec
+            covered = (ref_map != 0) | (disp != 0)
+            diff = (disp - ref_map)[covered]
+            rows.append(f"| {name} | {sec:.2f} | {warm:.1f} | {ref_s / sec:.2f}× | {np.abs(diff).max():.2e} | "
+                        f"{np.sqrt((diff**2).mean()):.2e} |")
+            print(rows[-1], flush=True)
     lines = ["# Detail network variants on CPU (`benchmarks/bench_network_variants.py`)", "",
              f"Machine: {describe()}; load average {load:.1f} before, "
              f"{os.getloadavg()[0]:.1f} after. grace_hopper's full 1024² map (the shipped checkpoint, patch grid, "
