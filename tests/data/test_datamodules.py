@@ -154,7 +154,7 @@ def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):
     _check_geo(torch.utils.data.default_collate([{k: v for k, v in it.items() if k != "region"} for it in items])
                | {"region": [it["region"] for it in items]})
     # input, GT and mask turn together
-    tex, disp, mask, _ = turned.train_set._maps.get(0)
+    tex, disp, mask, _, _ = turned.train_set._maps.get(0)
     args = (tex, disp, mask, 30, 20, 64, "v", 0.5, False)
     a, b = _geometry_item(*args), _geometry_item(*args, quarter_turns=1)
     for key in ("input", "displacement", "mask"):
@@ -162,17 +162,46 @@ def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):
     assert not torch.equal(a["displacement"], b["displacement"])
 
 
+def test_marks_weight_follows_the_line_through_flips_and_turns():
+    from fds.data.scans import _geometry_item
+
+    r, p = 96, 32
+    tex = torch.full((3, r, r), 180, dtype=torch.uint8)
+    tex[:, :, 40] = 30  # a dark colour-only line down column 40 ...
+    marks = torch.zeros((1, r, r), dtype=torch.uint8)
+    marks[:, :, 40] = 255  # ... that marks.png covers
+    disp, mask = torch.zeros((1, r, r)), torch.ones((1, r, r), dtype=torch.bool)
+    plain = _geometry_item(tex, disp, mask, 10, 30, p, "v", 1.0, False, 0, marks, 3.0, 2)
+    w = plain["weight"][0]
+    assert torch.equal(w[:, 10], torch.full((p,), 4.0))  # column 40 of the map is column 10 of the patch
+    assert (w[:, 8:13] == 4.0).all() and (w[:, :8] == 1.0).all() and (w[:, 13:] == 1.0).all()  # ±2 texels
+    for flip, turns in ((True, 0), (False, 1), (True, 3)):
+        item = _geometry_item(tex, disp, mask, 10, 30, p, "v", 1.0, flip, turns, marks, 3.0, 2)
+        dark = item["input"][0] == item["input"][0].min()
+        assert (item["weight"][0][dark] == 4.0).all()  # the weight moves with the input's line
+    none = _geometry_item(tex, disp, mask, 10, 30, p, "v", 1.0, False, 0, None, 3.0, 2)
+    assert torch.equal(none["weight"], torch.ones_like(none["mask"]))  # samples without marks.png count once
+    assert "weight" not in _geometry_item(tex, disp, mask, 10, 30, p, "v", 1.0, False, 0, marks, 0.0)
+
+
 @pytest.mark.slow
 def test_scans_datamodule_trains_on_photo_level_samples(tmp_path):
     photo = {"resolution": 128, "gt_resolution": 128, "albedo_dirs": [], "background_dirs": [],
              "photo": {"face_width_px": [200.0, 240.0], "yaw_deg": 20.0}}
-    dm = _scans(tmp_path, kind="photo", photo=photo, num_generate=3, generate_start_seed=3, min_valid=0.3)
+    dm = _scans(tmp_path, kind="photo", photo=photo, num_generate=3, generate_start_seed=3, min_valid=0.3,
+                marks_weight=4.0)
     dm.prepare_data()
     names = [p.name for p in list_samples(tmp_path / "scans")]
     assert names and all(n.startswith("photo_") for n in names)
+    assert all((tmp_path / "scans" / n / "marks.png").is_file() for n in names)
     dm.setup("fit")
-    b = next(iter(dm.train_dataloader()))
-    _check_geo(b)
+    batches = list(dm.train_dataloader())
+    _check_geo(batches[0])
+    # the colour-only marks the generator painted weigh more in the loss; everything else counts once
+    weights = torch.cat([b["weight"] for b in batches])
+    assert weights.shape == torch.cat([b["mask"] for b in batches]).shape
+    assert weights.min() == 1.0 and weights.max() > 1.0 and weights.max() <= 5.0
+    assert (weights == 1.0).float().mean() > 0.5
     # a procedural data module on the same folder does not mistake the photo samples for its own
     proc = _scans(tmp_path, generate_if_empty=False)
     with pytest.raises(FileNotFoundError, match="procedural"):

@@ -138,3 +138,48 @@ def test_sample_does_not_depend_on_the_callers_thread_count(sample, gen) -> None
     assert np.array_equal(again.scan.texture, sample.scan.texture)
     assert np.array_equal(again.scan.displacement_mm, sample.scan.displacement_mm)
     assert np.array_equal(again.proxy.fit.vertices_mm, sample.proxy.fit.vertices_mm)
+
+
+def test_marks_coverage_is_the_blend_factor_of_the_painted_marks(gen) -> None:
+    """Painting two albedos with the same draws differs by (A1 − A2)·(1 − coverage): the coverage is where, and how
+    much, the marks hide the skin, whatever its colour; the caller's random stream is not advanced."""
+    from fds.data.face_marks import marks_coverage, paint_face_marks
+
+    chart = gen.heads.chart
+    noise = np.random.default_rng(1)
+    a1, a2 = (noise.uniform(0.2, 0.9, (R, R, 3)).astype(np.float32) for _ in range(2))
+    for seed in (0, 5):
+        rng = np.random.default_rng(seed)
+        cov, info = marks_coverage(rng, chart)
+        assert rng.random() == np.random.default_rng(seed).random()
+        p1, info1 = paint_face_marks(np.random.default_rng(seed), a1, chart)
+        p2, _ = paint_face_marks(np.random.default_rng(seed), a2, chart)
+        assert info == info1
+        np.testing.assert_allclose(p1 - p2, (a1 - a2) * (1 - cov[..., None]), atol=1e-5)
+        assert 0.002 < (cov > 0.5).mean() < 0.2  # eyes, brows, lip line at least; never most of the face
+
+
+@pytest.mark.slow
+def test_marks_follow_the_sample_into_its_folder_and_replay_for_old_ones(tmp_path, sample, gen) -> None:
+    from fds.data.photo_scans import add_marks, add_marks_to_folder, write_photo_sample
+
+    marks = sample.scan.marks
+    assert marks is not None and marks.shape == (R, R) and marks.min() >= 0 and marks.max() <= 1
+    assert not marks[~sample.scan.mask].any() and marks[sample.scan.mask].max() > 0.5
+    folder = write_photo_sample(tmp_path / f"photo_{sample.meta['seed']:06d}", sample)
+    written = read_sample(folder).marks
+    assert np.abs(written - marks).max() <= 0.5 / 255 + 1e-6
+    # a sample written before marks.png existed gets the same map back from its seed alone
+    (folder / "marks.png").unlink()
+    assert add_marks(folder, gen) == "written" and add_marks(folder, gen) == "present"
+    np.testing.assert_array_equal(read_sample(folder).marks, written)
+    # a sample.json whose marks another generator drew is refused, naming the folder, and nothing is written
+    (folder / "marks.png").unlink()
+    meta = json.loads((folder / "sample.json").read_text())
+    meta["head"]["marks"]["brow_density"] += 0.1
+    (folder / "sample.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=folder.name):
+        add_marks(folder, gen)
+    assert not (folder / "marks.png").exists()
+    outcome = add_marks_to_folder(tmp_path, gen)
+    assert list(outcome) == [next(k for k in outcome if k.startswith("failed"))]  # reported, not raised

@@ -13,6 +13,7 @@ antialiased in texel space of the UV chart (row 0 = v 0 = forehead). Albedo is s
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,3 +217,21 @@ def paint_face_marks(rng: np.random.Generator, albedo: np.ndarray, chart: UVChar
     else:
         info["forehead_strands"] = 0
     return np.clip(out, 0, 1).astype(np.float32), info
+
+
+def marks_coverage(rng: np.random.Generator, chart: UVChart,
+                   mapper: FrameToTexel | None = None) -> tuple[np.ndarray, dict]:
+    """Coverage ``float32 [R,R]`` in [0, 1] of the marks :func:`paint_face_marks` paints with this ``rng`` state
+    (``rng`` itself is not advanced), in the chart's texels: 1 − ∏(1 − cᵢ) over every stroke, disc and tint;
+    and the marks' description (the same dict :func:`paint_face_marks` returns).
+
+    Every mark is an affine blend ``a·(1 − c) + colour·c`` and the random draws do not depend on the albedo, so
+    painting a white and a black albedo with the same draws gives ``∏(1 − cᵢ)`` as their difference. Unlike the
+    albedo change, coverage does not depend on how dark the skin under a mark is: it says where the photo shows
+    a line the GT relief does not have.
+    """
+    r = chart.resolution
+    mapper = mapper or FrameToTexel.of(chart)
+    white, info = paint_face_marks(copy.deepcopy(rng), np.ones((r, r, 3), np.float32), chart, mapper)
+    black, _ = paint_face_marks(copy.deepcopy(rng), np.zeros((r, r, 3), np.float32), chart, mapper)
+    return np.clip(1.0 - (white - black)[..., 0], 0.0, 1.0).astype(np.float32), info

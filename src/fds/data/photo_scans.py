@@ -17,6 +17,7 @@ A photo whose detection or fit fails is *skipped* (:class:`SkippedPhoto` with th
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import torch
 from PIL import Image
 
 from fds.data.backgrounds import BackgroundBank
-from fds.data.face_marks import FrameToTexel, paint_face_marks
+from fds.data.face_marks import FrameToTexel, marks_coverage, paint_face_marks
 from fds.data.photo_render import PHOTO_REGIONS, PhotoConfig, RenderedPhoto, photo_region_labels, render_photo
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.raycast_gt import FittedGT, fitted_gt
@@ -150,14 +151,15 @@ class PhotoScanGenerator:
     def render(self, seed: int, lights: list[dict] | None = None) -> tuple[RenderedPhoto, dict]:
         """The photo of ``seed`` and its head (``ProceduralScanGenerator.head`` + painted albedo, ``marks``);
         ``lights`` replaces the seed's random distant lights (``render_photo``)."""
-        rng_geo, rng_alb, rng_marks, rng_photo = (np.random.default_rng(s)
-                                                  for s in np.random.SeedSequence(int(seed)).spawn(4))
+        rng_geo, rng_alb, rng_marks, rng_photo = _seed_streams(seed)
         head = self.heads.head(rng_geo, rng_alb)
         albedo = head["albedo"][0].permute(1, 2, 0).numpy()
         albedo, tinted = tint_grey_albedo(rng_marks, albedo, head["covered"])
         info = {"tinted_grey_source": tinted}
         if self.marks:
             plain = albedo
+            # the same draws as the paint below (rng_marks is not advanced): where the marks lie, any skin tone
+            head["marks_coverage"], _ = marks_coverage(rng_marks, self.heads.chart, self._static["mapper"])
             albedo, marks = paint_face_marks(rng_marks, albedo, self.heads.chart, self._static["mapper"])
             info.update(marks)
             # where the marks changed the albedo (max over RGB, sRGB units): dark lines the GT says are flat
@@ -175,6 +177,17 @@ class PhotoScanGenerator:
             photo.marks = np.zeros(seen.shape, np.float32)
             photo.marks[seen] = sample_map(head["marks_cover"], photo.gt_uv[seen])
         return photo, head
+
+    def replay_marks(self, seed: int, tinted_grey_source: bool) -> tuple[np.ndarray, dict]:
+        """The marks coverage ``[R_gt, R_gt]`` (GT chart) and description of ``seed``'s head without rendering it
+        (the marks stream's draws depend only on the seed and on whether the bank albedo was tinted, which
+        ``sample.json`` records as ``head.marks.tinted_grey_source``): fills ``marks.png`` of samples written
+        before it existed (``datasets/add_photo_marks.py``)."""
+        rng_marks = _seed_streams(seed)[2]
+        if tinted_grey_source:  # consume tint_grey_albedo's draws
+            chart = self.heads.chart
+            tint_grey_albedo(rng_marks, np.full((*chart.covered.shape, 3), 0.5, np.float32), chart.covered)
+        return marks_coverage(rng_marks, self.heads.chart, self._static["mapper"])
 
     def generate(self, seed: int, lights: list[dict] | None = None) -> PhotoSample:
         """The sample of ``seed`` (``lights``: see :meth:`render`); raises :class:`SkippedPhoto` when the proxy
@@ -220,10 +233,27 @@ class PhotoScanGenerator:
             "gt": gt.stats, "photo_regions": list(PHOTO_REGIONS),
             "timings_s": {"render": round(t_render, 3), "proxy": round(t_proxy, 3), "gt": round(t_gt, 3)},
         }
+        marks = fitted_marks(head["marks_coverage"], gt.gt_uv) if "marks_coverage" in head else None
         scan = ScanSample(texture=np.asarray(proxy.uv.texture), displacement_mm=gt.displacement_mm, mask=gt.mask,
                           visibility=np.asarray(proxy.uv.confidence, np.float32), position_mm=gt.position_mm,
-                          normal=gt.normal, meta=meta)
+                          normal=gt.normal, meta=meta, marks=marks)
         return PhotoSample(scan, photo, proxy, gt, meta)
+
+
+def _seed_streams(seed: int) -> list[np.random.Generator]:
+    """The four independent random streams of a seed: geometry, albedo, marks, photo."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
+
+
+def fitted_marks(coverage: np.ndarray, gt_uv: np.ndarray) -> np.ndarray:
+    """Marks coverage of the GT chart ``[R_gt, R_gt]`` resampled into the fitted proxy's UV: ``gt_uv [R, R, 2]``
+    (the GT-head UV each fitted texel shows, NaN off the GT mask) → ``float32 [R, R]`` (0 off the mask)."""
+    from fds.mesh.bake import sample_map
+
+    seen = np.isfinite(gt_uv[..., 0])
+    out = np.zeros(seen.shape, np.float32)
+    out[seen] = np.clip(sample_map(coverage, gt_uv[seen]), 0, 1)
+    return out
 
 
 def check_detection(photo: RenderedPhoto, proxy, name: str) -> None:
@@ -344,6 +374,75 @@ def write_photo_samples(root: str | os.PathLike, seeds: Sequence[int], generator
 
     atomic_write_bytes(path, [json.dumps(old, indent=1, sort_keys=True).encode()])
     return report
+
+
+# ------------------------------------------------------------------------------------ marks backfill
+_MARK_KEYS = ("hair_colour", "brow_density", "beard", "moles", "forehead_strands")
+
+
+def add_marks(folder: str | os.PathLike, generator: PhotoScanGenerator) -> str:
+    """Write ``marks.png`` (module ``fds.data.sample_io``) into a photo-level sample folder written before
+    samples carried it, by replaying its seed's marks (:meth:`PhotoScanGenerator.replay_marks`) and resampling
+    them through ``gt_fitted.npz``'s ``gt_uv``. The replay must describe the same marks as ``sample.json``,
+    else the folder was made by another generator version and :class:`ValueError` names it. Returns
+    ``"written"``, ``"present"`` or ``"not photo"``."""
+    from fds.data.sample_io import marks_to_uint8, read_meta
+    from fds.fileio import atomic_write_bytes
+
+    folder = Path(folder)
+    if (folder / "marks.png").is_file():
+        return "present"
+    meta = read_meta(folder)
+    if meta.get("source") != "photo":
+        return "not photo"
+    recorded = meta["head"]["marks"]
+    coverage, info = generator.replay_marks(int(meta["seed"]), bool(recorded.get("tinted_grey_source", False)))
+    differs = [k for k in _MARK_KEYS if k in recorded and json.dumps(info.get(k)) != json.dumps(recorded[k])]
+    if differs:
+        raise ValueError(f"{folder}: replaying seed {meta['seed']}'s marks gives other {differs} than sample.json "
+                         "(written by another generator version): regenerate the sample instead")
+    with np.load(folder / "gt_fitted.npz") as z:
+        gt_uv = z["gt_uv"]
+    buf = io.BytesIO()
+    Image.fromarray(marks_to_uint8(fitted_marks(coverage, gt_uv))).save(buf, format="PNG", compress_level=1)
+    atomic_write_bytes(folder / "marks.png", [buf.getvalue()])
+    return "written"
+
+
+class _MarkJobs(torch.utils.data.Dataset):
+    def __init__(self, generator: PhotoScanGenerator, folders: list[Path]) -> None:
+        self.generator, self.folders = generator, folders
+
+    def __len__(self) -> int:
+        return len(self.folders)
+
+    def __getitem__(self, i: int) -> tuple[str, str]:
+        try:
+            return self.folders[i].name, add_marks(self.folders[i], self.generator)
+        except (ValueError, OSError, KeyError) as exc:
+            return self.folders[i].name, f"failed: {exc}"
+
+
+def add_marks_to_folder(root: str | os.PathLike, generator: PhotoScanGenerator, workers: int = 0,
+                        progress: bool = False) -> dict[str, list[str]]:
+    """:func:`add_marks` for every sample folder under ``root`` (DataLoader workers); goes on past a failing
+    folder. Returns folder names by outcome (``written``, ``present``, ``not photo``, ``failed: …``)."""
+    from fds.data.sample_io import list_samples
+
+    jobs = _MarkJobs(generator, list_samples(root))
+    loader = torch.utils.data.DataLoader(jobs, batch_size=None, shuffle=False, num_workers=int(workers),
+                                         collate_fn=_as_is, multiprocessing_context="spawn" if workers else None)
+    outcome: dict[str, list[str]] = {}
+    records: Any = loader
+    if progress:
+        from fds.progress import progress as bar
+
+        records = bar(loader, "marks", total=len(jobs))
+    for name, result in records:
+        outcome.setdefault(result, []).append(name)
+        if result.startswith("failed"):
+            log.warning("marks: %s %s", name, result)
+    return outcome
 
 
 class PhotoSource:

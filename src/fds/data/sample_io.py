@@ -10,6 +10,9 @@
                          position_mm     float32 [R,R,3] proxy surface position, mm, model frame
                          normal          float16 [R,R,3] unit proxy normal, model frame
         albedo.png       uint8 RGB [R,R,3]  (optional) GT albedo used to render texture.png
+        marks.png        uint8 L [R,R]      (optional) coverage (/255) of colour-only marks (eyebrows, hair
+                                            strands, stubble, moles, eyes, lip line) painted into the albedo:
+                                            texels where the input shows lines the GT relief does not have
         sample.json      {"format": "fds-scan-sample", "version": 1, "resolution": R, "face_model": "sfm", ...}
 
 ``sample.json`` may carry anything else (seed, age, expression, SH lighting ``sh`` [3][9], wrinkles, …); the
@@ -53,6 +56,7 @@ class ScanSample:
     normal: np.ndarray  # float32 [R,R,3]
     meta: dict[str, Any] = field(default_factory=dict)
     albedo: np.ndarray | None = None  # uint8 [R,R,3]
+    marks: np.ndarray | None = None  # float32 [R,R] in [0, 1], colour-only marks' coverage (see module doc)
 
     @property
     def resolution(self) -> int:
@@ -77,6 +81,8 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
         Image.fromarray(s.texture).save(tmp / "texture.png", compress_level=1)
         if s.albedo is not None:
             Image.fromarray(s.albedo).save(tmp / "albedo.png", compress_level=1)
+        if s.marks is not None:
+            Image.fromarray(marks_to_uint8(s.marks)).save(tmp / "marks.png", compress_level=1)
         np.savez_compressed(
             tmp / "maps.npz", displacement_mm=s.displacement_mm.astype(np.float32), mask=s.mask.astype(np.uint8),
             visibility=s.visibility.astype(np.float16), position_mm=s.position_mm.astype(np.float32),
@@ -88,11 +94,16 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
     return folder
 
 
-def _read_png(path: Path, r: int | None) -> np.ndarray:
+def marks_to_uint8(marks: np.ndarray) -> np.ndarray:
+    """Coverage in [0, 1] → the ``marks.png`` pixels (uint8, 0–255)."""
+    return np.round(np.clip(np.nan_to_num(np.asarray(marks, np.float32)), 0, 1) * 255).astype(np.uint8)
+
+
+def _read_png(path: Path, r: int | None, mode: str = "RGB") -> np.ndarray:
     if not path.is_file():
         raise SampleFormatError(f"{path}: missing (a sample folder needs texture.png, maps.npz, sample.json)")
     try:
-        arr = np.asarray(Image.open(path).convert("RGB"))
+        arr = np.asarray(Image.open(path).convert(mode))
     except Exception as exc:
         raise SampleFormatError(f"{path}: not a readable image ({exc})") from exc
     if r is not None and arr.shape[:2] != (r, r):
@@ -141,10 +152,13 @@ def read_sample(folder: str | os.PathLike, with_albedo: bool = False) -> ScanSam
     if not np.isfinite(maps["displacement_mm"]).all():
         raise SampleFormatError(f"{path}: 'displacement_mm' holds NaN or inf")
     albedo = _read_png(folder / "albedo.png", r) if with_albedo and (folder / "albedo.png").is_file() else None
+    marks = None
+    if (folder / "marks.png").is_file():
+        marks = _read_png(folder / "marks.png", r, "L").astype(np.float32) / 255.0
     return ScanSample(texture=texture, displacement_mm=maps["displacement_mm"].astype(np.float32),
                       mask=maps["mask"] > 0, visibility=maps["visibility"].astype(np.float32),
                       position_mm=maps["position_mm"].astype(np.float32), normal=maps["normal"].astype(np.float32),
-                      meta=meta, albedo=albedo)
+                      meta=meta, albedo=albedo, marks=marks)
 
 
 def list_samples(root: str | os.PathLike) -> list[Path]:

@@ -13,7 +13,8 @@ Batch contract
   ``displacement [B, 1, H, W]`` GT in network units (mm / disp_scale_mm, in [-1, 1]),
   ``mask [B, 1, H, W]`` (1 = valid texel; optional), ``region`` list[str] or str (optional when one model
   serves every region), ``texel_mm [B, 2]`` the surface size (du, dv) of one texel of each patch in mm (for the
-  normal term and the validation normal metric; the ``texel_mm`` hyper-parameter stands in when absent).
+  normal term and the validation normal metric; the ``texel_mm`` hyper-parameter stands in when absent),
+  ``weight [B, 1, H, W]`` (optional, ≥ 1) per-texel weight of the L1 and normal terms (``data.scans.marks_weight``).
 - appearance batch (wild photos): ``input [B, Cin, H, W]``, ``texture [B, 3, H, W]`` in [0, 1],
   ``visibility [B, 1, H, W]`` in [0, 1], ``position_mm [B, 3, H, W]`` proxy positions (mm, model frame),
   ``normal [B, 3, H, W]`` unit proxy normals, ``albedo [B, 3, H, W]``, ``sh [B, 3, 9]`` radiance SH in the
@@ -290,11 +291,13 @@ class DFDNModule(pl.LightningModule):
             )
         self.toggle_optimizer(opt_g)
         y = smooth_target(y.float(), self.hparams.target_blur_texels, mask)
-        loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y, mask)
+        # per-texel weights (more under colour-only marks, fds.data.scans) for the L1 and normal terms only
+        weighted = mask if "weight" not in geo or mask is None else mask * geo["weight"]
+        loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y, weighted)
         loss_g = self.hparams.lambda_geo * loss_geo
         if self.hparams.lambda_normal > 0:
             scale = self.hparams.disp_scale_mm
-            loss_n = normal_loss(out.refined.float() * scale, y * scale, self._texel_mm(geo), mask)
+            loss_n = normal_loss(out.refined.float() * scale, y * scale, self._texel_mm(geo), weighted)
             loss_g = loss_g + self.hparams.lambda_normal * loss_n
             self.log("train/loss_normal", loss_n.detach(), batch_size=batch)
         if self.hparams.lambda_concordance > 0:
