@@ -56,9 +56,6 @@ LIGHTINGS: dict[str, list[dict]] = {
 }
 #: A colour-only mark counts as a dark line where it changed the albedo by more than this (sRGB, 0–1: ~25 levels).
 MARK_MIN_CHANGE = 0.1
-#: A cast-shadow edge is where the strongest light's visibility changes by more than this per pixel (a hard
-#: shadow drops from 1 to 0 within 2 px; soft penumbras stay under it).
-SHADOW_EDGE_PER_PX = 0.25
 METRICS = ("detail_r", "amplitude_ratio", "normal_deg", "normal_deg_zero")
 
 
@@ -145,19 +142,14 @@ def line_scope(gt: Mapping[str, np.ndarray]) -> np.ndarray:
 def flat_lines(gt: Mapping[str, np.ndarray], scope: np.ndarray) -> np.ndarray:
     """``bool [H, W]``: pixels of ``scope`` the GT says are flat dark lines: colour-only marks (``marks`` >
     :data:`MARK_MIN_CHANGE`: eyebrow hairs, hair strands, stubble, moles) and cast-shadow edges of the strongest
-    light (``shadow``)."""
-    import kornia
-    import torch
-
-    from fds.metrics import masked_blur
+    light (``shadow``, :func:`fds.data.photo_render.cast_shadow_edges`)."""
+    from fds.data.photo_render import cast_shadow_edges
 
     lines = np.zeros(scope.shape, bool)
     if "marks" in gt:
         lines |= np.asarray(gt["marks"], np.float32) > MARK_MIN_CHANGE
     if "shadow" in gt:
-        vis = torch.from_numpy(np.asarray(gt["shadow"], np.float32))[None, None]
-        grad = kornia.filters.spatial_gradient(masked_blur(vis, 0.5), normalized=True)[0, 0]  # [2, H, W] per px
-        lines |= (grad.norm(dim=0) > SHADOW_EDGE_PER_PX).numpy()
+        lines |= cast_shadow_edges(gt["shadow"])
     return lines & scope
 
 

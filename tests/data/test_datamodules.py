@@ -162,7 +162,7 @@ def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):
     assert not torch.equal(a["displacement"], b["displacement"])
 
 
-def test_marks_weight_follows_the_line_through_flips_and_turns():
+def test_flat_line_weight_follows_the_line_through_flips_and_turns():
     from fds.data.scans import _geometry_item
 
     r, p = 96, 32
@@ -189,7 +189,7 @@ def test_scans_datamodule_trains_on_photo_level_samples(tmp_path):
     photo = {"resolution": 128, "gt_resolution": 128, "albedo_dirs": [], "background_dirs": [],
              "photo": {"face_width_px": [200.0, 240.0], "yaw_deg": 20.0}}
     dm = _scans(tmp_path, kind="photo", photo=photo, num_generate=3, generate_start_seed=3, min_valid=0.3,
-                marks_weight=4.0)
+                flat_line_weight=4.0)
     dm.prepare_data()
     names = [p.name for p in list_samples(tmp_path / "scans")]
     assert names and all(n.startswith("photo_") for n in names)

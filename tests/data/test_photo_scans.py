@@ -160,26 +160,56 @@ def test_marks_coverage_is_the_blend_factor_of_the_painted_marks(gen) -> None:
 
 
 @pytest.mark.slow
-def test_marks_follow_the_sample_into_its_folder_and_replay_for_old_ones(tmp_path, sample, gen) -> None:
-    from fds.data.photo_scans import add_marks, add_marks_to_folder, write_photo_sample
+def test_flat_line_maps_follow_the_sample_into_its_folder_and_replay_for_old_ones(tmp_path, sample, gen) -> None:
+    from fds.data.photo_scans import (
+        add_flat_line_maps,
+        add_flat_line_maps_to_folder,
+        fitted_from_photo,
+        write_photo_sample,
+    )
 
-    marks = sample.scan.marks
+    marks, edges = sample.scan.marks, sample.scan.shadow_edges
     assert marks is not None and marks.shape == (R, R) and marks.min() >= 0 and marks.max() <= 1
     assert not marks[~sample.scan.mask].any() and marks[sample.scan.mask].max() > 0.5
+    assert edges is not None and edges.shape == (R, R) and not edges[~sample.scan.mask].any()
+    # photo maps reach the UV through the pixel each texel's colour came from: the photo's own red channel
+    # comes back as the unwrap's (both bilinear at the same points; 8-bit rounding on each side ≤ 0.5 levels)
+    red = fitted_from_photo(sample.photo.image[..., 0].astype(np.float32), sample.proxy, gen.fm, R)
+    seen = sample.scan.visibility > 0  # texels the unwrap took from the photo
+    assert np.abs(red[seen] - sample.scan.texture[..., 0][seen]).mean() <= 1.0
     folder = write_photo_sample(tmp_path / f"photo_{sample.meta['seed']:06d}", sample)
-    written = read_sample(folder).marks
-    assert np.abs(written - marks).max() <= 0.5 / 255 + 1e-6
-    # a sample written before marks.png existed gets the same map back from its seed alone
+    back = read_sample(folder)
+    assert np.abs(back.marks - marks).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(back.shadow_edges - edges).max() <= 0.5 / 255 + 1e-6
+    np.testing.assert_array_equal(back.flat_lines(), np.maximum(back.marks, back.shadow_edges))
+    # a sample written before the maps existed gets the same maps back from its seed and stored photo GT
     (folder / "marks.png").unlink()
-    assert add_marks(folder, gen) == "written" and add_marks(folder, gen) == "present"
-    np.testing.assert_array_equal(read_sample(folder).marks, written)
+    (folder / "shadow_edges.png").unlink()
+    assert add_flat_line_maps(folder, gen) == "marks+shadow_edges" and add_flat_line_maps(folder, gen) == "present"
+    again = read_sample(folder)
+    np.testing.assert_array_equal(again.marks, back.marks)
+    assert np.abs(again.shadow_edges - back.shadow_edges).max() <= 1 / 255  # float16 shadow map on disk
     # a sample.json whose marks another generator drew is refused, naming the folder, and nothing is written
     (folder / "marks.png").unlink()
     meta = json.loads((folder / "sample.json").read_text())
     meta["head"]["marks"]["brow_density"] += 0.1
     (folder / "sample.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=folder.name):
-        add_marks(folder, gen)
+        add_flat_line_maps(folder, gen)
     assert not (folder / "marks.png").exists()
-    outcome = add_marks_to_folder(tmp_path, gen)
+    outcome = add_flat_line_maps_to_folder(tmp_path, gen)
     assert list(outcome) == [next(k for k in outcome if k.startswith("failed"))]  # reported, not raised
+
+
+@pytest.mark.slow
+def test_a_hard_side_light_leaves_shadow_edges_in_the_fitted_uv(sample, gen) -> None:
+    """Under the benchmark's hard side light the nose casts a shadow: its edge reaches the UV as a thin line
+    (at least one photo pixel's worth of texels per edge pixel seen, never a large area)."""
+    from fds.data.photo_render import cast_shadow_edges
+    from fds.evaluation_photo_level import LIGHTINGS
+
+    hard = gen.generate(sample.meta["seed"], lights=LIGHTINGS["hard_side"])
+    in_photo = cast_shadow_edges(hard.photo.shadow) & (hard.photo.face_mask > 0)
+    edges = hard.scan.shadow_edges > 0.5
+    assert in_photo.sum() > 20 and edges.sum() > 20
+    assert edges.sum() < 0.1 * hard.scan.mask.sum()

@@ -59,8 +59,9 @@ class ScansDataModule(pl.LightningDataModule):
         train_patches_per_epoch, val_stride, val_max_patches: epoch sizes.
         val_fraction, split_seed: the train/val split of the sample folders.
         batch_size, num_workers, persistent_workers, pin_memory, cache_size: loader settings.
-        marks_weight, marks_reach: extra loss weight under colour-only marks (``marks.png``, photo-level samples)
-            and its spread in texels (:class:`~fds.data.scans.GeometryPatches`); 0 = none.
+        flat_line_weight, flat_line_reach: extra loss weight on dark lines the GT says are flat (``marks.png``,
+            ``shadow_edges.png`` of photo-level samples) and its spread in texels
+            (:class:`~fds.data.scans.GeometryPatches`); 0 = none.
     """
 
     if TYPE_CHECKING:  # the constructor's arguments, as save_hyperparameters() stores them
@@ -78,7 +79,7 @@ class ScansDataModule(pl.LightningDataModule):
                  val_fraction: float = 0.1, split_seed: int = 0, batch_size: int = 8, num_workers: int = 0,
                  persistent_workers: bool = True, pin_memory: bool = False, cache_size: int = 64,
                  assets_dir: str | os.PathLike | None = None, kind: str = "procedural",
-                 photo: dict | None = None, marks_weight: float = 0.0, marks_reach: int = 2) -> None:
+                 photo: dict | None = None, flat_line_weight: float = 0.0, flat_line_reach: int = 2) -> None:
         super().__init__()
         if kind not in ("procedural", "photo"):
             raise ValueError(f"data.scans.kind must be 'procedural' or 'photo', got {kind!r}")
@@ -188,7 +189,8 @@ class ScansDataModule(pl.LightningDataModule):
             source = ScanFolder(folders=self.train_folders)
         self.train_set = GeometryPatches(source, num_patches=hp.train_patches_per_epoch, min_valid=hp.min_valid,
                                          hflip=hp.hflip, rot90=hp.rot90, cache_size=hp.cache_size,
-                                         marks_weight=hp.marks_weight, marks_reach=hp.marks_reach, **common)
+                                         flat_line_weight=hp.flat_line_weight,
+                                         flat_line_reach=hp.flat_line_reach, **common)
         val_source = ScanFolder(folders=self.val_folders or self.train_folders[:1])
         self.val_set = GeometryGridPatches(val_source, stride=hp.val_stride, max_patches=hp.val_max_patches, **common)
 

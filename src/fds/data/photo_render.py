@@ -50,6 +50,24 @@ from fds.render import PinholeCamera, ggx_specular, interpolate, rasterize, sh_i
 PHOTO_REGIONS = ("forehead", "brows", "eyes", "nose", "cheeks", "nasolabial", "mouth", "chin")
 
 
+#: A cast-shadow edge is where the strongest light's visibility changes by more than this per pixel (a hard
+#: shadow drops from 1 to 0 within 2 px; soft penumbras stay under it).
+SHADOW_EDGE_PER_PX = 0.25
+
+
+def cast_shadow_edges(shadow: np.ndarray) -> np.ndarray:
+    """``bool [H, W]``: edges of the cast shadows in a photo's ``shadow`` map (visibility of the strongest light,
+    ``[H, W]`` in [0, 1]): pixels where it changes by more than :data:`SHADOW_EDGE_PER_PX` per pixel. The GT
+    relief is flat there: the dark line is light, not a groove."""
+    import kornia
+
+    from fds.metrics import masked_blur
+
+    vis = torch.from_numpy(np.asarray(shadow, np.float32))[None, None]
+    grad = kornia.filters.spatial_gradient(masked_blur(vis, 0.5), normalized=True)[0, 0]  # [2, H, W] per px
+    return (grad.norm(dim=0) > SHADOW_EDGE_PER_PX).numpy()
+
+
 @dataclass(frozen=True)
 class PhotoConfig:
     """Ranges of the random photo (see module doc)."""

@@ -34,7 +34,14 @@ from PIL import Image
 
 from fds.data.backgrounds import BackgroundBank
 from fds.data.face_marks import FrameToTexel, marks_coverage, paint_face_marks
-from fds.data.photo_render import PHOTO_REGIONS, PhotoConfig, RenderedPhoto, photo_region_labels, render_photo
+from fds.data.photo_render import (
+    PHOTO_REGIONS,
+    PhotoConfig,
+    RenderedPhoto,
+    cast_shadow_edges,
+    photo_region_labels,
+    render_photo,
+)
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.raycast_gt import FittedGT, fitted_gt
 from fds.data.sample_io import ScanSample, write_sample
@@ -182,7 +189,7 @@ class PhotoScanGenerator:
         """The marks coverage ``[R_gt, R_gt]`` (GT chart) and description of ``seed``'s head without rendering it
         (the marks stream's draws depend only on the seed and on whether the bank albedo was tinted, which
         ``sample.json`` records as ``head.marks.tinted_grey_source``): fills ``marks.png`` of samples written
-        before it existed (``datasets/add_photo_marks.py``)."""
+        before it existed (``datasets/add_flat_line_maps.py``)."""
         rng_marks = _seed_streams(seed)[2]
         if tinted_grey_source:  # consume tint_grey_albedo's draws
             chart = self.heads.chart
@@ -234,9 +241,13 @@ class PhotoScanGenerator:
             "timings_s": {"render": round(t_render, 3), "proxy": round(t_proxy, 3), "gt": round(t_gt, 3)},
         }
         marks = fitted_marks(head["marks_coverage"], gt.gt_uv) if "marks_coverage" in head else None
+        edges = None
+        if photo.shadow is not None:
+            edges = fitted_from_photo(cast_shadow_edges(photo.shadow).astype(np.float32), proxy, self.fm,
+                                      self.resolution) * gt.mask
         scan = ScanSample(texture=np.asarray(proxy.uv.texture), displacement_mm=gt.displacement_mm, mask=gt.mask,
                           visibility=np.asarray(proxy.uv.confidence, np.float32), position_mm=gt.position_mm,
-                          normal=gt.normal, meta=meta, marks=marks)
+                          normal=gt.normal, meta=meta, marks=marks, shadow_edges=edges)
         return PhotoSample(scan, photo, proxy, gt, meta)
 
 
@@ -253,6 +264,23 @@ def fitted_marks(coverage: np.ndarray, gt_uv: np.ndarray) -> np.ndarray:
     seen = np.isfinite(gt_uv[..., 0])
     out = np.zeros(seen.shape, np.float32)
     out[seen] = np.clip(sample_map(coverage, gt_uv[seen]), 0, 1)
+    return out
+
+
+def fitted_from_photo(image_map: np.ndarray, proxy, fm, resolution: int) -> np.ndarray:
+    """A per-pixel map of the photo ``[H, W]`` in the fitted proxy's UV ``[R, R]``: each texel the unwrap saw
+    takes the map's bilinear value at the pixel its colour came from (the fitted proxy point projected by the
+    fit's camera, as ``fds.data.raycast_gt``); 0 elsewhere. ``proxy`` is the photo's ``ProxyResult``."""
+    from scipy.ndimage import map_coordinates
+
+    from fds.data.raycast_gt import proxy_maps
+
+    pos, _, covered = proxy_maps(fm, proxy.fit.vertices_mm, resolution)
+    conf = np.asarray(proxy.uv.confidence, np.float32)
+    want = covered & (conf > 0) if conf.shape == covered.shape else covered
+    px = proxy.fit.project(pos[want])  # [N, 2] pixels (x right, y down), pixel centres at integers
+    out = np.zeros(covered.shape, np.float32)
+    out[want] = map_coordinates(np.asarray(image_map, np.float32), [px[:, 1], px[:, 0]], order=1, cval=0.0)
     return out
 
 
@@ -376,40 +404,55 @@ def write_photo_samples(root: str | os.PathLike, seeds: Sequence[int], generator
     return report
 
 
-# ------------------------------------------------------------------------------------ marks backfill
+# --------------------------------------------------------------------------- flat-line maps backfill
 _MARK_KEYS = ("hair_colour", "brow_density", "beard", "moles", "forehead_strands")
 
 
-def add_marks(folder: str | os.PathLike, generator: PhotoScanGenerator) -> str:
-    """Write ``marks.png`` (module ``fds.data.sample_io``) into a photo-level sample folder written before
-    samples carried it, by replaying its seed's marks (:meth:`PhotoScanGenerator.replay_marks`) and resampling
-    them through ``gt_fitted.npz``'s ``gt_uv``. The replay must describe the same marks as ``sample.json``,
-    else the folder was made by another generator version and :class:`ValueError` names it. Returns
-    ``"written"``, ``"present"`` or ``"not photo"``."""
+def add_flat_line_maps(folder: str | os.PathLike, generator: PhotoScanGenerator) -> str:
+    """Write the flat-line maps (``marks.png``, ``shadow_edges.png``; module ``fds.data.sample_io``) a
+    photo-level sample folder written before samples carried them lacks. ``marks.png`` replays its seed's marks
+    (:meth:`PhotoScanGenerator.replay_marks`) through ``gt_fitted.npz``'s ``gt_uv``; the replay must describe
+    the same marks as ``sample.json``, else the folder was made by another generator version and
+    :class:`ValueError` names it. ``shadow_edges.png`` comes from ``photo_gt.npz``'s ``shadow`` and the stored
+    proxy (samples written before shadows were stored get none). Returns what was written (``"marks"``,
+    ``"shadow_edges"``, ``"marks+shadow_edges"``), ``"present"`` or ``"not photo"``."""
     from fds.data.sample_io import marks_to_uint8, read_meta
     from fds.fileio import atomic_write_bytes
 
     folder = Path(folder)
-    if (folder / "marks.png").is_file():
-        return "present"
     meta = read_meta(folder)
     if meta.get("source") != "photo":
         return "not photo"
-    recorded = meta["head"]["marks"]
-    coverage, info = generator.replay_marks(int(meta["seed"]), bool(recorded.get("tinted_grey_source", False)))
-    differs = [k for k in _MARK_KEYS if k in recorded and json.dumps(info.get(k)) != json.dumps(recorded[k])]
-    if differs:
-        raise ValueError(f"{folder}: replaying seed {meta['seed']}'s marks gives other {differs} than sample.json "
-                         "(written by another generator version): regenerate the sample instead")
-    with np.load(folder / "gt_fitted.npz") as z:
-        gt_uv = z["gt_uv"]
-    buf = io.BytesIO()
-    Image.fromarray(marks_to_uint8(fitted_marks(coverage, gt_uv))).save(buf, format="PNG", compress_level=1)
-    atomic_write_bytes(folder / "marks.png", [buf.getvalue()])
-    return "written"
+    maps: dict[str, np.ndarray] = {}
+    if not (folder / "marks.png").is_file():
+        recorded = meta["head"]["marks"]
+        coverage, info = generator.replay_marks(int(meta["seed"]),
+                                                bool(recorded.get("tinted_grey_source", False)))
+        differs = [k for k in _MARK_KEYS if k in recorded and json.dumps(info.get(k)) != json.dumps(recorded[k])]
+        if differs:
+            raise ValueError(f"{folder}: replaying seed {meta['seed']}'s marks gives other {differs} than "
+                             "sample.json (written by another generator version): regenerate the sample instead")
+        with np.load(folder / "gt_fitted.npz") as z:
+            maps["marks"] = fitted_marks(coverage, z["gt_uv"])
+    if not (folder / "shadow_edges.png").is_file():
+        with np.load(folder / "photo_gt.npz") as z:
+            shadow = z["shadow"].astype(np.float32) if "shadow" in z.files else None
+        if shadow is not None:
+            from fds.proxy.stage import ProxyResult
+
+            with np.load(folder / "maps.npz") as z:
+                mask = z["mask"] > 0
+            proxy = ProxyResult.load(folder / "proxy")
+            maps["shadow_edges"] = fitted_from_photo(cast_shadow_edges(shadow).astype(np.float32), proxy,
+                                                     generator.fm, int(meta["resolution"])) * mask
+    for name, values in maps.items():
+        buf = io.BytesIO()
+        Image.fromarray(marks_to_uint8(values)).save(buf, format="PNG", compress_level=1)
+        atomic_write_bytes(folder / f"{name}.png", [buf.getvalue()])
+    return "+".join(maps) or "present"
 
 
-class _MarkJobs(torch.utils.data.Dataset):
+class _FlatLineJobs(torch.utils.data.Dataset):
     def __init__(self, generator: PhotoScanGenerator, folders: list[Path]) -> None:
         self.generator, self.folders = generator, folders
 
@@ -418,18 +461,18 @@ class _MarkJobs(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[str, str]:
         try:
-            return self.folders[i].name, add_marks(self.folders[i], self.generator)
+            return self.folders[i].name, add_flat_line_maps(self.folders[i], self.generator)
         except (ValueError, OSError, KeyError) as exc:
             return self.folders[i].name, f"failed: {exc}"
 
 
-def add_marks_to_folder(root: str | os.PathLike, generator: PhotoScanGenerator, workers: int = 0,
-                        progress: bool = False) -> dict[str, list[str]]:
-    """:func:`add_marks` for every sample folder under ``root`` (DataLoader workers); goes on past a failing
-    folder. Returns folder names by outcome (``written``, ``present``, ``not photo``, ``failed: …``)."""
+def add_flat_line_maps_to_folder(root: str | os.PathLike, generator: PhotoScanGenerator, workers: int = 0,
+                                 progress: bool = False) -> dict[str, list[str]]:
+    """:func:`add_flat_line_maps` for every sample folder under ``root`` (DataLoader workers); goes on past a
+    failing folder. Returns folder names by outcome (what was written, ``present``, ``not photo``, ``failed: …``)."""
     from fds.data.sample_io import list_samples
 
-    jobs = _MarkJobs(generator, list_samples(root))
+    jobs = _FlatLineJobs(generator, list_samples(root))
     loader = torch.utils.data.DataLoader(jobs, batch_size=None, shuffle=False, num_workers=int(workers),
                                          collate_fn=_as_is, multiprocessing_context="spawn" if workers else None)
     outcome: dict[str, list[str]] = {}
@@ -437,11 +480,11 @@ def add_marks_to_folder(root: str | os.PathLike, generator: PhotoScanGenerator, 
     if progress:
         from fds.progress import progress as bar
 
-        records = bar(loader, "marks", total=len(jobs))
+        records = bar(loader, "flat-line maps", total=len(jobs))
     for name, result in records:
         outcome.setdefault(result, []).append(name)
         if result.startswith("failed"):
-            log.warning("marks: %s %s", name, result)
+            log.warning("flat-line maps: %s %s", name, result)
     return outcome
 
 

@@ -13,6 +13,7 @@
         marks.png        uint8 L [R,R]      (optional) coverage (/255) of colour-only marks (eyebrows, hair
                                             strands, stubble, moles, eyes, lip line) painted into the albedo:
                                             texels where the input shows lines the GT relief does not have
+        shadow_edges.png uint8 L [R,R]      (optional) the same for edges of cast shadows in the source photo
         sample.json      {"format": "fds-scan-sample", "version": 1, "resolution": R, "face_model": "sfm", ...}
 
 ``sample.json`` may carry anything else (seed, age, expression, SH lighting ``sh`` [3][9], wrinkles, …); the
@@ -38,6 +39,8 @@ from fds.fileio import atomic_folder, atomic_write_bytes
 FORMAT = "fds-scan-sample"
 VERSION = 1
 MAP_KEYS = {"displacement_mm": 2, "mask": 2, "visibility": 2, "position_mm": 3, "normal": 3}
+#: Optional single-channel coverage maps (``<name>.png``, 0–255 for [0, 1]) of lines the GT relief does not have.
+LINE_MAPS = ("marks", "shadow_edges")
 
 
 class SampleFormatError(ValueError):
@@ -57,6 +60,13 @@ class ScanSample:
     meta: dict[str, Any] = field(default_factory=dict)
     albedo: np.ndarray | None = None  # uint8 [R,R,3]
     marks: np.ndarray | None = None  # float32 [R,R] in [0, 1], colour-only marks' coverage (see module doc)
+    shadow_edges: np.ndarray | None = None  # float32 [R,R] in [0, 1], cast-shadow edges of the photo
+
+    def flat_lines(self) -> np.ndarray | None:
+        """``float32 [R,R]`` in [0, 1]: dark lines the input shows and the GT relief does not have (the larger of
+        ``marks`` and ``shadow_edges``); None when the sample has neither."""
+        maps = [m for m in (self.marks, self.shadow_edges) if m is not None]
+        return None if not maps else np.maximum.reduce([np.asarray(m, np.float32) for m in maps])
 
     @property
     def resolution(self) -> int:
@@ -81,8 +91,9 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
         Image.fromarray(s.texture).save(tmp / "texture.png", compress_level=1)
         if s.albedo is not None:
             Image.fromarray(s.albedo).save(tmp / "albedo.png", compress_level=1)
-        if s.marks is not None:
-            Image.fromarray(marks_to_uint8(s.marks)).save(tmp / "marks.png", compress_level=1)
+        for name in LINE_MAPS:
+            if getattr(s, name) is not None:
+                Image.fromarray(marks_to_uint8(getattr(s, name))).save(tmp / f"{name}.png", compress_level=1)
         np.savez_compressed(
             tmp / "maps.npz", displacement_mm=s.displacement_mm.astype(np.float32), mask=s.mask.astype(np.uint8),
             visibility=s.visibility.astype(np.float16), position_mm=s.position_mm.astype(np.float32),
@@ -95,7 +106,7 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
 
 
 def marks_to_uint8(marks: np.ndarray) -> np.ndarray:
-    """Coverage in [0, 1] → the ``marks.png`` pixels (uint8, 0–255)."""
+    """Coverage in [0, 1] → the pixels of a :data:`LINE_MAPS` PNG (uint8, 0–255)."""
     return np.round(np.clip(np.nan_to_num(np.asarray(marks, np.float32)), 0, 1) * 255).astype(np.uint8)
 
 
@@ -152,13 +163,12 @@ def read_sample(folder: str | os.PathLike, with_albedo: bool = False) -> ScanSam
     if not np.isfinite(maps["displacement_mm"]).all():
         raise SampleFormatError(f"{path}: 'displacement_mm' holds NaN or inf")
     albedo = _read_png(folder / "albedo.png", r) if with_albedo and (folder / "albedo.png").is_file() else None
-    marks = None
-    if (folder / "marks.png").is_file():
-        marks = _read_png(folder / "marks.png", r, "L").astype(np.float32) / 255.0
+    lines = {name: _read_png(folder / f"{name}.png", r, "L").astype(np.float32) / 255.0
+             for name in LINE_MAPS if (folder / f"{name}.png").is_file()}
     return ScanSample(texture=texture, displacement_mm=maps["displacement_mm"].astype(np.float32),
                       mask=maps["mask"] > 0, visibility=maps["visibility"].astype(np.float32),
                       position_mm=maps["position_mm"].astype(np.float32), normal=maps["normal"].astype(np.float32),
-                      meta=meta, albedo=albedo, marks=marks)
+                      meta=meta, albedo=albedo, **lines)
 
 
 def list_samples(root: str | os.PathLike) -> list[Path]:

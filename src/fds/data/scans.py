@@ -13,8 +13,8 @@ grid of every sample (validation / inference order). Both yield the geometry bat
     mask          float32 [1,P,P]    1 = valid GT texel
     region        str                zone the patch was drawn for (forehead, mouth, face, …)
 
-:class:`GeometryPatches` with ``marks_weight > 0`` adds ``weight`` float32 [1,P,P] (loss weight per texel, ≥ 1:
-more where the input shows colour-only marks the GT relief does not have), and the grid dataset adds
+:class:`GeometryPatches` with ``flat_line_weight > 0`` adds ``weight`` float32 [1,P,P] (loss weight per texel, ≥ 1:
+more on dark lines the input shows and the GT relief does not have), and the grid dataset adds
 ``sample_index`` (int64) and ``top_left`` (int64 [2], texel row/col).
 """
 
@@ -75,7 +75,8 @@ class ProceduralSource:
 class _Maps:
     """Per-process LRU cache of the arrays a patch needs, as torch tensors kept compact (9 MB per 1024² sample
     instead of 25 as floats): texture uint8 [3,R,R] (0–255), displacement float32 [1,R,R] (mm), mask bool
-    [1,R,R], texel size [2] (mm), marks coverage uint8 [1,R,R] (0–255; None when the sample has none);
+    [1,R,R], texel size [2] (mm), flat-line coverage uint8 [1,R,R] (0–255, ``ScanSample.flat_lines``; None
+    when the sample has none);
     :func:`_geometry_item` converts a patch after cropping (the same values as converting first)."""
 
     def __init__(self, source, size: int) -> None:
@@ -93,7 +94,7 @@ class _Maps:
         item = (torch.from_numpy(np.array(s.texture, dtype=np.uint8)).permute(2, 0, 1).contiguous(),
                 torch.from_numpy(s.displacement_mm)[None].float(), torch.from_numpy(s.mask.astype(bool))[None],
                 torch.tensor(sample_texel_mm(s), dtype=torch.float32),
-                None if s.marks is None else torch.from_numpy(marks_to_uint8(s.marks))[None])
+                None if (lines := s.flat_lines()) is None else torch.from_numpy(marks_to_uint8(lines))[None])
         self._cache[i] = item
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
@@ -128,18 +129,18 @@ def _face_model(name: str, assets_dir=None):
 
 
 def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quarter_turns: int = 0,
-                   marks=None, marks_weight: float = 0.0, marks_reach: int = 2) -> dict:
+                   lines=None, flat_line_weight: float = 0.0, flat_line_reach: int = 2) -> dict:
     """One patch; ``flip`` mirrors it left-right, then ``quarter_turns`` rotates it by 90° steps (input, GT and
-    mask together: a texture patch and its relief seen under a rotated light). With ``marks_weight > 0`` the
-    item also holds ``weight = 1 + marks_weight · coverage``, the marks coverage (uint8 ``marks [1,R,R]``, None:
-    no marks) spread by a max filter over ``marks_reach`` texels (a false groove's walls flank the line)."""
+    mask together: a texture patch and its relief seen under a rotated light). With ``flat_line_weight > 0`` the
+    item also holds ``weight = 1 + flat_line_weight · coverage``, the flat-line coverage (uint8 ``lines [1,R,R]``,
+    None: none) spread by a max filter over ``flat_line_reach`` texels (a false groove's walls flank the line)."""
     t, d, m = crop(tex, top, left, p).float().div_(255), crop(disp_mm, top, left, p), crop(mask, top, left, p).float()
     arrays = [t, d, m]
-    if marks_weight > 0:
-        c = crop(marks, top, left, p).float().div_(255) if marks is not None else torch.zeros_like(m)
-        if marks_reach > 0:
-            c = torch.nn.functional.max_pool2d(c[None], 2 * marks_reach + 1, stride=1, padding=marks_reach)[0]
-        arrays.append(1.0 + marks_weight * c)
+    if flat_line_weight > 0:
+        c = crop(lines, top, left, p).float().div_(255) if lines is not None else torch.zeros_like(m)
+        if flat_line_reach > 0:
+            c = torch.nn.functional.max_pool2d(c[None], 2 * flat_line_reach + 1, stride=1, padding=flat_line_reach)[0]
+        arrays.append(1.0 + flat_line_weight * c)
     if flip:
         arrays = [torch.flip(a, dims=[-1]) for a in arrays]
     if quarter_turns % 4:
@@ -147,7 +148,7 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     t, d, m = arrays[:3]
     item = {"input": preprocess(t[None], channels)[0].contiguous(),
             "displacement": (to_network_units(d, scale) * m).contiguous(), "mask": m.contiguous()}
-    if marks_weight > 0:
+    if flat_line_weight > 0:
         item["weight"] = arrays[3].contiguous()
     return item
 
@@ -165,15 +166,16 @@ class GeometryPatches(Dataset):
     (with ``hflip``, all 8 symmetries of the square), so wrinkles of every orientation are seen as often as the
     common horizontal forehead furrows. A quarter turn swaps the patch's u and v texel sizes (``texel_mm``).
 
-    ``marks_weight`` (> 0) adds the per-texel loss ``weight`` of :func:`_geometry_item` from the samples'
-    ``marks.png`` (photo-level samples): the L1 and normal terms count a texel under a colour-only mark
-    ``1 + marks_weight`` times, so "dark line, flat skin" is not outvoted by the far more common wrinkle lines.
+    ``flat_line_weight`` (> 0) adds the per-texel loss ``weight`` of :func:`_geometry_item` from the samples'
+    ``marks.png`` and ``shadow_edges.png`` (photo-level samples, ``ScanSample.flat_lines``): the L1 and normal
+    terms count a texel under a colour-only mark or a cast-shadow edge
+    ``1 + flat_line_weight`` times, so "dark line, flat skin" is not outvoted by the far more common wrinkle lines.
     """
 
     def __init__(self, source, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
                  num_patches: int = 1000, channels: Channels = "v", disp_scale_mm: float = 2.0,
                  min_valid: float = 0.5, hflip: bool = True, rot90: bool = False, cache_size: int = 64,
-                 assets_dir=None, marks_weight: float = 0.0, marks_reach: int = 2) -> None:
+                 assets_dir=None, flat_line_weight: float = 0.0, flat_line_reach: int = 2) -> None:
         if len(source) == 0:
             raise ValueError("GeometryPatches: the sample source is empty")
         if not regions:
@@ -182,9 +184,10 @@ class GeometryPatches(Dataset):
         self.patch_size, self.num_patches, self.channels = int(patch_size), int(num_patches), channels
         self.disp_scale_mm, self.min_valid = float(disp_scale_mm), float(min_valid)
         self.hflip, self.rot90 = hflip, rot90
-        if marks_weight < 0 or marks_reach < 0:
-            raise ValueError(f"marks_weight ({marks_weight}) and marks_reach ({marks_reach}) must be ≥ 0")
-        self.marks_weight, self.marks_reach = float(marks_weight), int(marks_reach)
+        if flat_line_weight < 0 or flat_line_reach < 0:
+            raise ValueError(f"flat_line_weight ({flat_line_weight}) and flat_line_reach ({flat_line_reach}) "
+                             "must be ≥ 0")
+        self.flat_line_weight, self.flat_line_reach = float(flat_line_weight), int(flat_line_reach)
         self.assets_dir = assets_dir
         self._maps = _Maps(source, cache_size)
         self._cands: dict = {}
@@ -205,12 +208,12 @@ class GeometryPatches(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         region = self.regions[index % len(self.regions)]
         k = int(rng.integers(len(self.source)))
-        tex, disp, mask, texel_mm, marks = self._maps.get(k)
+        tex, disp, mask, texel_mm, lines = self._maps.get(k)
         top, left = random_origin(rng, self._candidates(k, region, mask), tex.shape[-1], self.patch_size)
         flip = self.hflip and bool(rng.random() < 0.5)
         turns = int(rng.integers(4)) if self.rot90 else 0
         item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, flip,
-                              turns, marks, self.marks_weight, self.marks_reach)
+                              turns, lines, self.flat_line_weight, self.flat_line_reach)
         item.update(region=region, texel_mm=texel_mm.flip(-1) if turns % 2 else texel_mm)
         return item
 

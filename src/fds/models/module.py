@@ -14,7 +14,7 @@ Batch contract
   ``mask [B, 1, H, W]`` (1 = valid texel; optional), ``region`` list[str] or str (optional when one model
   serves every region), ``texel_mm [B, 2]`` the surface size (du, dv) of one texel of each patch in mm (for the
   normal term and the validation normal metric; the ``texel_mm`` hyper-parameter stands in when absent),
-  ``weight [B, 1, H, W]`` (optional, ≥ 1) per-texel weight of the L1 and normal terms (``data.scans.marks_weight``).
+  ``weight [B, 1, H, W]`` (optional, ≥ 1) per-texel weight of the L1 and normal terms (``data.scans.flat_line_weight``).
 - appearance batch (wild photos): ``input [B, Cin, H, W]``, ``texture [B, 3, H, W]`` in [0, 1],
   ``visibility [B, 1, H, W]`` in [0, 1], ``position_mm [B, 3, H, W]`` proxy positions (mm, model frame),
   ``normal [B, 3, H, W]`` unit proxy normals, ``albedo [B, 3, H, W]``, ``sh [B, 3, 9]`` radiance SH in the

@@ -1,10 +1,12 @@
-"""Add ``marks.png`` (where colour-only marks lie, in the fitted UV) to photo-level samples written without it.
+"""Add the flat-line maps (marks.png, shadow_edges.png) to photo-level samples written without them.
 
-    python datasets/add_photo_marks.py --data-dir data/photo_scans --workers 2
+    python datasets/add_flat_line_maps.py --data-dir data/photo_scans --workers 2
 
-Samples generated now carry the file; this replays each older sample's seed (its marks depend only on the seed)
-and checks the replay against ``sample.json`` before writing. Training uses the map to weight the loss where the
-photo shows dark lines the GT relief does not have (``data.scans.marks_weight``). Existing files are kept.
+The maps say where the input shows dark lines the GT relief does not have: colour-only marks painted into the
+albedo (brows, hair strands, stubble, moles) and edges of cast shadows. Samples generated now carry them; for older
+ones the marks are replayed from the seed (checked against ``sample.json`` before writing) and the shadow edges
+come from the stored ``photo_gt.npz`` (samples written before it held ``shadow`` get none). Training weights the
+loss there with ``data.scans.flat_line_weight``. Existing files are kept.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fds.data.photo_scans import PhotoScanGenerator, add_marks_to_folder
+from fds.data.photo_scans import PhotoScanGenerator, add_flat_line_maps_to_folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data_dir.is_dir():
         ap.error(f"--data-dir {args.data_dir} is not a folder of sample folders")
     gen = PhotoScanGenerator(args.face_model, gt_resolution=args.gt_resolution)
-    outcome = add_marks_to_folder(args.data_dir, gen, workers=args.workers, progress=True)
+    outcome = add_flat_line_maps_to_folder(args.data_dir, gen, workers=args.workers, progress=True)
     for result, names in sorted(outcome.items()):
         print(f"{result}: {len(names)}" + (f" ({', '.join(names[:5])}{', …' if len(names) > 5 else ''})"
                                           if result.startswith("failed") else ""))
