@@ -178,11 +178,7 @@ class PhotoScanGenerator:
         photo = render_photo(rng_photo, surface, head, self._static["regions"], self.backgrounds, self.photo_config,
                              landmark_vertices=fm.landmarks_ibug68, lights=lights)
         if "marks_cover" in head:
-            from fds.mesh.bake import sample_map
-
-            seen = np.isfinite(photo.gt_uv[..., 0])
-            photo.marks = np.zeros(seen.shape, np.float32)
-            photo.marks[seen] = sample_map(head["marks_cover"], photo.gt_uv[seen])
+            photo.marks = through_gt_uv(head["marks_cover"], photo.gt_uv)
         return photo, head
 
     def replay_marks(self, seed: int, tinted_grey_source: bool) -> tuple[np.ndarray, dict]:
@@ -240,7 +236,7 @@ class PhotoScanGenerator:
             "gt": gt.stats, "photo_regions": list(PHOTO_REGIONS),
             "timings_s": {"render": round(t_render, 3), "proxy": round(t_proxy, 3), "gt": round(t_gt, 3)},
         }
-        marks = fitted_marks(head["marks_coverage"], gt.gt_uv) if "marks_coverage" in head else None
+        marks = through_gt_uv(head["marks_coverage"], gt.gt_uv) if "marks_coverage" in head else None
         edges = None
         if photo.shadow is not None:
             edges = fitted_from_photo(cast_shadow_edges(photo.shadow).astype(np.float32), proxy, self.fm,
@@ -256,14 +252,14 @@ def _seed_streams(seed: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
 
 
-def fitted_marks(coverage: np.ndarray, gt_uv: np.ndarray) -> np.ndarray:
-    """Marks coverage of the GT chart ``[R_gt, R_gt]`` resampled into the fitted proxy's UV: ``gt_uv [R, R, 2]``
-    (the GT-head UV each fitted texel shows, NaN off the GT mask) → ``float32 [R, R]`` (0 off the mask)."""
+def through_gt_uv(values: np.ndarray, gt_uv: np.ndarray) -> np.ndarray:
+    """A map of the GT chart ``[R_gt, R_gt]`` at the GT-head UV each texel or pixel shows (``gt_uv [..., 2]``,
+    NaN where it shows none: the fitted UV's ``gt_uv`` or the photo's) → ``float32 [...]`` (0 where NaN)."""
     from fds.mesh.bake import sample_map
 
     seen = np.isfinite(gt_uv[..., 0])
     out = np.zeros(seen.shape, np.float32)
-    out[seen] = np.clip(sample_map(coverage, gt_uv[seen]), 0, 1)
+    out[seen] = sample_map(values, gt_uv[seen])
     return out
 
 
@@ -433,7 +429,7 @@ def add_flat_line_maps(folder: str | os.PathLike, generator: PhotoScanGenerator)
             raise ValueError(f"{folder}: replaying seed {meta['seed']}'s marks gives other {differs} than "
                              "sample.json (written by another generator version): regenerate the sample instead")
         with np.load(folder / "gt_fitted.npz") as z:
-            maps["marks"] = fitted_marks(coverage, z["gt_uv"])
+            maps["marks"] = through_gt_uv(coverage, z["gt_uv"])
     if not (folder / "shadow_edges.png").is_file():
         with np.load(folder / "photo_gt.npz") as z:
             shadow = z["shadow"].astype(np.float32) if "shadow" in z.files else None
