@@ -168,8 +168,8 @@ class GeometryPatches(Dataset):
 
     ``flat_line_weight`` (> 0) adds the per-texel loss ``weight`` of :func:`_geometry_item` from the samples'
     ``marks.png`` and ``shadow_edges.png`` (photo-level samples, ``ScanSample.flat_lines``): the L1 and normal
-    terms count a texel under a colour-only mark or a cast-shadow edge
-    ``1 + flat_line_weight`` times, so "dark line, flat skin" is not outvoted by the far more common wrinkle lines.
+    terms count a texel under a colour-only mark or a cast-shadow edge ``1 + flat_line_weight`` times, so "dark
+    line, flat skin" is not outvoted by the far more common dark lines that are grooves.
     """
 
     def __init__(self, source, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
