@@ -412,7 +412,7 @@ def add_flat_line_maps(folder: str | os.PathLike, generator: PhotoScanGenerator)
     :class:`ValueError` names it. ``shadow_edges.png`` comes from ``photo_gt.npz``'s ``shadow`` and the stored
     proxy (samples written before shadows were stored get none). Returns what was written (``"marks"``,
     ``"shadow_edges"``, ``"marks+shadow_edges"``), ``"present"`` or ``"not photo"``."""
-    from fds.data.sample_io import marks_to_uint8, read_meta
+    from fds.data.sample_io import coverage_to_uint8, read_meta
     from fds.fileio import atomic_write_bytes
 
     folder = Path(folder)
@@ -443,7 +443,7 @@ def add_flat_line_maps(folder: str | os.PathLike, generator: PhotoScanGenerator)
                                                      generator.fm, int(meta["resolution"])) * mask
     for name, values in maps.items():
         buf = io.BytesIO()
-        Image.fromarray(marks_to_uint8(values)).save(buf, format="PNG", compress_level=1)
+        Image.fromarray(coverage_to_uint8(values)).save(buf, format="PNG", compress_level=1)
         atomic_write_bytes(folder / f"{name}.png", [buf.getvalue()])
     return "+".join(maps) or "present"
 

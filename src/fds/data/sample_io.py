@@ -93,7 +93,7 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
             Image.fromarray(s.albedo).save(tmp / "albedo.png", compress_level=1)
         for name in LINE_MAPS:
             if getattr(s, name) is not None:
-                Image.fromarray(marks_to_uint8(getattr(s, name))).save(tmp / f"{name}.png", compress_level=1)
+                Image.fromarray(coverage_to_uint8(getattr(s, name))).save(tmp / f"{name}.png", compress_level=1)
         np.savez_compressed(
             tmp / "maps.npz", displacement_mm=s.displacement_mm.astype(np.float32), mask=s.mask.astype(np.uint8),
             visibility=s.visibility.astype(np.float16), position_mm=s.position_mm.astype(np.float32),
@@ -105,7 +105,7 @@ def write_sample(folder: str | os.PathLike, s: ScanSample, overwrite: bool = Fal
     return folder
 
 
-def marks_to_uint8(marks: np.ndarray) -> np.ndarray:
+def coverage_to_uint8(marks: np.ndarray) -> np.ndarray:
     """Coverage in [0, 1] → the pixels of a :data:`LINE_MAPS` PNG (uint8, 0–255)."""
     return np.round(np.clip(np.nan_to_num(np.asarray(marks, np.float32)), 0, 1) * 255).astype(np.uint8)
 

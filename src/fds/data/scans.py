@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from fds.data.patches import Channels, candidate_origins, crop, patch_grid, preprocess, random_origin, to_network_units
 from fds.data.procedural import ProceduralScanGenerator
-from fds.data.sample_io import ScanSample, list_samples, marks_to_uint8, read_meta, read_sample
+from fds.data.sample_io import ScanSample, coverage_to_uint8, list_samples, read_meta, read_sample
 from fds.facemodel import load_face_model, zone_mask
 
 
@@ -94,7 +94,7 @@ class _Maps:
         item = (torch.from_numpy(np.array(s.texture, dtype=np.uint8)).permute(2, 0, 1).contiguous(),
                 torch.from_numpy(s.displacement_mm)[None].float(), torch.from_numpy(s.mask.astype(bool))[None],
                 torch.tensor(sample_texel_mm(s), dtype=torch.float32),
-                None if (lines := s.flat_lines()) is None else torch.from_numpy(marks_to_uint8(lines))[None])
+                None if (lines := s.flat_lines()) is None else torch.from_numpy(coverage_to_uint8(lines))[None])
         self._cache[i] = item
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
