@@ -137,7 +137,8 @@ def test_units_are_set_in_one_place(tmp_path):
     assert cfg.data.wild.patch_size == cfg.model.generator.model.basis.patch_size == 128
     check_units(cfg)
     for key, value in (("data.scans.disp_scale_mm", 0.5), ("model.generator.model.basis.patch_size", 128),
-                       ("data.wild.regions", "[face]"), ("data.scans.generator.resolution", 512)):
+                       ("data.wild.regions", "[face]"), ("data.scans.generator.resolution", 512),
+                       ("data.wild.log_input", "true")):
         bad = _compose("train", [f"{key}={value}", "data.scans.generate_if_empty=false"], tmp_path)
         with pytest.raises(ValueError, match=f"{key}=.* but units") as err:
             train(bad)

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from fds.data.patches import candidate_origins, patch_grid, preprocess, random_origin, to_network_units
+from fds.data.patches import (
+    LOG_FLOOR,
+    candidate_origins,
+    channels_of,
+    patch_grid,
+    preprocess,
+    random_origin,
+    to_network_units,
+)
 from fds.facemodel.uvchart import uv_chart
 
 
@@ -19,6 +27,29 @@ def test_preprocess_value_channel_mean_removed_times_two():
     assert y.shape == (2, 3, 8, 8) and torch.allclose(y.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5)
     with pytest.raises(ValueError, match="channels"):
         preprocess(rgb, "hsv")
+
+
+def test_log_input_is_exposure_invariant_where_linear_input_is_not():
+    """Halving a photo's exposure (V → V/2) moves the log input only through the floor: log((V + f/k)/(V + f)),
+    after the patch mean is removed, spans at most log((lo + 2f)/(lo + f)) − log((hi + 2f)/(hi + f)) over V in
+    [lo, hi]; the linear input moves by up to 2·(hi − lo)/2 = hi − lo."""
+    torch.manual_seed(0)
+    lo, hi = 0.3, 0.9
+    rgb = lo + (hi - lo) * torch.rand(4, 3, 32, 32)
+    rgb[:, 0] = rgb.amax(1)  # V spans [lo, hi] in every patch
+    f = LOG_FLOOR
+    bound = np.log((lo + 2 * f) / (lo + f)) - np.log((hi + 2 * f) / (hi + f))
+    moved_log = (preprocess(rgb * 0.5, "logv") - preprocess(rgb, "logv")).abs().max().item()
+    moved_lin = (preprocess(rgb * 0.5, "v") - preprocess(rgb, "v")).abs().max().item()
+    assert moved_log <= bound + 1e-5
+    assert moved_lin > 10 * bound
+    x = preprocess(rgb, "logv")
+    assert x.shape == (4, 1, 32, 32) and torch.allclose(x.mean(dim=(2, 3)), torch.zeros(4, 1), atol=1e-5)
+    v = rgb.amax(1, keepdim=True)
+    assert torch.allclose(x, torch.log(v + f) - torch.log(v + f).mean(dim=(2, 3), keepdim=True), atol=1e-5)
+    assert [channels_of(False), channels_of(True), channels_of(False, True)] == ["v", "rgb", "logv"]
+    with pytest.raises(ValueError, match="log_input"):
+        channels_of(True, True)
 
 
 def test_network_units_clip():

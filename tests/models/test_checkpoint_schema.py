@@ -166,6 +166,7 @@ def _mutations():
         "regions not JSON": (meta("regions", "forehead"), "regions: not a JSON list"),
         "regions path-like": (meta("regions", json.dumps(["../x", "mouth"])), r"regions\[0\]"),
         "channels unknown": (meta("channels", "bgr"), "channels"),
+        "rgb for a 1-channel network": (meta("channels", "rgb"), r"channels: 'rgb' does not match"),
         "face model unknown": (meta("face_model", "os.system"), "face_model"),
         "format version": (meta("fds_version", "0"), "fds_version"),
         "model_config not YAML": (meta("model_config", "{: ["), "model_config: not valid YAML"),
@@ -271,3 +272,13 @@ def test_any_metadata_text_parses_or_is_a_checkpoint_error(good, key, text):
         assert "fuzz.safetensors" in str(exc) and (key in str(exc) or key == "unknown")
         return
     assert key != "unknown" and CheckpointMeta.from_metadata(meta.to_metadata()) == meta
+
+
+def test_log_input_checkpoint_round_trips(tmp_path, good):
+    """A network trained on log-V input (``channels`` = ``logv``, 1 channel like ``v``) says so in its file, and
+    the predictor and the data read the same mode back from it."""
+    tensors, metadata = good
+    path = _write(tmp_path / "logv.safetensors", tensors, {**metadata, "channels": "logv"})
+    _, meta = read_detail_checkpoint(path)
+    assert meta.channels == "logv" and CheckpointMeta.from_metadata(meta.to_metadata()) == meta
+    assert load_detail_module(path).meta.channels == "logv"

@@ -6,7 +6,11 @@ chart). Zones (``forehead``, ``mouth``, ``face`` or an anatomical region) come f
 
 Preprocessing (paper §2, "Input"): the HSV value channel V = max(R, G, B) of the texture in [0, 1], minus its
 mean over the patch, times 2 (:func:`preprocess`). ``channels="rgb"`` keeps three channels, each treated the
-same way. Displacements enter the network as ``clip(mm / disp_scale_mm, −1, 1)`` (:func:`to_network_units`).
+same way. ``channels="logv"`` takes the natural log of V (floored at :data:`LOG_FLOOR`) minus its patch mean
+instead: a photo's brightness is albedo × shading × exposure, so in log units the exposure and the slowly varying
+albedo and light are the removed mean and a wrinkle's shading gives the same input at any exposure (at V ≈ 0.5 a
+small change gives about the same input as the ×2 linear mode). Displacements enter the network as
+``clip(mm / disp_scale_mm, −1, 1)`` (:func:`to_network_units`).
 """
 
 from __future__ import annotations
@@ -16,25 +20,38 @@ from typing import Literal
 import numpy as np
 import torch
 
-Channels = Literal["v", "rgb"]
+Channels = Literal["v", "rgb", "logv"]
+#: Floor added to V before the log of ``channels="logv"`` (≈ 5 sRGB levels): JPEG noise in deep shadow stays small.
+LOG_FLOOR = 0.02
+
+
+def channels_of(rgb: bool, log_input: bool = False) -> Channels:
+    """The input mode of a data config's ``rgb`` / ``log_input`` flags (RGB in log units is not a mode)."""
+    if rgb and log_input:
+        raise ValueError("rgb=true with log_input=true is not an input mode: log input is the HSV V channel only")
+    return "rgb" if rgb else ("logv" if log_input else "v")
 
 
 def preprocess(rgb: torch.Tensor, channels: Channels = "v") -> torch.Tensor:
-    """Texture patches ``[B,3,H,W]`` in [0, 1] → network input ``[B,Cin,H,W]`` (Cin = 1 for "v", 3 for "rgb")."""
+    """Texture patches ``[B,3,H,W]`` in [0, 1] → network input ``[B,Cin,H,W]`` (Cin = 1 for "v" and "logv", 3 for
+    "rgb"), the patch mean removed (module doc)."""
     if rgb.dim() != 4 or rgb.shape[1] != 3:
         raise ValueError(f"rgb must be [B, 3, H, W] in [0, 1], got {tuple(rgb.shape)}")
     if channels == "v":
         x = rgb.amax(dim=1, keepdim=True)  # HSV's V = max(R, G, B), as kornia's rgb_to_hsv computes it
+    elif channels == "logv":
+        x = torch.log(rgb.amax(dim=1, keepdim=True) + LOG_FLOOR)
+        return x - x.mean(dim=(2, 3), keepdim=True)
     elif channels == "rgb":
         x = rgb
     else:
-        raise ValueError(f"channels must be 'v' (paper) or 'rgb', got {channels!r}")
+        raise ValueError(f"channels must be 'v' (paper), 'logv' or 'rgb', got {channels!r}")
     return (x - x.mean(dim=(2, 3), keepdim=True)) * 2.0
 
 
 def in_channels(channels: Channels) -> int:
     """Network input channels for a preprocessing mode."""
-    return 1 if channels == "v" else 3
+    return 3 if channels == "rgb" else 1
 
 
 def to_network_units(displacement_mm: torch.Tensor | np.ndarray, disp_scale_mm: float) -> torch.Tensor:

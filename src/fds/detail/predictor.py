@@ -106,6 +106,9 @@ class DetailPredictor:
             raise ValueError(f"detail.mode=full needs a network that takes whole {self.meta.map_resolution}² maps; "
                              f"this checkpoint takes {self.meta.patch_size}² patches (its PCA basis is "
                              "patch-sized): use detail.mode=patches")
+        if mode == "full" and self.meta.channels != "v":
+            raise ValueError(f"detail.mode=full feeds the paper's V input; this checkpoint takes "
+                             f"{self.meta.channels!r}: use detail.mode=patches")
         self.module, self.face_model, self.source = module, face_model, str(source)
         self.batch_size, self.mode, self.flip_average = int(batch_size), mode, bool(flip_average)
         self.edge_blur_texels = float(edge_blur_texels)

@@ -7,8 +7,8 @@ parsed once into a frozen :class:`CheckpointMeta`:
 - ``model_config``: the Hydra ``model`` node (YAML) the weights were trained with, validated against fds's
   own network registry (:mod:`fds.models.architecture`): its ``_target_`` tags only select among fds classes;
 - ``disp_scale_mm`` (mm per network unit), ``patch_size`` (texels), ``map_resolution`` (UV map side the
-  network was trained at, texels), ``channels`` (``v`` or ``rgb``), ``face_model`` (whose UV chart the maps
-  live in), ``regions`` (JSON list).
+  network was trained at, texels), ``channels`` (``v``, ``logv`` or ``rgb``: :func:`fds.data.patches.preprocess`),
+  ``face_model`` (whose UV chart the maps live in), ``regions`` (JSON list).
 
 Any other key, a missing key, a wrong type or an out-of-range value is a :class:`CheckpointError` naming the file
 and the key. Nothing is unpickled, imported or called because a file says so.
@@ -27,12 +27,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast, get_args
 
 import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from fds.data.patches import Channels, channels_of, in_channels
 from fds.fileio import atomic_write_bytes
 from fds.models.architecture import DFDNSpec, SchemaError, region_names
 
@@ -55,7 +56,7 @@ class CheckpointMeta:
     disp_scale_mm: float  # mm per network unit: displacement_mm = d · disp_scale_mm, d in [-1, 1]
     patch_size: int  # side of the network's input patches, texels
     map_resolution: int  # UV map side the network was trained at, texels (power of two ≥ patch_size)
-    channels: Literal["v", "rgb"]  # network input: HSV V channel (1) or RGB (3)
+    channels: Channels  # network input: HSV V channel (1), its log (1) or RGB (3); fds.data.patches.preprocess
     face_model: str  # whose UV chart the maps live in ("sfm", "ict", "bfm2017")
     regions: tuple[str, ...]  # UV patch zones the networks serve (fds.facemodel.uvchart)
     architecture: DFDNSpec  # the networks and training hyper-parameters (fds.models.architecture)
@@ -69,8 +70,9 @@ class CheckpointMeta:
              f"{self.patch_size} ≠ the network's basis patch size {a.patch_size}"),
             ("map_resolution", self.map_resolution >= self.patch_size,
              f"{self.map_resolution} < patch_size {self.patch_size}"),
-            ("channels", self.channels in ("v", "rgb") and a.in_channels == (1 if self.channels == "v" else 3),
-             f"{self.channels!r} does not match the network's {a.in_channels} input channel(s) (v: 1, rgb: 3)"),
+            ("channels", self.channels in ("v", "logv", "rgb") and a.in_channels == in_channels(self.channels),
+             f"{self.channels!r} does not match the network's {a.in_channels} input channel(s) (v, logv: 1; "
+             "rgb: 3)"),
             ("face_model", self.face_model in FACE_MODELS, f"{self.face_model!r} is not one of {FACE_MODELS}"),
             ("regions", self.regions == a.generator.regions,
              f"{list(self.regions)} ≠ model_config.generator.regions {list(a.generator.regions)}"),
@@ -139,12 +141,11 @@ class CheckpointMeta:
         }
 
 
-def _channels(value: str) -> Literal["v", "rgb"]:
-    if value == "v":
-        return "v"
-    if value == "rgb":
-        return "rgb"
-    raise SchemaError("channels", f"expected 'v' or 'rgb', got {value[:60]!r}")
+def _channels(value: str) -> Channels:
+    for mode in get_args(Channels):
+        if value == mode:
+            return mode
+    raise SchemaError("channels", f"expected one of {list(get_args(Channels))}, got {value[:60]!r}")
 
 
 def _text_int(text: str, key: str, pow2: bool = False) -> int:
@@ -192,7 +193,7 @@ def save_detail_checkpoint(
     model_cfg: DictConfig | dict,
     *,
     map_resolution: int,
-    channels: Literal["v", "rgb"] = "v",
+    channels: Channels = "v",
     face_model: str = "sfm",
 ) -> Path:
     """Write the inference generator of a ``DFDNModule`` state dict as a self-describing safetensors file.
@@ -306,7 +307,7 @@ def export_training_checkpoint(
         raise CheckpointError(f"{cfg_path} has no `units` block (a run of an older fds): add one as in "
                               "configs/units/default.yaml with the run's map_resolution, then export again")
     resolution = int(cfg.units.map_resolution)
-    channels: Literal["v", "rgb"] = "rgb" if cfg.data.scans.rgb else "v"
+    channels = channels_of(bool(cfg.data.scans.rgb), bool(OmegaConf.select(cfg, "data.scans.log_input", default=False)))
     face_model = str(cfg.data.scans.generator.face_model)
     model_cfg = cast(dict, OmegaConf.to_container(cfg.model, resolve=True))  # resolved against the whole run config
     return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels,
