@@ -10,12 +10,15 @@ detection or fit fails are skipped and counted.
 Per photo and method: the method's displacement of the photo's unwrap (faded towards unseen texels as inference
 does) rendered as detail normals in the fitted pose (:class:`~fds.evaluation_image.PhotoDetailRenderer`), scored
 inside the face minus brows and eye openings, overall and per region (:func:`~fds.evaluation_image.
-score_detail_normals`): ``detail_r``, ``amplitude_ratio``, ``normal_deg`` against ``normal_deg_zero``. The mirrored
-GT (``mirrored_gt``) is scored beside the methods as the chance level. ``line_relief`` is each method's relief
-on the lines the GT says are flat (painted eyebrow hairs, hair strands, stubble, moles; edges of cast shadows of
-the strongest light) over its relief on the skin around them (:func:`~fds.evaluation_image.line_relief_ratio`),
-divided by the same ratio of the GT's own detail (the skin under a drawn line keeps its pores and wrinkles): 1 =
-the lines carry as much relief, relative to the skin around, as the truth; > 1 = the method grooves the lines.
+score_detail_normals`): ``detail_r``, ``amplitude_ratio``, ``normal_deg`` against ``normal_deg_zero``. Two controls
+are scored beside the methods: the mirrored GT (``mirrored_gt``), the chance level, and the photo's own training
+target (``fitted_gt``: the GT displacement in the fitted UV, rendered as a method's map is), the ceiling of any
+predictor of that target: what the fitted proxy, the ray-cast and the rendering lose. ``line_relief`` is each
+method's relief on the lines the GT says are flat (painted eyebrow hairs, hair strands, stubble, moles; edges of
+cast shadows of the strongest light) over its relief on the skin around them
+(:func:`~fds.evaluation_image.line_relief_ratio`), divided by the same ratio of the GT's own detail (the skin under a
+drawn line keeps its pores and wrinkles): 1 = the lines carry as much relief, relative to the skin around, as the
+truth; > 1 = the method grooves the lines.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class PhotoCase:
     lighting: str
     gt: dict[str, np.ndarray]  # photo_gt.npz: normal_detail, normal_smooth, region, face_mask, landmarks_px, …
     proxy: ProxyResult
+    fitted_gt: np.ndarray | None = None  # float32 [R, R] mm: the sample's GT in the fitted UV (0 off its mask)
 
 
 def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
@@ -109,7 +113,7 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
 
 def load_case(folder: str | Path) -> PhotoCase:
     """A photo-level sample folder → :class:`PhotoCase` (a clear error naming the folder when a file is missing)."""
-    from fds.data.sample_io import read_meta
+    from fds.data.sample_io import read_meta, read_sample
     from fds.proxy.stage import ProxyResult
 
     folder = Path(folder)
@@ -120,8 +124,9 @@ def load_case(folder: str | Path) -> PhotoCase:
     with np.load(path) as z:
         gt = {k: z[k] for k in z.files}
     meta = read_meta(folder)
+    sample = read_sample(folder)
     return PhotoCase(folder.name, meta.get("seed"), str(meta.get("lighting", "random")), gt,
-                     ProxyResult.load(folder / "proxy"))
+                     ProxyResult.load(folder / "proxy"), (sample.displacement_mm * sample.mask).astype(np.float32))
 
 
 def line_scope(gt: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -155,8 +160,8 @@ def flat_lines(gt: Mapping[str, np.ndarray], scope: np.ndarray) -> np.ndarray:
 
 def score_case(case: PhotoCase, methods: Mapping[str, MapPredictor], face_model, resolution: int,
                edge_blur_texels: float = 4.0) -> dict:
-    """Scores of every method and the mirrored-GT control on one photo: ``{"photo", "seed", "lighting", "scores":
-    {method: {region: {metric: value}}}, "line_relief": {method: ratio}, "line_pixels"}``."""
+    """Scores of every method and the two controls (mirrored GT, fitted-UV GT) on one photo: ``{"photo", "seed",
+    "lighting", "scores": {method: {region: {metric: value}}}, "line_relief": {method: ratio}, "line_pixels"}``."""
     from fds.evaluation_photos import faded_detail
 
     p, gt = case.proxy, case.gt
@@ -170,6 +175,9 @@ def score_case(case: PhotoCase, methods: Mapping[str, MapPredictor], face_model,
     scored &= renderer.covered & np.asarray(gt["face_mask"], bool) & (np.abs(smooth).sum(-1) > 0)
     scope = line_scope(gt) & renderer.covered & (np.abs(smooth).sum(-1) > 0)
     lines = flat_lines(gt, scope)
+    if case.fitted_gt is not None:  # the control is a map like any method's, faded at unseen texels as they are
+        target = case.fitted_gt
+        methods = {**methods, "fitted_gt": lambda texture: target}
     deltas = {name: renderer.detail_delta(faded_detail(fn, p.uv.texture, p.uv.confidence, edge_blur_texels))
               for name, fn in methods.items()}
     deltas["mirrored_gt"] = mirrored_field(detailed - smooth, scored)

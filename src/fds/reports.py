@@ -293,7 +293,8 @@ def photo_tables(photos: dict) -> list[str]:
     return lines
 
 
-PHOTO_LEVEL_LABELS = {**METHOD_LABELS, "mirrored_gt": "mirrored GT (chance)"}
+PHOTO_LEVEL_LABELS = {**METHOD_LABELS, "mirrored_gt": "mirrored GT (chance)",
+                      "fitted_gt": "training target (ceiling)"}
 
 
 def _f(v: float | None, fmt: str = ".3f") -> str:
