@@ -81,6 +81,25 @@ def test_same_seed_same_sample(gen):
     assert not np.array_equal(a.displacement_mm, c.displacement_mm)
 
 
+def test_wrinkles_only_head_is_the_same_head_without_its_pores(gen):
+    """micro_relief_scale=0 keeps every draw (identity, expression, wrinkles, albedo): the two heads differ by the
+    pore relief alone, which is the micro-relief of the same draws (its statistics, test above)."""
+    plain = ProceduralScanGenerator(resolution=R, age_range=(0.5, 1.0), micro_relief_scale=0.0)
+    a = gen.head(np.random.default_rng(3), np.random.default_rng(4))
+    b = plain.head(np.random.default_rng(3), np.random.default_rng(4))
+    assert np.array_equal(a["vertices"], b["vertices"])
+    assert [w.as_dict() for w in a["wrinkles"]] == [w.as_dict() for w in b["wrinkles"]]
+    assert torch.equal(a["albedo"], b["albedo"])
+    pores = (a["displacement_mm"] - b["displacement_mm"])[a["covered"]]
+    assert 0.004 < pores.std() < 0.05 and pores.max() < 0.1
+    # wrinkles and folds cover a minority of the face: without pores most skin is flat to 10 µm; with them
+    # (std ≥ 0.02 mm at these ages) at most about half of it can be
+    flat_without = float((np.abs(b["displacement_mm"][a["covered"]]) < 0.01).mean())
+    flat_with = float((np.abs(a["displacement_mm"][a["covered"]]) < 0.01).mean())
+    assert flat_without > 0.8 and flat_with < 0.5
+    assert (b["displacement_mm"][a["covered"]] < -0.1).any()  # the wrinkles are there
+
+
 def test_sample_contents(gen):
     s = gen.generate(5)
     assert s.texture.shape == (R, R, 3) and s.texture.dtype == np.uint8

@@ -62,6 +62,8 @@ class ProceduralScanGenerator:
         assets_dir: passed to the face-model loader.
         occlusion_strength / occlusion_radius_mm: cavity occlusion of the shading
             (:func:`fds.data.occlusion.cavity_occlusion`; strength 0 = SH shading alone, as before 2026-11-27).
+        micro_relief_scale: factor on the pore-scale relief (:func:`fds.data.skin.micro_relief`); its random draws
+            are made either way, so 0 gives the same head with wrinkles only (the photo-level ceilings benchmark).
     """
 
     def __init__(self, face_model: str | FaceModel = "sfm", resolution: int = 512,
@@ -69,7 +71,8 @@ class ProceduralScanGenerator:
                  degrade_strength: float = 1.0, albedo_dirs: Sequence[str | os.PathLike] = (),
                  albedo_max_photos: int = 16, albedo_resolution: int = 256,
                  cache_dir: str | os.PathLike | None = None, assets_dir: str | os.PathLike | None = None,
-                 occlusion_strength: float = 1.0, occlusion_radius_mm: float = 1.5) -> None:
+                 occlusion_strength: float = 1.0, occlusion_radius_mm: float = 1.5,
+                 micro_relief_scale: float = 1.0) -> None:
         if resolution < 64:
             raise ValueError(f"resolution must be ≥ 64 texels for wrinkle detail, got {resolution}")
         lo, hi = age_range
@@ -83,6 +86,7 @@ class ProceduralScanGenerator:
         self.albedo_max_photos, self.albedo_resolution = albedo_max_photos, albedo_resolution
         self.cache_dir, self.assets_dir = cache_dir, assets_dir
         self.occlusion_strength, self.occlusion_radius_mm = float(occlusion_strength), float(occlusion_radius_mm)
+        self.micro_relief_scale = float(micro_relief_scale)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -156,7 +160,8 @@ class ProceduralScanGenerator:
         wrinkles = wrinkle_layout(rng_geo, age, act, chart.landmarks_frame, self._static["forehead_top"])
         disp = render_wrinkles(wrinkles, chart.frame_xy, position, covered, chart.frame_unit_mm)
         du, dv = chart.texel_mm(position)
-        disp += micro_relief(rng_geo, covered, self._static["pore_density"], float(np.sqrt(du * dv)), age)
+        pores = micro_relief(rng_geo, covered, self._static["pore_density"], float(np.sqrt(du * dv)), age)
+        disp += pores if self.micro_relief_scale == 1.0 else self.micro_relief_scale * pores
         disp[~covered] = 0
 
         # proxy frames in UV and detailed normals (model frame)
