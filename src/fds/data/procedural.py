@@ -160,8 +160,8 @@ class ProceduralScanGenerator:
         wrinkles = wrinkle_layout(rng_geo, age, act, chart.landmarks_frame, self._static["forehead_top"])
         disp = render_wrinkles(wrinkles, chart.frame_xy, position, covered, chart.frame_unit_mm)
         du, dv = chart.texel_mm(position)
-        pores = micro_relief(rng_geo, covered, self._static["pore_density"], float(np.sqrt(du * dv)), age)
-        disp += pores if self.micro_relief_scale == 1.0 else self.micro_relief_scale * pores
+        disp += self.micro_relief_scale * micro_relief(rng_geo, covered, self._static["pore_density"],
+                                                       float(np.sqrt(du * dv)), age)
         disp[~covered] = 0
 
         # proxy frames in UV and detailed normals (model frame)
