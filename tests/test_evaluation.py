@@ -90,13 +90,15 @@ def test_readme_block_is_the_results_table(setup):
     tmp, payload = setup
     table = (tmp / "run" / "eval" / "readme_table.md").read_text()
     assert table.startswith(README_START) and table.rstrip().endswith(README_END)
-    # two tables: the held-out scans (one row per method), then the photo-level benchmark (+ the mirrored GT)
+    # two tables: the held-out scans (one row per method), then the photo-level benchmark (+ the training target
+    # as the ceiling and the mirrored GT as chance)
     tables = "\n".join(ln if ln.startswith("|") else "" for ln in table.splitlines()).split("\n\n")
     scans, level = ([ln for ln in t.strip().splitlines()[2:]] for t in tables if t.strip())
     assert len(scans) == len(payload["results"]) == 5
     assert f"{payload['results']['zero']['all']['normal_deg']:.2f}" in scans[2] and "zero detail" in scans[2]
     if payload["photo_level"]["rows"]:
-        assert len(level) == len(payload["results"]) + 1 and "mirrored GT" in level[-1]
+        assert len(level) == len(payload["results"]) + 2
+        assert "training target" in level[-2] and "mirrored GT" in level[-1]
     readme, original = (tmp / "README.md").read_text(), (ROOT / "README.md").read_text()
     assert table.rstrip() in readme  # the block was replaced; the rest of the file is untouched
     assert readme[: readme.index(README_START)] == original[: original.index(README_START)]

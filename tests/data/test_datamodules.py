@@ -122,7 +122,8 @@ def test_configs_instantiate(tmp_path):
     from omegaconf import OmegaConf
 
     cfg_dir = str(Path(__file__).resolve().parents[2] / "configs" / "data")
-    units = {"disp_scale_mm": 0.5, "patch_size": 64, "regions": ["forehead"], "map_resolution": 128}
+    units = {"disp_scale_mm": 0.5, "patch_size": 64, "regions": ["forehead"], "map_resolution": 128,
+             "log_input": True}
     for name in ("geo_app", "scans"):  # one shape: data.scans.* and data.wild.*; `scans` leaves the wild stream off
         with initialize_config_dir(config_dir=cfg_dir, version_base="1.3"):
             data = compose(name)
@@ -135,6 +136,9 @@ def test_configs_instantiate(tmp_path):
         assert dm.scans.data_dir == tmp_path / "scans" and dm.scans.hparams.patch_size == 64
         assert dm.scans.hparams.disp_scale_mm == 0.5 and dm.scans.hparams.generator["resolution"] == 128
         assert dm.scans.regions == ["forehead"]
+        assert dm.scans.channels == "logv"
+        if dm.wild is not None:
+            assert dm.wild.hparams.log_input is True
 
 
 def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):
