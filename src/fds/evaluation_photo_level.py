@@ -113,20 +113,24 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
 
 def load_case(folder: str | Path) -> PhotoCase:
     """A photo-level sample folder → :class:`PhotoCase` (a clear error naming the folder when a file is missing)."""
-    from fds.data.sample_io import read_meta, read_sample
+    from fds.data.sample_io import SampleFormatError, read_meta
     from fds.proxy.stage import ProxyResult
 
     folder = Path(folder)
-    path = folder / "photo_gt.npz"
-    if not path.is_file() or not (folder / "proxy").is_dir():
-        raise FileNotFoundError(f"{folder} is not a photo-level sample (needs photo_gt.npz and proxy/): generate it "
-                                "with fds.data.photo_scans (datasets/generate_photo_scans.py)")
+    path, maps = folder / "photo_gt.npz", folder / "maps.npz"
+    if not path.is_file() or not maps.is_file() or not (folder / "proxy").is_dir():
+        raise FileNotFoundError(f"{folder} is not a photo-level sample (needs photo_gt.npz, maps.npz and proxy/): "
+                                "generate it with fds.data.photo_scans (datasets/generate_photo_scans.py)")
     with np.load(path) as z:
         gt = {k: z[k] for k in z.files}
     meta = read_meta(folder)
-    sample = read_sample(folder)
+    with np.load(maps) as z:  # only the two arrays the ceiling control needs (an npz decompresses per array)
+        target = (z["displacement_mm"] * (z["mask"] > 0)).astype(np.float32)
+    r = meta["resolution"]
+    if target.shape != (r, r):
+        raise SampleFormatError(f"{maps}: displacement_mm is {target.shape}, sample.json says {r}x{r}")
     return PhotoCase(folder.name, meta.get("seed"), str(meta.get("lighting", "random")), gt,
-                     ProxyResult.load(folder / "proxy"), (sample.displacement_mm * sample.mask).astype(np.float32))
+                     ProxyResult.load(folder / "proxy"), target)
 
 
 def line_scope(gt: Mapping[str, np.ndarray]) -> np.ndarray:
