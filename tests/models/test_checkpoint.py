@@ -129,3 +129,34 @@ def test_init_weights_starts_a_run_from_a_checkpoint(tmp_path, lite_cfg, trained
     # a checkpoint trained at another mm scale would silently mis-scale every prediction: refused
     with pytest.raises(CheckpointError, match="trained at disp_scale_mm=2.0 but this run uses 0.25"):
         load_start_weights(instantiate(OmegaConf.merge(cfg, {"disp_scale_mm": 0.25})), path)
+
+
+RGB_MODEL = {"generator": {"model": {"pdim": {"in_channels": 3}, "pdrm": {"in_channels": 4}}},
+             "discriminator": {"model": {"in_channels": 4}}}
+
+
+def test_a_v_checkpoint_starts_an_rgb_run_as_the_same_network(tmp_path, lite_cfg, trained_like, astronaut):
+    """V → RGB widening: on skin, where R is the largest channel, V = R, so the widened network predicts what the
+    V network predicts; where another channel is the largest the two differ (G and B start at 0)."""
+    path = save_detail_checkpoint(tmp_path / "v.safetensors", trained_like.state_dict(), lite_cfg, map_resolution=1024)
+    rgb = instantiate(OmegaConf.merge(lite_cfg, RGB_MODEL)).eval()
+    load_start_weights(rgb, path)
+    skin = torch.from_numpy(astronaut[64:192, 192:320] / 255.0).float().permute(2, 0, 1)  # her cheek: [3, 128, 128]
+    assert bool((skin[0] >= skin[1:].amax(0)).float().mean() > 0.99)  # R is V there, up to a few texels:
+    skin[0] = skin.amax(0)  # ... now everywhere
+    from fds.data.patches import preprocess
+
+    x = skin[None].repeat(2, 1, 2, 2)  # [2, 3, 256, 256]
+    x[1] = x[1].flip(-1)
+    torch.testing.assert_close(_predict(rgb, preprocess(x, "rgb")), _predict(trained_like, preprocess(x, "v")))
+    blue = x.clone()
+    blue[:, 2] = 1.0  # B is now the largest channel: V is flat, the RGB network still sees R's texture
+    assert not torch.allclose(_predict(rgb, preprocess(blue, "rgb")), _predict(trained_like, preprocess(blue, "v")),
+                              atol=1e-3)
+
+
+def test_widening_refuses_any_other_shape_change(tmp_path, lite_cfg, trained_like):
+    path = save_detail_checkpoint(tmp_path / "v.safetensors", trained_like.state_dict(), lite_cfg, map_resolution=1024)
+    wider = OmegaConf.merge(lite_cfg, {"generator": {"model": {"pdim": {"in_channels": 2}}}})
+    with pytest.raises(CheckpointError, match="v.safetensors does not fit.*only V → RGB"):
+        load_start_weights(instantiate(wider), path)

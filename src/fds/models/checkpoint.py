@@ -271,16 +271,43 @@ def load_detail_module(path: str | os.PathLike, device: str | torch.device = "cp
     return module.to(device).eval()
 
 
+def widen_v_to_rgb(tensors: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]],
+                   source: str | os.PathLike = "the checkpoint") -> dict[str, torch.Tensor]:
+    """A V-input generator's tensors (channels ``v``) reshaped for the same network with RGB input: every conv
+    that reads the image gets two more input channels. The image is always the *last* input channel (PDIM reads
+    it alone, PDRM reads ``[coarse, image]``, the head reads PDIM's output); the V weights go to R, and G and B
+    start at 0. On skin, where R is the largest channel, V = max(R, G, B) = R, so the widened network starts as
+    the V network (``fds.data.patches.preprocess`` treats each channel alike) and training learns what colour adds.
+    Any other difference of shape is a :class:`CheckpointError` naming ``source``."""
+    out = dict(tensors)
+    for key, t in tensors.items():
+        want = shapes.get(key)
+        if want is None or tuple(t.shape) == want:
+            continue
+        if t.dim() != 4 or len(want) != 4 or want[0] != t.shape[0] or want[2:] != tuple(t.shape[2:]) \
+                or want[1] != t.shape[1] + 2:
+            raise CheckpointError(f"init_weights {source} does not fit this run's generator: {key} has shape "
+                                  f"{tuple(t.shape)}, the run's {want} (only V → RGB input widening is supported)")
+        wide = t.new_zeros(want)
+        wide[:, : t.shape[1]] = t  # ..., V → R; G and B start at 0
+        out[key] = wide
+    return out
+
+
 def load_start_weights(module, path: str | os.PathLike) -> None:
     """Start a ``DFDNModule`` (fine-tuning) from a checkpoint's generator weights: its generator and, when it keeps
     one, its EMA copy get them; optimizer state and the discriminator stay fresh (``ckpt_path`` resumes a run
-    instead). The file is read through the schema like any checkpoint; its ``disp_scale_mm`` must be the run's."""
+    instead). The file is read through the schema like any checkpoint; its ``disp_scale_mm`` must be the run's.
+    A V-input checkpoint also starts an RGB-input run (:func:`widen_v_to_rgb`)."""
     tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
     scale = float(module.hparams.disp_scale_mm)
     if meta.disp_scale_mm != scale:
         raise CheckpointError(f"init_weights {path} was trained at disp_scale_mm={meta.disp_scale_mm} but this run "
                               f"uses {scale}: set units.disp_scale_mm={meta.disp_scale_mm}")
     targets = [module.generator] + ([module.generator_ema] if module.generator_ema is not None else [])
+    own = module.generator.state_dict()
+    if meta.channels == "v" and any(own[k].shape != t.shape for k, t in tensors.items() if k in own):
+        tensors = widen_v_to_rgb(tensors, {k: tuple(v.shape) for k, v in own.items()}, path)
     for target in targets:
         try:
             target.load_state_dict(tensors, strict=True)
