@@ -40,7 +40,7 @@ def _row(photo: str, lighting: str, r: float, deg: float, zero: float) -> dict:
 
 
 def test_summary_averages_photos_per_lighting_and_region():
-    rows = [_row("a", "soft_front", 0.4, 1.0, 1.2), _row("b", "hard_side", 0.6, 1.3, 1.2)]
+    rows = [{**_row("a", "soft_front", 0.4, 1.0, 1.2), "face_width_px": 412.7}, _row("b", "hard_side", 0.6, 1.3, 1.2)]
     s = summarise_photo_level(rows)
     assert s["photos"] == 2
     assert s["overall"]["dfdn"]["detail_r"] == pytest.approx(0.5)
@@ -51,4 +51,5 @@ def test_summary_averages_photos_per_lighting_and_region():
     assert s["line_relief"]["dfdn"] == pytest.approx(0.8) and math.isnan(s["line_relief"]["zero"])
     text = "\n".join(photo_level_tables({"rows": rows, "summary": s, "skipped": ["photo_x: no face"]}))
     assert "| DFDN (checkpoint) | 0.500 | 0.500 |" in text and "hard_side" in text and "skipped photo_x" in text
+    assert "| a | soft_front | 413 | 1.200 |" in text and "| b | hard_side | – | 1.200 |" in text  # face width, px
     assert summarise_photo_level([])["photos"] == 0

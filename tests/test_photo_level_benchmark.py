@@ -63,6 +63,7 @@ def test_the_training_target_meets_the_done_criteria_and_the_mirror_is_chance(ro
     # leave chance |r| at ~0.01
     assert abs(mirrored["detail_r"]) < 0.1 and mirrored["amplitude_ratio"] > 0.5
     assert row["line_pixels"] > 500  # eyebrow hairs and the side light's shadow edges were found
+    assert SMALL["face_width_px"][0] <= row["face_width_px"] <= SMALL["face_width_px"][1]  # from its sample.json
     # the benchmark's own ceiling control is that training target, read from the sample folder
     assert row["scores"]["fitted_gt"] == row["scores"]["target"]
 

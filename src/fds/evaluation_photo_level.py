@@ -72,6 +72,7 @@ class PhotoCase:
     gt: dict[str, np.ndarray]  # photo_gt.npz: normal_detail, normal_smooth, region, face_mask, landmarks_px, …
     proxy: ProxyResult
     fitted_gt: np.ndarray | None = None  # float32 [R, R] mm: the sample's GT in the fitted UV (0 off its mask)
+    face_width_px: float | None = None  # the rendered face's width in the photo, pixels (sample.json photo block)
 
 
 def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
@@ -129,8 +130,9 @@ def load_case(folder: str | Path) -> PhotoCase:
     r = meta["resolution"]
     if target.shape != (r, r):
         raise SampleFormatError(f"{maps}: displacement_mm is {target.shape}, sample.json says {r}x{r}")
+    face_px = (meta.get("photo") or {}).get("face_width_px")
     return PhotoCase(folder.name, meta.get("seed"), str(meta.get("lighting", "random")), gt,
-                     ProxyResult.load(folder / "proxy"), target)
+                     ProxyResult.load(folder / "proxy"), target, None if face_px is None else float(face_px))
 
 
 def line_scope(gt: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -165,7 +167,8 @@ def flat_lines(gt: Mapping[str, np.ndarray], scope: np.ndarray) -> np.ndarray:
 def score_case(case: PhotoCase, methods: Mapping[str, MapPredictor], face_model, resolution: int,
                edge_blur_texels: float = 4.0) -> dict:
     """Scores of every method and the two controls (mirrored GT, fitted-UV GT) on one photo: ``{"photo", "seed",
-    "lighting", "scores": {method: {region: {metric: value}}}, "line_relief": {method: ratio}, "line_pixels"}``."""
+    "lighting", "scores": {method: {region: {metric: value}}}, "line_relief": {method: ratio}, "line_pixels",
+    "face_width_px"}`` (the σ = 3 px high-pass keeps coarser relief on a small face than on a large one)."""
     from fds.evaluation_photos import faded_detail
 
     p, gt = case.proxy, case.gt
@@ -192,7 +195,7 @@ def score_case(case: PhotoCase, methods: Mapping[str, MapPredictor], face_model,
               if name != "mirrored_gt"}
     return {"photo": case.name, "seed": case.seed, "lighting": case.lighting, "scores": scores,
             "line_relief": relief, "line_relief_gt": gt_relief, "line_pixels": int(lines.sum()),
-            "scored_pixels": int(scored.sum())}
+            "scored_pixels": int(scored.sum()), "face_width_px": case.face_width_px}
 
 
 def _mean(values: list[float]) -> float:

@@ -341,12 +341,14 @@ def photo_level_tables(photo_level: dict) -> list[str]:
     rows = photo_level.get("rows", [])
     if rows:
         methods = list(rows[0]["scores"])
-        lines += ["Per photo (r / amplitude ratio / normal error °; flat-line pixels)", "",
-                  "| photo | lighting | no detail (°) | " + " | ".join(PHOTO_LEVEL_LABELS.get(m, m) for m in methods)
-                  + " | flat-line px |", "|---|---|---:|" + "---:|" * (len(methods) + 1)]
+        lines += ["Per photo (r / amplitude ratio / normal error °; face width and flat-line pixels)", "",
+                  "| photo | lighting | face px | no detail (°) | "
+                  + " | ".join(PHOTO_LEVEL_LABELS.get(m, m) for m in methods)
+                  + " | flat-line px |", "|---|---|---:|---:|" + "---:|" * (len(methods) + 1)]
         for r in rows:
             zero = r["scores"].get("zero", next(iter(r["scores"].values())))["all"]["normal_deg_zero"]
-            lines.append(f"| {r['photo']} | {r['lighting']} | {_f(zero)} | " + " | ".join(
+            lines.append(f"| {r['photo']} | {r['lighting']} | {_f(r.get('face_width_px'), '.0f')} | {_f(zero)} | "
+                         + " | ".join(
                 " / ".join(_f(r["scores"][m]["all"].get(k)) for k, _ in metrics) for m in methods)
                 + f" | {r['line_pixels']} |")
         lines.append("")
