@@ -1,0 +1,107 @@
+"""Where a detail network reads the photo and where it does not: UV-space agreement with the GT on photo-level
+samples, split by the photo's face width, the head's age and its yaw.
+
+    python benchmarks/detail_by_condition.py DATA_DIR default=checkpoints/dfdn_lite.safetensors other=PATH ...
+
+DATA_DIR holds photo-level samples (datasets/generate_photo_scans.py; give seeds no checkpoint trained on). For
+every sample and checkpoint: the network's full displacement map of the sample's unwrap (patch grid, as
+inference runs it, without the fade at unseen texels) against the sample's GT in the fitted UV, both as detail
+normals band-passed like validation (``fds.metrics.UV_DETAIL_BAND_TEXELS``), inside the network's zones, the
+chart and the texels the photo sees. Prints Pearson r and the RMS amplitude ratio (prediction / GT) pooled over
+the samples of each bin, and each checkpoint's r over the first one's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fds.data.sample_io import list_samples, read_sample
+from fds.data.scans import sample_texel_mm
+from fds.detail.predictor import DetailPredictor
+from fds.facemodel import zone_mask
+from fds.metrics import UV_DETAIL_BAND_TEXELS, DetailAgreement, detail_band, detail_normals_xy
+
+# (name, key of the sample's conditions, bin edges): face width in the photo (px), age (0 ≈ 20 y, 1 ≈ 80 y), |yaw| (°)
+BINS = (("face width (px)", "face_px", (150, 250, 500, 1000)), ("age (0-1)", "age", (0.0, 0.4, 0.7, 1.0)),
+        ("yaw, either side (deg)", "yaw", (0, 20, 35, 50)))
+
+
+def conditions(meta: dict) -> dict[str, float]:
+    """The sample's face width (px), age and |yaw| (°) from its ``sample.json``."""
+    photo = meta.get("photo") or {}
+    return {"face_px": float(photo.get("face_width_px", math.nan)), "age": float(meta["head"]["age"]),
+            "yaw": abs(float((photo.get("pose_deg") or {}).get("yaw", math.nan)))}
+
+
+def band_normals(displacement_mm: np.ndarray, texel_mm: list[float], valid: torch.Tensor) -> torch.Tensor:
+    """``[1, 2, R, R]`` band-passed detail normals (x, y) of a displacement map in mm."""
+    low, high = UV_DETAIL_BAND_TEXELS
+    d = torch.from_numpy(np.ascontiguousarray(displacement_mm, np.float32))[None, None]
+    return detail_band(detail_normals_xy(d, torch.tensor(texel_mm)[None]), high, low, valid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data_dir", type=Path)
+    ap.add_argument("ckpts", nargs="+", metavar="NAME=PATH", help="checkpoints; the first is the baseline")
+    ap.add_argument("--max-samples", type=int, default=None)
+    args = ap.parse_args(argv)
+    named = [c.split("=", 1) if "=" in c else (Path(c).stem, c) for c in args.ckpts]
+    predictors = {name: DetailPredictor.from_checkpoint(path) for name, path in named}
+    first = next(iter(predictors.values()))
+    folders = list_samples(args.data_dir)[: args.max_samples]
+    if not folders:
+        raise SystemExit(f"{args.data_dir} holds no samples: write some with datasets/generate_photo_scans.py")
+    zones: dict[int, np.ndarray] = {}
+    acc: dict[tuple[str, str, int], DetailAgreement] = {}  # (checkpoint, condition, bin) → pooled sums
+    counts: dict[tuple[str, int], int] = {}
+    t0 = time.perf_counter()
+    for i, folder in enumerate(folders):
+        s = read_sample(folder)
+        n = s.resolution
+        if n not in zones:
+            zones[n] = np.logical_or.reduce([zone_mask(first.face_model, n, r) for r in first.meta.regions])
+        valid = torch.from_numpy((s.mask & (s.visibility > 0) & zones[n]).astype(np.float32))[None, None]
+        tm = sample_texel_mm(s)
+        gt = band_normals(s.displacement_mm, tm, valid)
+        cond = conditions(s.meta)
+        keys = [("all", 0)] + [(key, int(np.digitize(cond[key], edges[1:-1]))) for _, key, edges in BINS]
+        for k in keys:
+            counts[k] = counts.get(k, 0) + 1
+        for name, p in predictors.items():
+            pred = band_normals(p.full_map(s.texture).displacement_mm, tm, valid)
+            for key, b in keys:
+                acc.setdefault((name, key, b), DetailAgreement()).update(pred, gt, valid)
+        print(f"[{i + 1}/{len(folders)}] {folder.name} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    def cell(name: str, key: str, b: int) -> str:
+        a = acc.get((name, key, b))
+        if a is None:
+            return "–"
+        c = a.compute()
+        return f"{c['detail_r']:.3f} / {c['amplitude_ratio']:.2f}"
+
+    names = list(predictors)
+    print(f"\n{len(folders)} samples of {args.data_dir}; r / amplitude ratio of the band-passed detail normals "
+          f"({UV_DETAIL_BAND_TEXELS[0]:g}-{UV_DETAIL_BAND_TEXELS[1]:g} texels), pooled per bin\n")
+    print("| condition | bin | samples | " + " | ".join(names) + " |")
+    print("|---|---|---:|" + "---:|" * len(names))
+    print(f"| all | – | {len(folders)} | " + " | ".join(cell(n, "all", 0) for n in names) + " |")
+    for title, key, edges in BINS:
+        for b in range(len(edges) - 1):
+            print(f"| {title} | {edges[b]:g}-{edges[b + 1]:g} | {counts.get((key, b), 0)} | "
+                  + " | ".join(cell(n, key, b) for n in names) + " |")
+    base = acc[(names[0], "all", 0)].compute()["detail_r"]
+    print("\nr over " + names[0] + ": " + ", ".join(
+        f"{n} {acc[(n, 'all', 0)].compute()['detail_r'] / base:.2f}x" for n in names))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
