@@ -10,6 +10,7 @@ from hydra import compose, initialize
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from fds.models.architecture import DFDNSpec
 from fds.models.checkpoint import (
     CheckpointError,
     export_training_checkpoint,
@@ -160,3 +161,36 @@ def test_widening_refuses_any_other_shape_change(tmp_path, lite_cfg, trained_lik
     wider = OmegaConf.merge(lite_cfg, {"generator": {"model": {"pdim": {"in_channels": 2}}}})
     with pytest.raises(CheckpointError, match="v.safetensors does not fit.*only V → RGB"):
         load_start_weights(instantiate(wider), path)
+
+
+WIDE = {"generator": {"model": {"pdim": {"ngf": 32}, "pdrm": {"ngf": 24, "max_mult": 8}}}}
+
+
+def test_a_narrow_checkpoint_starts_a_wider_run_as_the_same_network(astronaut):
+    """U-Net widening (fds.models.widen) on the shipped weights: the wider network predicts exactly what the
+    shipped one does, with BatchNorm's running statistics (eval) and with batch statistics (training), and its
+    new channels get gradients (they are not dead weight)."""
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "dfdn_lite.safetensors"
+    narrow = load_detail_module(shipped)
+    meta = narrow.meta
+    config = OmegaConf.create(meta.architecture.to_config())
+    wide = DFDNSpec.parse(OmegaConf.to_container(OmegaConf.merge(config, WIDE)), "wide").build()
+    load_start_weights(wide, shipped)
+    n_wide, n_narrow = (sum(p.numel() for p in m.generator.parameters()) for m in (wide, narrow))
+    assert n_wide > 2 * n_narrow
+    v = torch.from_numpy(astronaut[:256, 128:384].max(-1) / 255.0).float()
+    x = torch.stack([(v - v.mean()) * 2, (v.T - v.mean()) * 2])[:, None]  # [2, 1, 256, 256], two real patches
+    wide.eval()
+    torch.testing.assert_close(_predict(wide, x), _predict(narrow, x))
+    narrow.generator.train()
+    wide.generator.train()
+    a, b = narrow.generator("forehead", x).refined, wide.generator("forehead", x).refined
+    torch.testing.assert_close(b, a)
+    b.square().mean().backward()
+    pdrm = wide.generator.models["shared"].pdrm
+    new_rows = pdrm.down[0][0].weight.grad[16:]  # channels 16..23 of the first level are new
+    assert float(new_rows.abs().sum()) == 0.0  # nothing reads them yet ...
+    assert float(pdrm.up[0][1].weight.grad[24 + 16:48].abs().sum()) > 0.0  # ... but reading them would pay
+    with pytest.raises(CheckpointError, match="dfdn_lite.safetensors does not fit.*levels"):
+        deeper = OmegaConf.merge(config, {"generator": {"model": {"pdrm": {"num_downs": 5}}}})
+        load_start_weights(DFDNSpec.parse(OmegaConf.to_container(deeper), "deeper").build(), shipped)

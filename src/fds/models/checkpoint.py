@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from fds.data.patches import Channels, channels_of, in_channels
 from fds.fileio import atomic_write_bytes
 from fds.models.architecture import DFDNSpec, SchemaError, region_names
+from fds.models.widen import unet_level_widths, unet_prefixes, widen_unets
 
 FORMAT, VERSION = "dfdn-generator", "1"
 FACE_MODELS = ("sfm", "ict", "bfm2017")  # fds.facemodel.FACE_MODELS (not imported: it pulls in eos)
@@ -298,7 +299,8 @@ def load_start_weights(module, path: str | os.PathLike) -> None:
     """Start a ``DFDNModule`` (fine-tuning) from a checkpoint's generator weights: its generator and, when it keeps
     one, its EMA copy get them; optimizer state and the discriminator stay fresh (``ckpt_path`` resumes a run
     instead). The file is read through the schema like any checkpoint; its ``disp_scale_mm`` must be the run's.
-    A V-input checkpoint also starts an RGB-input run (:func:`widen_v_to_rgb`)."""
+    A V-input checkpoint also starts an RGB-input run (:func:`widen_v_to_rgb`), and a narrower one a run with
+    wider U-Nets (:func:`fds.models.widen.widen_unets`: the same function at the first step)."""
     tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
     scale = float(module.hparams.disp_scale_mm)
     if meta.disp_scale_mm != scale:
@@ -306,6 +308,11 @@ def load_start_weights(module, path: str | os.PathLike) -> None:
                               f"uses {scale}: set units.disp_scale_mm={meta.disp_scale_mm}")
     targets = [module.generator] + ([module.generator_ema] if module.generator_ema is not None else [])
     own = module.generator.state_dict()
+    if any(unet_level_widths(own, p) != unet_level_widths(tensors, p) for p in unet_prefixes(tensors)):
+        try:
+            tensors = widen_unets(tensors, own)
+        except ValueError as exc:
+            raise CheckpointError(f"init_weights {path} does not fit this run's generator: {exc}") from None
     if meta.channels == "v" and any(own[k].shape != t.shape for k, t in tensors.items() if k in own):
         tensors = widen_v_to_rgb(tensors, {k: tuple(v.shape) for k, v in own.items()}, path)
     for target in targets:
