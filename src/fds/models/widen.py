@@ -77,7 +77,7 @@ def widen_unets(tensors: Mapping[str, torch.Tensor], fresh: Mapping[str, torch.T
     initialised state dict) so that the wider network computes exactly what the narrow one did.
 
     Only U-Net channel widths may differ, with the same number of levels and the same input and output channels;
-    every other tensor is copied as is. Raises ``ValueError`` naming the first key that cannot be widened.
+    every other tensor is copied as is. Raises ``ValueError`` naming the first U-Net that cannot be widened.
     """
     out = dict(tensors)
     for prefix in unet_prefixes(tensors):
@@ -99,13 +99,11 @@ def widen_unets(tensors: Mapping[str, torch.Tensor], fresh: Mapping[str, torch.T
             if i_idx is None:
                 wide[o_idx] = old
             elif transposed:  # ConvTranspose2d weight [in, out, kh, kw]
-                new_in = torch.ones(wide.shape[0], dtype=torch.bool)
-                new_in[i_idx] = False
+                new_in = ~_mask(wide.shape[0], i_idx)
                 wide[new_in[:, None] & _mask(wide.shape[1], o_idx)[None, :]] = 0.0  # old outputs ignore new inputs
                 wide[i_idx[:, None], o_idx[None, :]] = old
             else:  # Conv2d weight [out, in, kh, kw]
-                new_in = torch.ones(wide.shape[1], dtype=torch.bool)
-                new_in[i_idx] = False
+                new_in = ~_mask(wide.shape[1], i_idx)
                 wide[_mask(wide.shape[0], o_idx)[:, None] & new_in[None, :]] = 0.0
                 wide[o_idx[:, None], i_idx[None, :]] = old
             out[key] = wide
@@ -113,6 +111,7 @@ def widen_unets(tensors: Mapping[str, torch.Tensor], fresh: Mapping[str, torch.T
 
 
 def _mask(size: int, index: torch.Tensor) -> torch.Tensor:
+    """Boolean ``[size]``, True at ``index``."""
     m = torch.zeros(size, dtype=torch.bool)
     m[index] = True
     return m
