@@ -26,6 +26,9 @@ main process; RSS and PSS summed over it, the proxy workers and their fork serve
 per process, PSS splits them) and whether both runs wrote the same bytes (``result.json`` aside: it has timings).
 
     .venv/bin/python benchmarks/bench_pipeline.py --sections folder --folder-photos 20 --workers 1
+
+On a machine without dlib's landmark model (the GPU check), ``--proxy-cache DIR`` reads every proxy from an fds
+proxy cache made elsewhere (the proxy row is then that read) and ``--folder-dir`` names the folder's photos.
 """
 
 from __future__ import annotations
@@ -140,9 +143,10 @@ def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[
 
 
 # ----------------------------------------------------------------------------------------- folder throughput
-def folder_photos(n: int) -> list[Path]:
-    """The first ``n`` (by name) of the data kit's labelled photos (one or more faces each, 150–2000 px)."""
-    folder = shared_data_dir() / "faces" / "labelled"
+def folder_photos(n: int, folder: Path | None = None) -> list[Path]:
+    """The first ``n`` (by name) photos of ``folder`` (default the data kit's labelled photos: one or more faces
+    each, 150–2000 px)."""
+    folder = folder or shared_data_dir() / "faces" / "labelled"
     photos = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     if len(photos) < n:
         raise SystemExit(f"the folder benchmark needs {n} photos in {folder}; found {len(photos)}")
@@ -211,8 +215,8 @@ def _digests(out: Path) -> dict[str, str]:
 
 
 def folder_section(args: argparse.Namespace) -> list[str]:
-    photos = folder_photos(args.folder_photos)
-    pipe = DetailPipeline(args.ckpt, cache_dir=None, device=args.device,
+    photos = folder_photos(args.folder_photos, args.folder_dir)
+    pipe = DetailPipeline(args.ckpt, cache_dir=args.proxy_cache, device=args.device,
                           settings=DetailSettings(resolution=args.folder_resolution))
     runs: dict[str, dict] = {}
     load_before = os.getloadavg()
@@ -233,9 +237,9 @@ def folder_section(args: argparse.Namespace) -> list[str]:
     n, gb = len(photos), 1e9
     lines = ["## Folder throughput", "",
              f"Machine: {describe(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after. "
-             f"{n} photos (the data kit's first {n} labelled photos by name), detail.resolution="
-             f"{args.folder_resolution}, defaults otherwise, no proxy cache, model loaded once, after a warm-up "
-             "photo. Memory sampled every 0.1 s.", "",
+             f"{n} photos (the first {n} by name of {args.folder_dir or 'the labelled photos of the data kit'}), "
+             f"detail.resolution={args.folder_resolution}, defaults otherwise, {_proxy_words(args)}, model loaded "
+             "once, after a warm-up photo. Memory sampled every 0.1 s.", "",
              "| run | wall, s | images/s | vs sequential | peak RSS main, GB | peak RSS all processes, GB "
              "| peak PSS all processes, GB | failed | same files as sequential |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -247,6 +251,18 @@ def folder_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def _times(ratio: float) -> str:
+    """A ratio as ``"206×"``, or with two significant digits below 10 (``"0.19×"``: the GPU's paper network)."""
+    return f"{ratio:.0f}×" if ratio >= 10 else f"{ratio:.2g}×"
+
+
+def _proxy_words(args: argparse.Namespace) -> str:
+    if args.proxy_cache is None:
+        return "no proxy cache (the proxy stage runs in full)"
+    return (f"proxies read from the cache {args.proxy_cache} made on another machine (the proxy row is that read; "
+            "this machine has no landmark model)")
+
+
 # ------------------------------------------------------------------------------------------- per stage
 def stages_section(args: argparse.Namespace) -> list[str]:
     load_before = os.getloadavg()
@@ -255,7 +271,7 @@ def stages_section(args: argparse.Namespace) -> list[str]:
     sizes: dict[tuple[int, str], dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for res in args.resolutions:
-            pipe = DetailPipeline(args.ckpt, cache_dir=None, device=args.device,
+            pipe = DetailPipeline(args.ckpt, cache_dir=args.proxy_cache, device=args.device,
                                   settings=DetailSettings(resolution=res))
             t0 = time.perf_counter()
             result = pipe.stage(photo)[0]
@@ -279,9 +295,10 @@ def stages_section(args: argparse.Namespace) -> list[str]:
 
     cols = [(r, k) for r in args.resolutions for k in ("fast", "reference")]
     lines = [
+        "## Seconds per face", "",
         f"Machine: {describe(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after the "
         "run (other jobs share the cores: compare rows of one run). One photo (grace_hopper), shipped checkpoint, "
-        "warm process, seconds per face.", "",
+        f"warm process, {_proxy_words(args)}, seconds per face.", "",
         "| stage | " + " | ".join(f"{r}² {k}" for r, k in cols) + " |", "|---|" + "---:|" * len(cols)]
     for s in (*STAGES, "total"):
         vals = [sum(rows[c].values()) if s == "total" else rows[c][s] for c in cols]
@@ -290,7 +307,7 @@ def stages_section(args: argparse.Namespace) -> list[str]:
         f"{sum(rows[r, 'reference'].values()) / sum(rows[r, 'fast'].values()):.1f}×" if k == "fast" else ""
         for r, k in cols) + " |")
     lines.append("| paper network, 4096² grid / total | " + " | ".join(
-        f"{paper_4096 / sum(rows[c].values()):.0f}×" for c in cols) + " |")
+        _times(paper_4096 / sum(rows[c].values())) for c in cols) + " |")
     lines += ["", "Output sizes, MB per face (fast = the defaults: glb with 431k triangles; reference = the former "
               "defaults: OBJ + PLY with 1.72M triangles):", "",
               "| file | " + " | ".join(f"{r}² {k}" for r, k in cols) + " |", "|---|" + "---:|" * len(cols)]
@@ -302,7 +319,7 @@ def stages_section(args: argparse.Namespace) -> list[str]:
     lines += ["", "Detail network alone, same run, 256² patches, batch 8:", "",
               "| network | s per patch | 4096² paper-density grid (3,439 patches), s |", "|---|---:|---:|"]
     for name, s in sec.items():
-        lines.append(f"| {name} | {s:.4f} | {s * 3439:.0f} |")
+        lines.append(f"| {name} | {s:.3g} | {s * 3439:.3g} |")
     return lines
 
 
@@ -317,8 +334,14 @@ def main() -> None:
     parser.add_argument("--ckpt", default=str(SHIPPED_CHECKPOINT))
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_pipeline.md"))
     parser.add_argument("--device", default="cpu", help="cpu | cuda (the network; maps and meshes stay on CPU)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the CI machine has 2 cores)")
+    parser.add_argument("--folder-dir", type=Path, default=None,
+                        help="photos of the folder section (default the data kit's labelled photos)")
+    parser.add_argument("--proxy-cache", type=Path, default=None,
+                        help="read proxies from this fds proxy cache (for a machine without the landmark model, "
+                             "e.g. the GPU check); default: none, every proxy is computed and timed")
     args = parser.parse_args()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(min(args.threads, os.cpu_count() or 1))
     lines = ["# Inference pipeline (`benchmarks/bench_pipeline.py`)", ""]
     if "folder" in args.sections:  # first: its memory figures are not inflated by the 4096² runs
         lines += folder_section(args) + [""]

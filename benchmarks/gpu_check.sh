@@ -19,8 +19,12 @@
 # (for generation and training alike, e.g. units.map_resolution=256), GPU_CHECK_TRAINER (gpu),
 # GPU_CHECK_SKIP (any of: wheels nvdiffrast tests bench bench_models gen train), GPU_CHECK_PYTHON (python3),
 # GPU_CHECK_CKPT_NAME (dfdn_lite_gpu), BENCH_MODELS_ARGS, BENCH_RENDER_ARGS, BENCH_PIPELINE_ARGS (GPU_CHECK_SKIP
-# also takes bench_pipeline). A pipeline-only check: GPU_CHECK_SKIP="gen train bench_models"
-# GPU_CHECK_TRAIN_RESERVE_S=0; it writes $OUT/bench_pipeline.md.
+# also takes bench_render, bench_models and bench_pipeline; GPU_CHECK_PIPELINE_CAP_S caps the last, 240 s).
+# A pipeline-only check: GPU_CHECK_SKIP="gen train bench_render bench_models" GPU_CHECK_TRAIN_RESERVE_S=0; it
+# writes $OUT/bench_pipeline.md. That machine has no dlib landmark model (99.7 MB, over what can travel), so
+# the pipeline benchmark reads proxies made here: .gpu/pcache (an fds proxy cache of grace_hopper and of the
+# photos copied to .gpu/folder), with BENCH_PIPELINE_ARGS="--proxy-cache .gpu/pcache --folder-dir .gpu/folder
+# --folder-photos 7 --threads 16".
 # GPU_CHECK_TRAIN_RESERVE_S (210): seconds the earlier steps leave for training; set 0 with GPU_CHECK_SKIP=train,
 # or the earlier steps are cut short for a training that never runs. GPU_CHECK_VARIANTS="name:overrides;..."
 # trains several variants at once and exports the best (see step e).
@@ -248,7 +252,7 @@ EOF
 fi
 if ! skipped tests; then
     if (( NV_OK )); then
-        step pytest_cuda 150 $PY -m pytest -q -p no:cacheprovider -m cuda tests/render/test_backends_cuda.py
+        step pytest_cuda 150 $PY -m pytest -q -p no:cacheprovider -m cuda tests/render
     else
         echo "=== [pytest_cuda] not run: nvdiffrast did not build (its tests would skip)"
         SUMMARY+=("pytest_cuda: not run (no nvdiffrast)")
@@ -261,13 +265,13 @@ wait_gen
 if ! skipped bench; then
     (( NV_OK )) || BENCH_RENDER_ARGS="--backends torch $BENCH_RENDER_ARGS"
     # shellcheck disable=SC2086
-    TEE_TO=$OUT/bench_render.md step bench_render 150 $PY benchmarks/bench_render.py --device cuda $BENCH_RENDER_ARGS
+    skipped bench_render || TEE_TO=$OUT/bench_render.md step bench_render 150 $PY benchmarks/bench_render.py --device cuda $BENCH_RENDER_ARGS
     # shellcheck disable=SC2086
     skipped bench_models || TEE_TO=$OUT/bench_models.md step bench_models 180 $PY benchmarks/bench_models.py $BENCH_MODELS_ARGS
     # per-face time of the inference pipeline, fast and reference paths, 1024² and 4096², network on CUDA
     # (goal ≤ 0.5 s at 4096²; maps and meshes still run on the CPU)
     # shellcheck disable=SC2086
-    skipped bench_pipeline || step bench_pipeline 240 $PY benchmarks/bench_pipeline.py --device cuda \
+    skipped bench_pipeline || step bench_pipeline "${GPU_CHECK_PIPELINE_CAP_S:-240}" $PY benchmarks/bench_pipeline.py --device cuda \
         --out "$OUT/bench_pipeline.md" ${BENCH_PIPELINE_ARGS:-}
 fi
 
