@@ -77,7 +77,10 @@ class HeadlessChromium:
                 pages = [t for t in json.load(r) if t.get("type") == "page"]
             if not pages:
                 raise BrowserError("Chromium started without a page")
-            self._ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+            # no keepalive pings: while software WebGL draws a large mesh the page can leave a ping unanswered
+            # for over 20 s, and websockets would then close a healthy local link; call() has its own timeout
+            self._ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=10,
+                               ping_interval=None)
             for domain in ("Page", "Runtime", "Network"):
                 self.call(f"{domain}.enable")
             self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height,
