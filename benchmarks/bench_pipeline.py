@@ -9,7 +9,10 @@ first). Stages:
 - proxy: the proxy stage, uncached (detect, landmarks, emotion, fit, unwrap);
 - detail: the network pass and stitching. Fast: BN-folded channels-last copy, shared windows once, no flip
   (the default); reference: the module itself, every zone's windows, flip-averaged (the former default);
-- maps: normal maps + the map files (displacement PNG/JSON/NPY, two normal PNGs, texture, proxy OBJ);
+- maps: normal maps + the map files (displacement PNG/JSON/EXR/NPY, two normal PNGs, texture, proxy OBJ).
+  Fast: ``DetailPipeline.write_face`` itself, whose writer threads encode the files while the next outputs are
+  computed, so its maps/mesh/preview rows are time on the main thread and ``files`` the time spent waiting for
+  the writers; reference: each file written in turn (``files`` 0);
 - mesh: bake + mesh files. Fast: 431k triangles as glb (the default); reference: 1.72M triangles as OBJ + PLY
   with the line-by-line OBJ writer;
 - preview: the four-panel strip. Fast: one proxy raster shaded with the object normal map; reference: the
@@ -34,6 +37,7 @@ proxy cache made elsewhere (the proxy row is then that read) and ``--folder-dir`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -54,13 +58,11 @@ from fds.demo import SHIPPED_CHECKPOINT
 from fds.detail import DetailPredictor
 from fds.export import mesh_io
 from fds.export.maps import encode_normal_map, write_displacement, write_normal_map, write_png
-from fds.export.mesh_io import write_baked, write_obj, write_obj_reference
-from fds.export.normal_maps import normal_maps, normal_maps_reference
+from fds.export.mesh_io import write_baked, write_obj_reference
+from fds.export.normal_maps import normal_maps_reference
 from fds.export.previews import (
-    preview_maps,
     render_detailed,
     render_proxy,
-    render_proxy_and_detail,
     write_preview,
 )
 from fds.mesh.bake import bake_displacement
@@ -69,7 +71,10 @@ from fds.pipeline import DetailPipeline, DetailSettings, face_crop_view
 from fds.proxy.stage import IMAGE_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("proxy", "detail", "maps", "mesh", "preview")
+STAGES = ("proxy", "detail", "maps", "mesh", "preview", "files")
+# fast = the defaults; in turn = the defaults with each file written in turn (export.writer_threads=0);
+# reference = the plain paths the fast ones replaced
+KINDS = ("fast", "in turn", "reference")
 
 
 def per_patch_seconds(module, n: int, batch: int = 8) -> float:
@@ -89,11 +94,20 @@ def per_patch_seconds(module, n: int, batch: int = 8) -> float:
 
 
 def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[str, float], dict[str, float]]:
-    """Seconds per stage and MB per output file of one face, by the fast or the reference paths."""
+    """Seconds per stage and MB per output file of one face, by the fast or the reference paths. The fast path
+    is the pipeline's own ``write_face`` (files encoded on writer threads while the next outputs are computed:
+    its ``files`` stage is the time spent waiting for them); the reference path writes each file in turn."""
     fm, s, t = pipe.stage.face_model, pipe.settings, {}
     out.mkdir(parents=True, exist_ok=True)
+    if fast:
+        times = pipe.write_face(result, out)["timings_s"]
+        t = {"detail": times["detail"], "maps": times["maps"], "mesh": times["bake"], "preview": times["preview"],
+             "files": times["files"]}
+        sizes = {p.name: p.stat().st_size / 1e6 for p in sorted(out.iterdir())
+                 if p.is_file() and p.name != "result.json"}
+        return t, sizes
     t0 = time.perf_counter()
-    predictor = pipe.predictor if fast else DetailPredictor(
+    predictor = DetailPredictor(
         pipe.predictor.module, fm, batch_size=s.batch_size, flip_average=True, resolution=s.resolution, fused=False,
         shared_windows=False)
     detail = predictor(result)
@@ -103,41 +117,30 @@ def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[
     t0 = time.perf_counter()
     proxy = MeshData(result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
     write_png(out / "texture.png", result.uv.texture)
-    (write_obj if fast else write_obj_reference)(out / "proxy.obj", proxy, texture="texture.png")
+    write_obj_reference(out / "proxy.obj", proxy, texture="texture.png")
     write_displacement(out / "displacement", disp, pipe.disp_scale_mm, coverage=coverage)
-    maps = (normal_maps if fast else normal_maps_reference)(disp, result.fit.vertices_mm, fm.triangles, fm.uv,
-                                                           fm.uv_triangles, coverage, min(s.resolution, 1024))
+    maps = normal_maps_reference(disp, result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, coverage,
+                                 min(s.resolution, 1024))
     write_normal_map(out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
     write_normal_map(out / "normal_object.png", maps.object, "object", maps.coverage)
     t["maps"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if fast:
-        baked = bake_displacement(proxy, disp, max_triangles=s.max_triangles)
-        write_baked(out / "detailed", baked, formats=tuple(s.formats),
-                    texture_image=(out / "texture.png").read_bytes(),
-                    normal_png=(out / "normal_tangent.png").read_bytes(),
-                    extra_images={"displacement": ((out / "displacement.png").read_bytes(), {})})
-    else:
-        baked = bake_displacement(proxy, disp, max_triangles=2_000_000)
-        writer, mesh_io.write_obj = mesh_io.write_obj, write_obj_reference
-        try:
-            write_baked(out / "detailed", baked, texture="texture.png", formats=("obj", "ply"))
-        finally:
-            mesh_io.write_obj = writer
+    baked = bake_displacement(proxy, disp, max_triangles=2_000_000)
+    writer, mesh_io.write_obj = mesh_io.write_obj, write_obj_reference
+    try:
+        write_baked(out / "detailed", baked, texture="texture.png", formats=("obj", "ply"))
+    finally:
+        mesh_io.write_obj = writer
     t["mesh"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     crop, view = face_crop_view(result, s.preview_height)
-    if fast:
-        small = preview_maps(maps, 1024)
-        proxy_img, detail_img = render_proxy_and_detail(proxy, small.object, view)
-        panel = encode_normal_map(small.tangent, small.coverage, (0.0, 0.0, 1.0))
-    else:
-        proxy_img, detail_img = render_proxy(proxy, view), render_detailed(baked, view)
-        panel = encode_normal_map(maps.tangent, maps.coverage, (0.0, 0.0, 1.0))
+    proxy_img, detail_img = render_proxy(proxy, view), render_detailed(baked, view)
+    panel = encode_normal_map(maps.tangent, maps.coverage, (0.0, 0.0, 1.0))
     write_preview(out / "preview.png", crop, proxy_img, detail_img, panel, height=s.preview_height)
     t["preview"] = time.perf_counter() - t0
+    t["files"] = 0.0  # each file was written in its stage
     sizes = {p.name: p.stat().st_size / 1e6 for p in sorted(out.iterdir()) if p.is_file()}
     return t, sizes
 
@@ -279,9 +282,11 @@ def stages_section(args: argparse.Namespace) -> list[str]:
             t0 = time.perf_counter()
             result = pipe.stage(photo)[0]  # warm
             proxy_s = min(proxy_s, time.perf_counter() - t0)
-            for kind in ("fast", "reference"):
-                one_face(pipe, result, Path(tmp) / f"warm{res}{kind}", kind == "fast")  # warm-up
-                t, sz = one_face(pipe, result, Path(tmp) / f"r{res}{kind}", kind == "fast")
+            for kind in KINDS:
+                pipe.settings = dataclasses.replace(pipe.settings, writer_threads=0 if kind == "in turn" else
+                                                    DetailSettings.writer_threads)
+                one_face(pipe, result, Path(tmp) / f"warm{res}{kind}", kind != "reference")  # warm-up
+                t, sz = one_face(pipe, result, Path(tmp) / f"r{res}{kind}", kind != "reference")
                 rows[res, kind], sizes[res, kind] = {"proxy": proxy_s, **t}, sz
                 print(res, kind, {k: round(v, 2) for k, v in rows[res, kind].items()}, flush=True)
     lite = DetailPipeline(args.ckpt, cache_dir=None, device=args.device)
@@ -293,7 +298,7 @@ def stages_section(args: argparse.Namespace) -> list[str]:
            "lite, fast copy (default)": per_patch_seconds(lite.predictor.network, args.patches), "paper": paper_patch}
     load_after = os.getloadavg()
 
-    cols = [(r, k) for r in args.resolutions for k in ("fast", "reference")]
+    cols = [(r, k) for r in args.resolutions for k in KINDS]
     lines = [
         "## Seconds per face", "",
         f"Machine: {describe(args.device)}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after the "
@@ -303,13 +308,15 @@ def stages_section(args: argparse.Namespace) -> list[str]:
     for s in (*STAGES, "total"):
         vals = [sum(rows[c].values()) if s == "total" else rows[c][s] for c in cols]
         lines.append(f"| {s} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
-    lines.append("| reference / fast | " + " | ".join(
-        f"{sum(rows[r, 'reference'].values()) / sum(rows[r, 'fast'].values()):.1f}×" if k == "fast" else ""
-        for r, k in cols) + " |")
+    for base in ("in turn", "reference"):
+        lines.append(f"| {base} / fast | " + " | ".join(
+            f"{sum(rows[r, base].values()) / sum(rows[r, 'fast'].values()):.2f}×" if k == "fast" else ""
+            for r, k in cols) + " |")
     lines.append("| paper network, 4096² grid / total | " + " | ".join(
         _times(paper_4096 / sum(rows[c].values())) for c in cols) + " |")
-    lines += ["", "Output sizes, MB per face (fast = the defaults: glb with 431k triangles; reference = the former "
-              "defaults: OBJ + PLY with 1.72M triangles):", "",
+    lines += ["", "Output sizes, MB per face (fast = the defaults: glb with 431k triangles; in turn = the same "
+              "files, written one after the other; reference = the former defaults: OBJ + PLY with 1.72M "
+              "triangles):", "",
               "| file | " + " | ".join(f"{r}² {k}" for r, k in cols) + " |", "|---|" + "---:|" * len(cols)]
     names = sorted({n for c in cols for n in sizes[c]})
     for n in names:
@@ -333,7 +340,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="proxy worker processes of the prefetch run")
     parser.add_argument("--ckpt", default=str(SHIPPED_CHECKPOINT))
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_pipeline.md"))
-    parser.add_argument("--device", default="cpu", help="cpu | cuda (the network; maps and meshes stay on CPU)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu | cuda (the network, normal maps and preview; bake and files on the CPU)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the CI machine has 2 cores)")
     parser.add_argument("--folder-dir", type=Path, default=None,
                         help="photos of the folder section (default the data kit's labelled photos)")

@@ -39,3 +39,32 @@ def test_grace_hopper_maps_match_the_reference_paths(tmp_path):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-5)
         levels = np.abs(encode_normal_map(getattr(a, name)).astype(int) - encode_normal_map(getattr(b, name)))
         assert levels.max() <= 1 and (levels > 0).mean() < 1e-3
+
+
+@pytest.mark.slow
+def test_writer_threads_write_the_same_files(tmp_path):
+    """Encoding the files on writer threads (the default) changes when they are written, not what: every file of
+    grace_hopper's face is byte-identical to writing each in turn (result.json aside: it holds the timings)."""
+    import dataclasses
+    import json
+
+    photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    pipe = DetailPipeline(SHIPPED_CHECKPOINT, cache_dir=tmp_path / "cache", device="cpu")
+    assert pipe.settings.writer_threads > 0  # the default uses threads
+    result = pipe.stage(photo)[0]
+    outs = {}
+    for threads in (0, pipe.settings.writer_threads):
+        pipe.settings = dataclasses.replace(pipe.settings, writer_threads=threads)
+        out = tmp_path / f"w{threads}"
+        out.mkdir()
+        info = pipe.write_face(result, out)
+        assert {"detail", "maps", "bake", "preview", "files"} <= set(info["timings_s"])
+        outs[threads] = out
+    a, b = outs.values()
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir()) and "detailed.glb" in names
+    for name in names:
+        if name != "result.json":
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    ja, jb = (json.loads((o / "result.json").read_text()) for o in (a, b))
+    assert {k: v for k, v in ja.items() if k != "timings_s"} == {k: v for k, v in jb.items() if k != "timings_s"}

@@ -56,3 +56,54 @@ def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
         atomic_write_bytes(tmp_path / "texture.png", [b"x"])
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "texture.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_background_writes_reraise_a_failed_write_after_the_others_finish(tmp_path):
+    import threading
+
+    from fds.fileio import BackgroundWrites
+
+    release = threading.Event()
+
+    def slow(path):
+        release.wait(10)
+        atomic_write_bytes(path, [b"slow"])
+
+    def failing():
+        raise OSError("disk full")
+
+    writes = BackgroundWrites(2)
+    writes.submit(slow, tmp_path / "slow.bin")
+    writes.submit(failing)
+    release.set()
+    with pytest.raises(OSError, match="disk full"):
+        writes.wait()
+    assert (tmp_path / "slow.bin").read_bytes() == b"slow"  # the other write was waited for, not abandoned
+    writes.__exit__(None, None, None)
+
+
+def test_a_failed_block_waits_for_its_writers_and_keeps_its_own_error(tmp_path):
+    import time
+
+    from fds.fileio import BackgroundWrites
+
+    def late(path):
+        time.sleep(0.2)
+        atomic_write_bytes(path, [b"late"])
+
+    with pytest.raises(KeyError), BackgroundWrites(2) as writes:
+        writes.submit(late, tmp_path / "late.bin")
+        raise KeyError("the caller's own failure")
+    assert (tmp_path / "late.bin").read_bytes() == b"late"  # written before the block's exception left it
+
+
+def test_background_writes_without_threads_write_at_once(tmp_path):
+    from fds.fileio import BackgroundWrites
+
+    with BackgroundWrites(0) as writes:
+        writes.submit(atomic_write_bytes, tmp_path / "a.bin", [b"a"])
+        assert (tmp_path / "a.bin").read_bytes() == b"a"
+        with pytest.raises(OSError, match="now"):
+            writes.submit(lambda: (_ for _ in ()).throw(OSError("now")))
+    with pytest.raises(ValueError, match="threads"):
+        BackgroundWrites(-1)

@@ -43,7 +43,7 @@ from fds.export.maps import encode_normal_map, write_displacement, write_normal_
 from fds.export.mesh_io import write_baked, write_obj
 from fds.export.normal_maps import normal_maps
 from fds.export.previews import View, preview_maps, render_proxy_and_detail, write_preview
-from fds.fileio import atomic_write_bytes
+from fds.fileio import BackgroundWrites, atomic_write_bytes
 from fds.inputs import InputEntry, NoInputError, expand_inputs
 from fds.memory import release_free_memory
 from fds.mesh.bake import bake_displacement
@@ -75,6 +75,7 @@ class DetailSettings:
     max_triangles: int = 500_000  # cap of the baked mesh (fds.mesh.bake.DEFAULT_MAX_TRIANGLES)
     formats: tuple[str, ...] = ("glb",)
     preview_height: int = 512
+    writer_threads: int = 4  # threads encoding the output files beside the computation (0: in the caller)
 
     def __post_init__(self) -> None:
         r = self.resolution
@@ -90,6 +91,8 @@ class DetailSettings:
             ("bake.formats", list(self.formats), set(self.formats) <= {"obj", "ply", "glb"} and len(self.formats) > 0,
              "a non-empty list of obj, ply, glb"),
             ("preview.height", self.preview_height, 64 <= self.preview_height <= 4096, "64 to 4096 px"),
+            ("export.writer_threads", self.writer_threads,
+             isinstance(self.writer_threads, int) and 0 <= self.writer_threads <= 64, "0 to 64 threads"),
         ]
         for key, value, ok, want in checks:
             if not ok:
@@ -166,39 +169,45 @@ class DetailPipeline:
                     + confidence_warnings(result.detector, result.detector_score) + warnings)
         log.info("%s: detail done in %.1f s", out.name, times["detail"])
 
-        t = time.perf_counter()
-        proxy = MeshData(result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
-        write_png(out / "texture.png", result.uv.texture)
-        write_obj(out / "proxy.obj", proxy, texture="texture.png")
-        write_displacement(out / "displacement", disp_mm, self.disp_scale_mm, coverage=coverage,
-                           metadata={"checkpoint": Path(self.ckpt).name, "image": result.image_path},
-                           float_format=s.float_format)
-        maps = normal_maps(disp_mm, result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles, coverage=coverage,
-                           work_resolution=min(s.resolution, 1024))
-        write_normal_map(out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
-        write_normal_map(out / "normal_object.png", maps.object, "object", maps.coverage)
-        times["maps"] = time.perf_counter() - t
-        log.info("%s: maps done in %.1f s", out.name, times["maps"])
+        with BackgroundWrites(s.writer_threads) as writes:
+            t = time.perf_counter()
+            proxy = MeshData(result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles)
+            writes.submit(write_png, out / "texture.png", result.uv.texture)
+            writes.submit(write_obj, out / "proxy.obj", proxy, texture="texture.png")
+            write_displacement(out / "displacement", disp_mm, self.disp_scale_mm, coverage=coverage,
+                               metadata={"checkpoint": Path(self.ckpt).name, "image": result.image_path},
+                               float_format=s.float_format, writes=writes)
+            maps = normal_maps(disp_mm, result.fit.vertices_mm, fm.triangles, fm.uv, fm.uv_triangles,
+                               coverage=coverage, work_resolution=min(s.resolution, 1024), device=self.device)
+            writes.submit(write_normal_map, out / "normal_tangent.png", maps.tangent, "tangent", maps.coverage)
+            writes.submit(write_normal_map, out / "normal_object.png", maps.object, "object", maps.coverage)
+            times["maps"] = time.perf_counter() - t
+            log.info("%s: maps done in %.1f s (files still encoding)", out.name, times["maps"])
 
-        t = time.perf_counter()
-        baked = bake_displacement(proxy, disp_mm, max_triangles=s.max_triangles)
-        disp_meta = {"scale_mm": self.disp_scale_mm, "encoding": "d_mm = (png / 65535 * 2 - 1) * scale_mm",
-                     "uv_convention": "glTF TEXCOORD_0 (row 0 = v 0 = top)"}
-        files = write_baked(out / "detailed", baked, texture="texture.png", formats=tuple(s.formats),
-                            texture_image=(out / "texture.png").read_bytes(),
-                            normal_png=(out / "normal_tangent.png").read_bytes(),
-                            extra_images={"displacement": ((out / "displacement.png").read_bytes(), disp_meta)})
-        times["bake"] = time.perf_counter() - t
-        log.info("%s: bake done in %.1f s", out.name, times["bake"])
+            t = time.perf_counter()
+            baked = bake_displacement(proxy, disp_mm, max_triangles=s.max_triangles)
+            times["bake"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        crop, view = face_crop_view(result, s.preview_height, photo=photo)
-        small = preview_maps(maps, 1024)  # the panels are ~512 px: shade from ≤ 1024² maps
-        proxy_img, detail_img = render_proxy_and_detail(proxy, small.object, view)
-        write_preview(out / "preview.png", crop, proxy_img, detail_img,
-                      encode_normal_map(small.tangent, small.coverage, (0.0, 0.0, 1.0)), height=s.preview_height)
-        times["preview"] = time.perf_counter() - t
-        log.info("%s: preview done in %.1f s", out.name, times["preview"])
+            t = time.perf_counter()  # the preview, while the files encode
+            crop, view = face_crop_view(result, s.preview_height, photo=photo)
+            small = preview_maps(maps, 1024)  # the panels are ~512 px: shade from ≤ 1024² maps
+            proxy_img, detail_img = render_proxy_and_detail(proxy, small.object, view, device=self.device)
+            write_preview(out / "preview.png", crop, proxy_img, detail_img,
+                          encode_normal_map(small.tangent, small.coverage, (0.0, 0.0, 1.0)), height=s.preview_height)
+            times["preview"] = time.perf_counter() - t
+            log.info("%s: preview done in %.1f s", out.name, times["preview"])
+            t = time.perf_counter()
+            writes.wait()  # the glb embeds texture.png, normal_tangent.png and displacement.png
+            times["files"] = time.perf_counter() - t
+            t = time.perf_counter()
+            disp_meta = {"scale_mm": self.disp_scale_mm, "encoding": "d_mm = (png / 65535 * 2 - 1) * scale_mm",
+                         "uv_convention": "glTF TEXCOORD_0 (row 0 = v 0 = top)"}
+            files = write_baked(
+                out / "detailed", baked, texture="texture.png", formats=tuple(s.formats),
+                texture_image=(out / "texture.png").read_bytes(), normal_png=(out / "normal_tangent.png").read_bytes(),
+                extra_images={"displacement": ((out / "displacement.png").read_bytes(), disp_meta)})
+            times["bake"] += time.perf_counter() - t
+            log.info("%s: bake done in %.1f s", out.name, times["bake"])
 
         info: dict[str, Any] = {
             "image": result.image_path, "image_sha1": result.image_sha1, "face_index": result.face_index,
@@ -284,7 +293,8 @@ def _settings(cfg: DictConfig) -> DetailSettings:
                               edge_blur_texels=float(d.edge_blur_texels), flip_average=bool(d.flip_average),
                               float_format=str(d.get("float_format", "both")),
                               max_triangles=int(cfg.bake.max_triangles), formats=tuple(cfg.bake.formats),
-                              preview_height=int(cfg.preview.height))
+                              preview_height=int(cfg.preview.height),
+                              writer_threads=int(cfg.get("export", {}).get("writer_threads", 4)))
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 from fds.export.exr import read_exr, write_exr
-from fds.fileio import atomic_write_bytes
+from fds.fileio import BackgroundWrites, atomic_write_bytes
 
 FLOAT_FORMATS = ("exr", "npy", "both")
 DISPLACEMENT_FORMAT = "fds-displacement/1"
@@ -136,13 +137,15 @@ def write_displacement(
     coverage: np.ndarray | None = None,
     metadata: dict[str, Any] | None = None,
     float_format: str = "both",
+    writes: BackgroundWrites | None = None,
 ) -> dict[str, Path]:
     """Write ``NAME.png`` (16-bit), ``NAME.json``, the float map as ``NAME.exr`` and/or ``NAME.npy`` (and
     ``NAME_coverage.png``); returns the paths.
 
     ``path`` is ``NAME`` or ``NAME.png``; ``displacement_mm [H, W]`` mm along the outward normal; ``scale_mm``
     the mm at PNG value 65535 (use the network's ``disp_scale_mm``); ``metadata`` is added to the sidecar;
-    ``float_format`` one of ``exr``, ``npy``, ``both`` (float32 mm, exact).
+    ``float_format`` one of ``exr``, ``npy``, ``both`` (float32 mm, exact). With ``writes`` the files are
+    encoded on its threads (wait on it before reading them); the arrays must not change until then.
     """
     if float_format not in FLOAT_FORMATS:
         raise ValueError(f"float_format must be one of {', '.join(FLOAT_FORMATS)}, got {float_format!r}")
@@ -150,6 +153,7 @@ def write_displacement(
     if d.ndim != 2:
         raise ValueError(f"displacement_mm must be a [H, W] map in mm, got shape {d.shape}")
     q, clipped = encode_displacement(d, scale_mm)
+    submit = writes.submit if writes is not None else _now
     out = _paths(path)
     floats = ("exr", "npy") if float_format == "both" else (float_format,)
     for kind in {"exr", "npy"} - set(floats):
@@ -159,15 +163,15 @@ def write_displacement(
         cov = np.asarray(coverage, bool)
         if cov.shape != d.shape:
             raise ValueError(f"coverage must match the map's shape {d.shape}, got {cov.shape}")
-        write_png(out["coverage"], cov.astype(np.uint8) * 255)
+        submit(write_png, out["coverage"], cov.astype(np.uint8) * 255)
         files["coverage"] = out["coverage"].name
     else:
         out.pop("coverage")
     if "npy" in floats:
-        write_npy(out["npy"], d)
+        submit(write_npy, out["npy"], d)
     if "exr" in floats:
-        write_exr(out["exr"], d, {"fds_units": "mm along the outward normal", "fds_sidecar": out["json"].name})
-    write_png(out["png"], q)
+        submit(write_exr, out["exr"], d, {"fds_units": "mm along the outward normal", "fds_sidecar": out["json"].name})
+    submit(write_png, out["png"], q)
     sidecar = {
         "format": DISPLACEMENT_FORMAT,
         "units": "mm",
@@ -184,8 +188,12 @@ def write_displacement(
         "files": files,
         **(metadata or {}),
     }
-    write_json(out["json"], sidecar)
+    submit(write_json, out["json"], sidecar)
     return out
+
+
+def _now(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 def read_displacement(path: str | os.PathLike, prefer: str = "npy") -> tuple[np.ndarray, dict[str, Any]]:

@@ -175,12 +175,12 @@ class ChartLookup:
 
 
 @lru_cache(maxsize=4)
-def _chart_lookup(key: str, uv_bytes: bytes, tri_bytes: bytes, work_resolution: int) -> ChartLookup:
+def _chart_lookup(key: str, uv_bytes: bytes, tri_bytes: bytes, work_resolution: int, device: str) -> ChartLookup:
     del key  # the digest of the byte strings, a cheap cache key
-    uv = torch.from_numpy(np.frombuffer(uv_bytes, np.float32).reshape(-1, 2).copy())
-    tri = torch.from_numpy(np.frombuffer(tri_bytes, np.int32).reshape(-1, 3).copy())
+    uv = torch.from_numpy(np.frombuffer(uv_bytes, np.float32).reshape(-1, 2).copy()).to(device)
+    tri = torch.from_numpy(np.frombuffer(tri_bytes, np.int32).reshape(-1, 3).copy()).to(device)
     w = int(work_resolution)
-    rast = rasterize_uv(uv, tri, (w, w), backend="torch")[0].reshape(-1, 4)
+    rast = rasterize_uv(uv, tri, (w, w), backend="auto")[0].reshape(-1, 4)  # nvdiffrast on CUDA
     texels = torch.nonzero(rast[:, 3] > 0)[:, 0]
     r = rast[texels]
     corners = tri.long()[r[:, 3].round().long() - 1].T  # [3, N] UV indices
@@ -193,12 +193,15 @@ def _chart_lookup(key: str, uv_bytes: bytes, tri_bytes: bytes, work_resolution: 
     return ChartLookup(w, weights)
 
 
-def chart_lookup(uv: np.ndarray, uv_triangles: np.ndarray, work_resolution: int) -> ChartLookup:
-    """The UV chart's rasterisation at ``work_resolution`` as a :class:`ChartLookup`, cached per process for
-    each UV layout (a face model's chart is the same for every face)."""
+def chart_lookup(uv: np.ndarray, uv_triangles: np.ndarray, work_resolution: int,
+                 device: str | torch.device = "cpu") -> ChartLookup:
+    """The UV chart's rasterisation at ``work_resolution`` as a :class:`ChartLookup` on ``device`` (rasterised
+    there: nvdiffrast on CUDA, the torch rasteriser on CPU), cached per process for each UV layout and device
+    (a face model's chart is the same for every face)."""
     uv_b = np.ascontiguousarray(uv, np.float32).tobytes()
     tri_b = np.ascontiguousarray(uv_triangles, np.int32).tobytes()
-    return _chart_lookup(hashlib.sha1(uv_b + tri_b).hexdigest(), uv_b, tri_b, int(work_resolution))
+    return _chart_lookup(hashlib.sha1(uv_b + tri_b).hexdigest(), uv_b, tri_b, int(work_resolution),
+                         str(torch.device(device)))
 
 
 def _upsample_rows(low: torch.Tensor, factor: int, r0: int, r1: int) -> torch.Tensor:
@@ -233,6 +236,7 @@ def normal_maps(
     coverage: np.ndarray | None = None,
     work_resolution: int = 1024,
     band_rows: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> NormalMaps:
     """Tangent- and object-space normal maps of ``displacement_mm [R, R]`` (mm) on the proxy mesh.
 
@@ -244,7 +248,9 @@ def normal_maps(
     upsampled by an integer factor with ``F.interpolate`` (the same bilinear weights as ``texture`` at texel
     centres), the object normal is normalise(N̂ + s_x·T̂ + s_y·B̂) with the tangent-space slopes s (the
     same direction as the reference's x·T̂ + y·B̂ + z·N̂), and rows go in bands of ``band_rows`` (default
-    ~256k texels a band: temporaries stay in cache and are reused instead of mapped anew).
+    ~256k texels a band on the CPU: temporaries stay in cache and are reused instead of mapped anew; the whole
+    map at once on a GPU). On ``device="cuda"`` everything runs there (the chart rasterised by nvdiffrast) and
+    the maps come back to the CPU once at the end.
     """
     d = np.asarray(displacement_mm, np.float32)
     if d.ndim != 2 or d.shape[0] != d.shape[1]:
@@ -253,31 +259,35 @@ def normal_maps(
     w = min(r_, int(work_resolution))
     if r_ % w:
         return normal_maps_reference(displacement_mm, vertices, triangles, uv, uv_triangles, coverage, w)
+    dev = torch.device(device)
     user_cov = None if coverage is None else torch.from_numpy(np.asarray(coverage, bool))
     if user_cov is not None and tuple(user_cov.shape) != (r_, r_):
         raise ValueError(f"coverage must be bool [{r_}, {r_}] like the map, got {tuple(user_cov.shape)}")
-    verts = torch.from_numpy(np.asarray(vertices, np.float32))
-    tri = torch.from_numpy(np.asarray(triangles, np.int64))
-    uv_t = torch.from_numpy(np.asarray(uv, np.float32))
-    uv_tri = torch.from_numpy(np.asarray(uv_triangles, np.int64))
-    owner = torch.from_numpy(uv_vertex_index(triangles, uv_triangles, len(uv)).clip(0))
-    tangent = np.empty((r_, r_, 3), np.float32)
-    obj = np.empty((r_, r_, 3), np.float32)
-    texel = np.empty((r_, r_, 2), np.float32)
-    covered = np.empty((r_, r_), bool)
-    band_rows = int(band_rows) if band_rows else max(8, (1 << 18) // r_)
+    if user_cov is not None:
+        user_cov = user_cov.to(dev)
+    verts = torch.from_numpy(np.asarray(vertices, np.float32)).to(dev)
+    tri = torch.from_numpy(np.asarray(triangles, np.int64)).to(dev)
+    uv_t = torch.from_numpy(np.asarray(uv, np.float32)).to(dev)
+    uv_tri = torch.from_numpy(np.asarray(uv_triangles, np.int64)).to(dev)
+    owner = torch.from_numpy(uv_vertex_index(triangles, uv_triangles, len(uv)).clip(0)).to(dev)
+    tangent = torch.empty((r_, r_, 3), dtype=torch.float32, device=dev)
+    obj = torch.empty((r_, r_, 3), dtype=torch.float32, device=dev)
+    texel = torch.empty((r_, r_, 2), dtype=torch.float32, device=dev)
+    covered = torch.empty((r_, r_), dtype=torch.bool, device=dev)
+    if not band_rows:
+        band_rows = max(8, (1 << 18) // r_) if dev.type == "cpu" else r_
     with torch.no_grad():
         t_vec, b_vec, n_vec = tangent_frames(verts, uv_t, tri, uv_tri)  # [V, 3] each
-        scale = torch.from_numpy(vertex_texel_scale(vertices, triangles, uv, uv_triangles)).float() / r_  # mm/texel
-        per_uv = torch.cat([t_vec, b_vec, n_vec, scale], dim=1)[owner]  # [U, 11]
-        lookup = chart_lookup(uv, uv_triangles, w)
-        a_low = lookup.interpolate(torch.cat([per_uv, torch.ones(len(per_uv), 1)], 1))  # [12, W, W]
+        scale = torch.from_numpy(vertex_texel_scale(vertices, triangles, uv, uv_triangles)).float().to(dev) / r_
+        per_uv = torch.cat([t_vec, b_vec, n_vec, scale], dim=1)[owner]  # [U, 11]; scale in mm/texel
+        lookup = chart_lookup(uv, uv_triangles, w, dev)
+        a_low = lookup.interpolate(torch.cat([per_uv, per_uv.new_ones(len(per_uv), 1)], 1))  # [12, W, W]
         cov_low = a_low[11]  # [W, W]: 1 inside the chart, 0 outside
         low = torch.cat([a_low[:11] * cov_low, cov_low[None]])[None].contiguous()  # [1, 12, W, W] premultiplied
-        padded = F.pad(torch.from_numpy(d)[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
-        flat = torch.tensor([0.0, 0.0, 1.0])
-        for r0 in range(0, r_, band_rows):
-            r1 = min(r_, r0 + band_rows)
+        padded = F.pad(torch.from_numpy(d).to(dev)[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+        flat = torch.tensor([0.0, 0.0, 1.0], device=dev)
+        for r0 in range(0, r_, int(band_rows)):
+            r1 = min(r_, r0 + int(band_rows))
             a = _upsample_rows(low, r_ // w, r0, r1)[0]  # [12, h, R]
             cov = a[11]
             chart = cov >= 0.5
@@ -287,14 +297,15 @@ def normal_maps(
             sx = gx.neg_().div_(texel_uv[0].clamp_min(1e-6))  # n ∝ (s_x, s_y, 1) in the tangent frame
             sy = gy.div_(texel_uv[1].clamp_min(1e-6))
             inv = torch.rsqrt(sx * sx + sy * sy + 1.0)
-            t_out = torch.from_numpy(tangent[r0:r1])  # [h, R, 3] views of the outputs
+            t_out = tangent[r0:r1]  # [h, R, 3] views of the outputs
             t_out[..., 0], t_out[..., 1], t_out[..., 2] = sx * inv, sy * inv, inv
             t_out[~band_cov] = flat
             fr = a[:9].view(3, 3, *a.shape[1:])  # T, B, N (blends of unit vectors, times the coverage)
             unit = torch.rsqrt((fr * fr).sum(1).clamp_min(1e-24))  # [3, h, R]: 1 / |T|, 1 / |B|, 1 / |N|
             o = torch.addcmul(fr[2] * unit[2], fr[0], sx * unit[0]).addcmul_(fr[1], sy * unit[1])  # N̂ + s_x·T̂ + s_y·B̂
             o.mul_(torch.rsqrt((o * o).sum(0).clamp_min(1e-24)) * band_cov)
-            torch.from_numpy(obj[r0:r1]).copy_(o.permute(1, 2, 0))
-            torch.from_numpy(texel[r0:r1]).copy_((texel_uv * chart).permute(1, 2, 0))
-            covered[r0:r1] = band_cov.numpy()
-    return NormalMaps(tangent=tangent, object=obj, texel_mm=texel, coverage=covered)
+            obj[r0:r1].copy_(o.permute(1, 2, 0))
+            texel[r0:r1].copy_((texel_uv * chart).permute(1, 2, 0))
+            covered[r0:r1] = band_cov
+    return NormalMaps(tangent=tangent.cpu().numpy(), object=obj.cpu().numpy(), texel_mm=texel.cpu().numpy(),
+                      coverage=covered.cpu().numpy())

@@ -1,6 +1,7 @@
 """Shaded previews of the proxy and the detailed mesh, and the strip input | proxy | detailed | normal map.
 
-Rendering goes through :mod:`fds.render` (torch backend on CPU). Views are eos-style scaled-orthographic
+Rendering goes through :mod:`fds.render` on the device the caller names (``device="cuda"``: nvdiffrast when it
+builds; the CPU: the torch rasteriser). Views are eos-style scaled-orthographic
 cameras: a frontal one fitted to the mesh (:func:`frontal_view`) or the photo's fitted pose
 (:func:`pose_view`). Images are ``uint8 [H, W, 3]``, row 0 = top. Lighting is fixed, in the camera frame
 (x right, y up, z towards the viewer): one white directional light from the upper left front
@@ -69,21 +70,25 @@ def pose_view(pose, width: int, height: int) -> View:
 def _shade(n_cam: torch.Tensor, covered: torch.Tensor, background: float) -> np.ndarray:
     """Shading of camera-frame unit normals ``[1, 3, H, W]`` (see the module doc), background outside
     ``covered [1, 1, H, W]`` → uint8 RGB."""
-    light = F.normalize(torch.tensor([LIGHT_DIR], dtype=n_cam.dtype), dim=1)  # [1, 3]
+    light = F.normalize(torch.tensor([LIGHT_DIR], dtype=n_cam.dtype, device=n_cam.device), dim=1)  # [1, 3]
     diffuse = (n_cam * light[:, :, None, None]).sum(1, keepdim=True).clamp_min(0)
-    spec = blinn_phong_specular(n_cam, light, torch.tensor([[0.0, 0.0, 1.0]]), SHININESS, SPECULAR)
+    view_dir = torch.tensor([[0.0, 0.0, 1.0]], dtype=n_cam.dtype, device=n_cam.device)
+    spec = blinn_phong_specular(n_cam, light, view_dir, SHININESS, SPECULAR)
     color = ALBEDO * (AMBIENT + DIFFUSE * diffuse) + spec  # [1, 1, H, W]
     color = torch.where(covered, color, torch.full_like(color, background)).clamp(0, 1)
-    grey = (color[0, 0].numpy() * 255 + 0.5).astype(np.uint8)
+    grey = (color[0, 0].cpu().numpy() * 255 + 0.5).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=2)
 
 
-def _rasterize_view(vertices: np.ndarray, triangles: np.ndarray, view: View) -> tuple[torch.Tensor, torch.Tensor]:
-    v = torch.from_numpy(np.asarray(vertices, np.float32))
-    tri = torch.from_numpy(np.asarray(triangles, np.int64))
-    rot = torch.from_numpy(np.asarray(view.rotation, np.float32))
+def _rasterize_view(vertices: np.ndarray, triangles: np.ndarray, view: View,
+                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``rast [1, H, W, 4]`` of the mesh in ``view`` and the view's rotation, both on ``device`` (the render
+    backend ``auto``: nvdiffrast on CUDA, the torch rasteriser on the CPU)."""
+    v = torch.from_numpy(np.asarray(vertices, np.float32)).to(device)
+    tri = torch.from_numpy(np.asarray(triangles, np.int64)).to(device)
+    rot = torch.from_numpy(np.asarray(view.rotation, np.float32)).to(device)
     clip = scaled_ortho_to_clip(v, rot, view.tx_px, view.ty_px, view.scale, view.width, view.height)
-    return rasterize(clip, tri, (view.height, view.width), backend="torch"), rot
+    return rasterize(clip, tri, (view.height, view.width), backend="auto"), rot
 
 
 def render_shaded(
@@ -101,25 +106,28 @@ def render_shaded(
 
 
 def render_proxy_and_detail(
-    proxy: MeshData, object_normal_map: np.ndarray, view: View, background: float = 1.0
+    proxy: MeshData, object_normal_map: np.ndarray, view: View, background: float = 1.0,
+    device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The proxy shaded with its smooth normals, and shaded with the object-space normal map ``[R, R, 3]``
-    (model frame, zero where uncovered: the smooth normal there), from one rasterisation of the proxy.
+    (model frame, zero where uncovered: the smooth normal there), from one rasterisation of the proxy on
+    ``device``.
 
     The second image is the detailed mesh's look without its 1.7M triangles: per pixel, the normal map's value
     at the proxy's UV is the normal of the displaced surface (``fds.export.normal_maps``), which is what
     :func:`render_detailed` shades with; silhouettes are the proxy's (the relief is sub-millimetre).
     """
-    tri = torch.from_numpy(np.asarray(proxy.triangles, np.int64))
+    dev = torch.device(device)
+    tri = torch.from_numpy(np.asarray(proxy.triangles, np.int64)).to(dev)
     uv_tri = torch.from_numpy(np.asarray(proxy.triangles if proxy.uv_triangles is None else proxy.uv_triangles,
-                                         np.int64))
+                                         np.int64)).to(dev)
     with torch.no_grad():
-        rast, rot = _rasterize_view(proxy.vertices, proxy.triangles, view)
+        rast, rot = _rasterize_view(proxy.vertices, proxy.triangles, view, dev)
         covered = rast[..., 3:4].permute(0, 3, 1, 2) > 0
-        smooth = torch.from_numpy(proxy_normals(proxy)) @ rot.T
+        smooth = torch.from_numpy(proxy_normals(proxy)).to(dev) @ rot.T
         n_smooth = F.normalize(interpolate(smooth, rast, tri), dim=-1)  # [1, H, W, 3]
-        uv = interpolate(torch.from_numpy(np.asarray(proxy.uv, np.float32)), rast, uv_tri)  # [1, H, W, 2]
-        nmap = torch.from_numpy(np.asarray(object_normal_map, np.float32))
+        uv = interpolate(torch.from_numpy(np.asarray(proxy.uv, np.float32)).to(dev), rast, uv_tri)  # [1, H, W, 2]
+        nmap = torch.from_numpy(np.asarray(object_normal_map, np.float32)).to(dev)
         n_map = texture(nmap[None], uv) @ rot.T  # [1, H, W, 3] camera frame; ~0 where the map is uncovered
         length = n_map.norm(dim=-1, keepdim=True)
         n_detail = torch.where(length > 0.5, n_map / length.clamp_min(1e-12), n_smooth)
