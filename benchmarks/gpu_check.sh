@@ -252,7 +252,7 @@ EOF
 fi
 if ! skipped tests; then
     if (( NV_OK )); then
-        step pytest_cuda 150 $PY -m pytest -q -p no:cacheprovider -m cuda tests/render
+        step pytest_cuda 150 $PY -m pytest -q -p no:cacheprovider -m cuda tests/render tests/export/test_device_paths_cuda.py
     else
         echo "=== [pytest_cuda] not run: nvdiffrast did not build (its tests would skip)"
         SUMMARY+=("pytest_cuda: not run (no nvdiffrast)")
