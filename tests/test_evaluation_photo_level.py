@@ -53,3 +53,40 @@ def test_summary_averages_photos_per_lighting_and_region():
     assert "| DFDN (checkpoint) | 0.500 | 0.500 |" in text and "hard_side" in text and "skipped photo_x" in text
     assert "| a | soft_front | 413 | 1.200 |" in text and "| b | hard_side | – | 1.200 |" in text  # face width, px
     assert summarise_photo_level([])["photos"] == 0
+
+
+def _rows(per_head: dict[int, list[dict[str, float]]]) -> list[dict]:
+    """Score rows: per head seed, one dict of {method: r} per photo (amplitude and normal follow from r)."""
+    return [{"photo": f"{seed}_{i}", "seed": seed, "lighting": "soft_front", "line_relief": {}, "line_pixels": 0,
+             "scores": {m: {"all": {"detail_r": r, "amplitude_ratio": 2 * r, "normal_deg": 1 - r,
+                                    "normal_deg_zero": 1.0}} for m, r in photo.items()}}
+            for seed, photos in per_head.items() for i, photo in enumerate(photos)]
+
+
+def test_head_intervals_resample_heads_not_photos():
+    from fds.evaluation_photo_level import head_intervals
+
+    # identical heads: no uncertainty; a constant offset between methods: the paired difference is exactly it
+    same = head_intervals(_rows({s: [{"a": 0.4, "b": 0.3}] * 3 for s in (1, 2, 3)}))
+    assert same["heads"] == 3 and same["baseline"] == "a"
+    assert same["interval"]["a"]["detail_r"] == pytest.approx([0.4, 0.4])
+    assert same["paired"]["b"]["detail_r"] == pytest.approx([-0.1, -0.1, -0.1])
+    assert same["paired"]["b"]["amplitude_ratio"] == pytest.approx([-0.2, -0.2, -0.2])
+    # head 1 has three photos at r 1, head 2 one at r 0: the mean over photos is 0.75, and a resample draws both
+    # heads (0.75), head 1 twice (1) or head 2 twice (0) — each 1/4 of the time, so the 95 % interval is [0, 1];
+    # resampling photos instead would give a narrower one
+    lop = head_intervals(_rows({1: [{"a": 1.0}] * 3, 2: [{"a": 0.0}]}), resamples=4000)
+    assert lop["interval"]["a"]["detail_r"] == pytest.approx([0.0, 1.0])
+    # the paired difference of two methods that move together with the head stays narrow
+    rows = _rows({1: [{"a": 0.2, "b": 0.25}], 2: [{"a": 0.6, "b": 0.65}], 3: [{"a": 0.4, "b": 0.45}]})
+    both = head_intervals(rows)
+    lo, hi = both["interval"]["b"]["detail_r"]
+    assert hi - lo > 0.2 and both["paired"]["b"]["detail_r"] == pytest.approx([0.05, 0.05, 0.05])
+    assert head_intervals([])["heads"] == 0
+
+
+def test_report_shows_head_intervals():
+    rows = _rows({1: [{"dfdn": 0.3, "zero": 0.0}], 2: [{"dfdn": 0.5, "zero": 0.0}]})
+    lines = photo_level_tables({"rows": rows, "summary": summarise_photo_level(rows), "skipped": []})
+    text = "\n".join(lines)
+    assert "intervals over the 2 heads" in text and "[0.300, 0.500]" in text and "-0.400 [-0.500, -0.300]" in text

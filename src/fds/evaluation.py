@@ -344,6 +344,14 @@ def scalar_metrics(payload: dict) -> dict[str, float]:
     for group in ("by_lighting", "by_region"):
         for g, per in level.get(group, {}).items():
             out.update({f"eval/photo_level/{g}/{m}/{k}": v for m, vals in per.items() for k, v in vals.items()})
+    heads = level.get("heads") or {}
+    for m, vals in heads.get("interval", {}).items():  # bootstrap over heads (fds.evaluation_photo_level)
+        for k, (lo, hi) in vals.items():
+            out[f"eval/photo_level/{m}/{k}_lo"], out[f"eval/photo_level/{m}/{k}_hi"] = lo, hi
+    for m, vals in heads.get("paired", {}).items():
+        for k, (mean, lo, hi) in vals.items():
+            out.update({f"eval/photo_level/{m}/{k}_minus_{heads['baseline']}{suffix}": v
+                        for suffix, v in (("", mean), ("_lo", lo), ("_hi", hi))})
     summary = (payload.get("photos") or {}).get("summary", {})
     for group in ("labelled", "wild"):
         for k, v in summary.get(group, {}).items():

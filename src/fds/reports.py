@@ -314,6 +314,31 @@ def photo_level_table(summary: dict) -> list[str]:
     return lines
 
 
+def head_interval_table(heads: dict) -> list[str]:
+    """Markdown: each method's bootstrap interval over heads, and its paired difference from the baseline."""
+    if not heads.get("interval"):
+        return []
+    pct, base = round(100 * heads["level"]), str(heads.get("baseline"))
+
+    def span(v) -> str:
+        return "–" if not v else f"[{_f(v[0])}, {_f(v[1])}]"
+
+    def paired(v) -> str:
+        return "–" if not v else f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+
+    keys = ("detail_r", "amplitude_ratio", "normal_deg")
+    lines = [f"{pct} % intervals over the {heads['heads']} heads (bootstrap resampling heads: a head's photos share "
+             f"its skin and size; with few heads this is a floor on the uncertainty), and each method minus "
+             f"{PHOTO_LEVEL_LABELS.get(base, base)} on the same photos:", "",
+             "| method | r | amplitude ratio | normal error (°) | Δr | Δ amplitude | Δ normal (°) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for m, iv in heads["interval"].items():
+        pv = heads.get("paired", {}).get(m, {})
+        lines.append(f"| {PHOTO_LEVEL_LABELS.get(m, m)} | " + " | ".join(span(iv.get(k)) for k in keys) + " | "
+                     + " | ".join(paired(pv.get(k)) for k in keys) + " |")
+    return [*lines, ""]
+
+
 def photo_level_tables(photo_level: dict) -> list[str]:
     """``report.md``'s photo-level section: overall, per lighting, per region, per photo; skipped photos."""
     s = photo_level["summary"]
@@ -324,7 +349,7 @@ def photo_level_tables(photo_level: dict) -> list[str]:
              "normal carrying the method's detail and the GT detailed normal; relief on flat lines = the method's "
              "RMS relief on painted marks and cast-shadow edges (flat in the GT) over that on the skin within 8 px, "
              "relative to the GT's own ratio (1 = as the truth, > 1 = grooves along the lines). Means over photos.", "",
-             *photo_level_table(s), ""]
+             *photo_level_table(s), "", *head_interval_table(s.get("heads") or {})]
     metrics = (("detail_r", "r"), ("amplitude_ratio", "amp."), ("normal_deg", "°"))
     for title, groups in (("lighting", s.get("by_lighting", {})), ("region", s.get("by_region", {}))):
         if not groups:
