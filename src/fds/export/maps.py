@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +152,7 @@ def write_displacement(
     if d.ndim != 2:
         raise ValueError(f"displacement_mm must be a [H, W] map in mm, got shape {d.shape}")
     q, clipped = encode_displacement(d, scale_mm)
-    submit = writes.submit if writes is not None else _now
+    submit = (writes if writes is not None else BackgroundWrites(0)).submit  # 0 threads: each write runs now
     out = _paths(path)
     floats = ("exr", "npy") if float_format == "both" else (float_format,)
     for kind in {"exr", "npy"} - set(floats):
@@ -190,10 +189,6 @@ def write_displacement(
     }
     submit(write_json, out["json"], sidecar)
     return out
-
-
-def _now(fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args)
 
 
 def read_displacement(path: str | os.PathLike, prefer: str = "npy") -> tuple[np.ndarray, dict[str, Any]]:
