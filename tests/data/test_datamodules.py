@@ -41,6 +41,13 @@ def test_scans_datamodule_generates_when_empty_and_yields_batches(tmp_path):
     v = next(iter(dm.val_dataloader()))
     _check_geo(v)
     assert v["top_left"].shape == (4, 2) and v["sample_index"].dtype == torch.int64
+    # validation windows are ones training could draw: each at least min_valid valid GT, centred in its zone
+    from fds.data.scans import region_zone
+
+    for i in range(len(dm.val_set)):
+        item, (_, region, top, left) = dm.val_set[i], dm.val_set.index[i]
+        assert item["mask"].mean() >= dm.hparams.min_valid
+        assert region_zone("sfm", 128, region)[top + 32, left + 32]
     # an RGB variant over the same folder, and the same seed gives the same patches
     rgb = _scans(tmp_path, rgb=True)
     rgb.setup("fit")

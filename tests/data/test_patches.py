@@ -8,6 +8,7 @@ from fds.data.patches import (
     LOG_FLOOR,
     candidate_origins,
     channels_of,
+    grid_windows_in,
     patch_grid,
     preprocess,
     random_origin,
@@ -80,3 +81,21 @@ def test_grid_covers_the_zone(fm):
     for t, l in grid:
         hit[t:t + 32, l:l + 32] = True
     assert hit[zone].all()
+
+
+def test_grid_windows_in_keeps_the_windows_training_could_draw(fm):
+    chart = uv_chart(fm, 128)
+    zone = chart.zone_mask("face")
+    valid = chart.covered.copy()
+    valid[:, 64:] = False  # the photo saw one half of the face (a turned head)
+    kept = grid_windows_in(zone, valid, 32, min_valid=0.5)
+    grid = {tuple(w) for w in patch_grid(zone, 32)}
+    assert len(kept) > 0 and {tuple(w) for w in kept} <= grid
+    for t, l in kept:
+        assert zone[t + 16, l + 16] and valid[t:t + 32, l:l + 32].mean() >= 0.5
+    # every grid window that meets both conditions is kept: the rest are the rim and the unseen half
+    full = [w for w in grid if zone[w[0] + 16, w[1] + 16] and valid[w[0]:w[0] + 32, w[1]:w[1] + 32].mean() >= 0.5]
+    assert len(kept) == len(full) < len(grid)
+    assert (kept[:, 1] < 64).all()  # no window centred in the unseen half
+    with pytest.raises(ValueError, match="differ in shape"):
+        grid_windows_in(zone, valid[:64], 32)

@@ -5,7 +5,8 @@
   photo-level samples (``photo_<seed>`` folders, ``fds.data.photo_scans``: rendered photos through the real proxy
   stage) instead, generated the same way when there are none; ``kind="procedural"`` uses every other folder.
   The sorted samples are split by ``split_seed`` into train/val (``val_fraction``). Train: random patches; val:
-  the full-map grid (``val_stride``), at most ``val_max_patches`` of them.
+  the full-map grid (``val_stride``) windows a training patch could be (centre in the zone, ≥ ``min_valid`` valid
+  GT), at most ``val_max_patches`` of them.
 - Wild: photos from ``photo_dirs`` (+ the libraries' photos) → proxy + appearance maps cached under
   ``cache_dir`` (persistent across runs); rejected photos are skipped and listed (``skipped``).
 - GeoApp (what every ``data`` config builds): train yields ``{"geo": geometry batch, "app": appearance batch}``
@@ -193,7 +194,10 @@ class ScansDataModule(pl.LightningDataModule):
                                          flat_line_weight=hp.flat_line_weight,
                                          flat_line_reach=hp.flat_line_reach, **common)
         val_source = ScanFolder(folders=self.val_folders or self.train_folders[:1])
-        self.val_set = GeometryGridPatches(val_source, stride=hp.val_stride, max_patches=hp.val_max_patches, **common)
+        # validation windows are ones training could draw (centre in the zone, ≥ min_valid valid GT): windows that
+        # only touch the zone are mostly its rim, which no photo shows well, and scored ≈ 0 for any weights
+        self.val_set = GeometryGridPatches(val_source, stride=hp.val_stride, max_patches=hp.val_max_patches,
+                                           min_valid=hp.min_valid, **common)
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams

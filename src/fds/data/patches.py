@@ -125,6 +125,23 @@ def patch_grid(mask: np.ndarray, patch: int, stride: int | None = None, min_frac
     return np.stack([r[keep], c[keep]], axis=1).astype(np.int64)
 
 
+def grid_windows_in(zone: np.ndarray, valid: np.ndarray, patch: int, stride: int | None = None,
+                    min_valid: float = 0.5) -> np.ndarray:
+    """The :func:`patch_grid` windows ``int64 [N,2]`` (row, col) of ``zone`` that random training patches could
+    also be (:func:`candidate_origins`): centre in ``zone`` and at least ``min_valid`` of the window valid in
+    ``valid`` (bool ``[H, W]``). Validation on these scores what training fits; windows that merely touch the
+    zone are mostly its rim, where a photo shows little (a face's side under yaw, hairline, ears)."""
+    grid = patch_grid(zone, patch, stride)
+    if len(grid) == 0:
+        return grid
+    zone, valid = np.asarray(zone, bool), np.asarray(valid, bool)
+    if valid.shape != zone.shape:
+        raise ValueError(f"valid mask {valid.shape} and zone {zone.shape} differ in shape")
+    frac = _window_sum(valid, patch)[grid[:, 0], grid[:, 1]] / patch**2
+    keep = zone[grid[:, 0] + patch // 2, grid[:, 1] + patch // 2] & (frac >= min_valid)
+    return grid[keep]
+
+
 def crop(a: np.ndarray | torch.Tensor, top: int, left: int, patch: int):
     """``a[..., top:top+P, left:left+P]`` for channel-first arrays/tensors."""
     return a[..., top:top + patch, left:left + patch]

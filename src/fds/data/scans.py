@@ -29,7 +29,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fds.data.patches import Channels, candidate_origins, crop, patch_grid, preprocess, random_origin, to_network_units
+from fds.data.patches import (
+    Channels,
+    candidate_origins,
+    crop,
+    grid_windows_in,
+    patch_grid,
+    preprocess,
+    random_origin,
+    to_network_units,
+)
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.sample_io import ScanSample, coverage_to_uint8, list_samples, read_meta, read_sample
 from fds.facemodel import load_face_model, zone_mask
@@ -54,6 +63,11 @@ class ScanFolder:
     def chart_key(self, i: int) -> tuple[str, int]:
         meta = read_meta(self.folders[i])
         return str(meta.get("face_model", "sfm")), int(meta["resolution"])
+
+    def valid_mask(self, i: int) -> np.ndarray:
+        """Sample ``i``'s GT mask (bool ``[R, R]``), read alone from its ``maps.npz`` (no texture, no validation)."""
+        with np.load(self.folders[i] / "maps.npz") as z:
+            return np.asarray(z["mask"]) > 0
 
 
 class ProceduralSource:
@@ -110,6 +124,11 @@ def sample_texel_mm(sample) -> list[float]:
     du = np.linalg.norm(np.diff(p, axis=1), axis=-1)[m[:, 1:] & m[:, :-1]]
     dv = np.linalg.norm(np.diff(p, axis=0), axis=-1)[m[1:] & m[:-1]]
     return [float(np.median(du)), float(np.median(dv))]
+
+
+def _valid_mask(source, k: int) -> np.ndarray:
+    """Sample ``k``'s GT mask: cheaply where the source can read it alone (:meth:`ScanFolder.valid_mask`)."""
+    return source.valid_mask(k) if hasattr(source, "valid_mask") else np.asarray(source[k].mask, bool)
 
 
 def region_zone(face_model: str, resolution: int, region: str, assets_dir=None) -> np.ndarray:
@@ -220,20 +239,26 @@ class GeometryPatches(Dataset):
 
 class GeometryGridPatches(Dataset):
     """Every full-map grid patch (``fds.data.patches.patch_grid``) of every sample and region, in order.
-    ``max_patches`` keeps an evenly spread subset (for cheap validation)."""
+    ``max_patches`` keeps an evenly spread subset (for cheap validation). ``min_valid`` keeps only the windows a
+    training patch could be (:func:`fds.data.patches.grid_windows_in`: centre in the zone, at least that fraction
+    of valid GT texels); None keeps every window that touches the zone (full-map inference order)."""
 
     def __init__(self, source, regions: Sequence[str] = ("forehead", "mouth"), patch_size: int = 256,
                  stride: int | None = None, channels: Channels = "v", disp_scale_mm: float = 2.0,
-                 max_patches: int | None = None, cache_size: int = 8, assets_dir=None) -> None:
+                 max_patches: int | None = None, cache_size: int = 8, assets_dir=None,
+                 min_valid: float | None = None) -> None:
         self.source, self.regions, self.patch_size = source, list(regions), int(patch_size)
         self.channels, self.disp_scale_mm = channels, float(disp_scale_mm)
         self._maps = _Maps(source, cache_size)
         index = []
         for k in range(len(source)):
             fm_name, r = source.chart_key(k)
+            valid = None if min_valid is None else _valid_mask(source, k)
             for region in self.regions:
-                for top, left in patch_grid(region_zone(fm_name, r, region, assets_dir), self.patch_size, stride):
-                    index.append((k, region, int(top), int(left)))
+                zone = region_zone(fm_name, r, region, assets_dir)
+                windows = (patch_grid(zone, self.patch_size, stride) if valid is None
+                           else grid_windows_in(zone, valid, self.patch_size, stride, min_valid))
+                index.extend((k, region, int(top), int(left)) for top, left in windows)
         if max_patches is not None and len(index) > max_patches:
             index = [index[i] for i in np.linspace(0, len(index) - 1, int(max_patches)).astype(int)]
         self.index = index
