@@ -250,13 +250,13 @@ class GeometryGridPatches(Dataset):
         self.source, self.regions, self.patch_size = source, list(regions), int(patch_size)
         self.channels, self.disp_scale_mm = channels, float(disp_scale_mm)
         self._maps = _Maps(source, cache_size)
-        index = []
+        index: list[tuple[int, str, int, int]] = []
         for k in range(len(source)):
             fm_name, r = source.chart_key(k)
             valid = None if min_valid is None else _valid_mask(source, k)
             for region in self.regions:
                 zone = region_zone(fm_name, r, region, assets_dir)
-                windows = (patch_grid(zone, self.patch_size, stride) if valid is None
+                windows = (patch_grid(zone, self.patch_size, stride) if valid is None or min_valid is None
                            else grid_windows_in(zone, valid, self.patch_size, stride, min_valid))
                 index.extend((k, region, int(top), int(left)) for top, left in windows)
         if max_patches is not None and len(index) > max_patches:
