@@ -217,3 +217,18 @@ def test_scans_datamodule_trains_on_photo_level_samples(tmp_path):
     proc = _scans(tmp_path, generate_if_empty=False)
     with pytest.raises(FileNotFoundError, match="procedural"):
         proc.prepare_data()
+
+
+def test_the_split_follows_folder_names_not_their_number():
+    from fds.data.datamodules import split_folders
+
+    names = [Path(f"photo_{i:06d}") for i in range(1700, 2030)]
+    train, val = split_folders(names, 0.1)
+    assert len(val) == 33 and sorted(train + val) == names and not set(train) & set(val)
+    # two samples more (generation still writing when a run started): the split is the same but for the margin
+    train2, val2 = split_folders(names + [Path("photo_002030"), Path("photo_002031")], 0.1)
+    assert len(val2) == 34 and len(set(val) ^ set(val2)) <= 3
+    assert split_folders(names, 0.1, seed=1)[1] != val  # the seed chooses another split
+    assert split_folders(names[:2], 0.5) == ([names[0]], [names[1]]) or split_folders(names[:2], 0.5) == (
+        [names[1]], [names[0]])  # one of each, whatever the fraction
+    assert split_folders(names[:2], 0.01)[1] and split_folders(names[:2], 0.99)[0]

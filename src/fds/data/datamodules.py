@@ -4,7 +4,8 @@
   procedural samples are written there first (so a fresh clone trains offline). ``kind="photo"`` uses the
   photo-level samples (``photo_<seed>`` folders, ``fds.data.photo_scans``: rendered photos through the real proxy
   stage) instead, generated the same way when there are none; ``kind="procedural"`` uses every other folder.
-  The sorted samples are split by ``split_seed`` into train/val (``val_fraction``). Train: random patches; val:
+  The samples are split by ``split_seed`` into train/val (``val_fraction``, :func:`split_folders`: by name, so
+  adding samples leaves the split nearly as it was). Train: random patches; val:
   the full-map grid (``val_stride``) windows a training patch could be (centre in the zone, ≥ ``min_valid`` valid
   GT), at most ``val_max_patches`` of them.
 - Wild: photos from ``photo_dirs`` (+ the libraries' photos) → proxy + appearance maps cached under
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -23,7 +25,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
@@ -33,6 +34,18 @@ from fds.data.sample_io import list_samples, read_meta
 from fds.data.scans import GeometryGridPatches, GeometryPatches, ProceduralSource, ScanFolder
 
 log = logging.getLogger(__name__)
+
+
+def split_folders(folders: Sequence[Path], val_fraction: float, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """``(train, val)`` sample folders, each sorted: the ``ceil(val_fraction · N)`` folders (at least 1, at most
+    N − 1) whose names hash lowest under ``seed`` are validation. A folder's side depends on its name, not on how
+    many folders there are: adding samples moves at most a few folders at the margin, where a permutation of the
+    count reshuffled every folder (a run started while generation was still writing validated on other heads than
+    a later check of the same folder)."""
+    folders = list(folders)
+    n_val = max(min(max(math.ceil(val_fraction * len(folders)), 1), len(folders) - 1), 0)
+    ranked = sorted(folders, key=lambda f: hashlib.sha256(f"{seed}:{Path(f).name}".encode()).digest())
+    return sorted(ranked[n_val:]), sorted(ranked[:n_val])
 
 
 def _loader(ds, batch_size: int, shuffle: bool, num_workers: int, persistent: bool, pin: bool) -> DataLoader:
@@ -164,11 +177,8 @@ class ScansDataModule(pl.LightningDataModule):
             self.prepare_data()
             folders = self.samples()
         self._warn_if_generated_differently(folders)
-        order = np.random.default_rng(self.hparams.split_seed).permutation(len(folders))
-        n_val = min(max(math.ceil(self.hparams.val_fraction * len(folders)), 1), len(folders) - 1)
-        n_val = max(n_val, 0)
-        self.val_folders = sorted(folders[i] for i in order[:n_val])
-        self.train_folders = sorted(folders[i] for i in order[n_val:])
+        self.train_folders, self.val_folders = split_folders(folders, self.hparams.val_fraction,
+                                                             self.hparams.split_seed)
         hp = self.hparams
         common = dict(regions=self.regions, patch_size=hp.patch_size, channels=self.channels,
                       disp_scale_mm=hp.disp_scale_mm, assets_dir=hp.assets_dir)
