@@ -149,6 +149,7 @@ def synthesize_displacement(
     min_fraction: float = 0.0,
     device: str | torch.device | None = None,
     shared_network: bool = False,
+    extra: torch.Tensor | None = None,
 ) -> DetailSynthesis:
     """Displacement map (mm) of a face from its UV texture, by the network ``predict``.
 
@@ -172,6 +173,8 @@ def synthesize_displacement(
         shared_network: ``predict`` ignores the region (one network serves them all): a window that several
             regions' grids share is predicted once and its output blended once per region, as if predicted
             again (the zones overlap around the nose; for the SFM chart at 1024² this saves 69 of 238 calls).
+        extra: float ``[C, R, R]`` per-texel channels at ``resolution`` that ride behind the texture's RGB into
+            ``preprocess`` (patches ``[B, 3 + C, P, P]``; e.g. the shading cue of channels "v_cue"); patch mode only.
     """
     if resolution < 8:
         raise ValueError(f"resolution must be ≥ 8 texels, got {resolution}")
@@ -198,6 +201,12 @@ def synthesize_displacement(
         region_masks = {"": check_mask(mask, "mask") if mask is not None else np.ones((r_, r_), bool)}
     union = np.logical_or.reduce(list(region_masks.values()))
     rgb = texture_to_tensor(uv_texture, r_).to(dev)  # [1, 3, R, R]
+    if extra is not None:
+        if mode != "patches" or extra.dim() != 3 or tuple(extra.shape[1:]) != (r_, r_):
+            raise ValueError(f"extra must be [C, {r_}, {r_}] channels at the output resolution, in patch mode; got "
+                             f"{tuple(extra.shape)} in mode {mode!r}")
+        rgb = torch.cat([rgb, extra.to(dev, torch.float32)[None]], 1)  # [1, 3 + C, R, R]
+    cin = rgb.shape[1]
 
     def call(x: torch.Tensor, region: str) -> torch.Tensor | Mapping[str, torch.Tensor]:
         return predict(x) if regions is None else predict(x, region)
@@ -220,7 +229,7 @@ def synthesize_displacement(
         prep = preprocess or paper_patch_input
         grids = {name or "face": patch_grid(m, p, step, min_fraction) for name, m in region_masks.items()}
         offsets = (torch.arange(p, device=dev)[:, None] * r_ + torch.arange(p, device=dev)[None, :]).reshape(-1)
-        flat_rgb, flat_num, flat_den = rgb.reshape(3, -1), num.view(-1), den.view(-1)
+        flat_rgb, flat_num, flat_den = rgb.reshape(cin, -1), num.view(-1), den.view(-1)
         # one job per (network, window): with a shared network, a window in several grids runs once and
         # counts once per grid it is in (``uses``)
         jobs: list[tuple[str, np.ndarray, np.ndarray]] = []  # (region passed to predict, corners [N, 2], uses [N])
@@ -235,7 +244,7 @@ def synthesize_displacement(
                 count = torch.from_numpy(uses[s : s + batch_size]).float().to(dev)[:, None, None]  # [b, 1, 1]
                 b = window.shape[0]
                 idx = (window[:, 0:1] * r_ + window[:, 1:2] + offsets[None]).reshape(-1)  # [b·P·P] texels
-                crops = flat_rgb[:, idx].view(3, b, p, p).transpose(0, 1)  # [b, 3, P, P]
+                crops = flat_rgb[:, idx].view(cin, b, p, p).transpose(0, 1)  # [b, 3 (+ C), P, P]
                 out = _as_displacement(call(prep(crops), name), (b, 1, p, p), "predict")
                 w = weight * count  # [b, P, P]
                 flat_num.index_add_(0, idx, (out[:, 0] * w).reshape(-1))

@@ -25,6 +25,7 @@ UNIT_READERS: dict[str, tuple[str, ...]] = {
     "regions": ("data.scans.regions", "data.wild.regions", "model.generator.regions"),
     "map_resolution": ("data.scans.generator.resolution", "data.wild.resolution"),
     "log_input": ("data.scans.log_input", "data.wild.log_input"),
+    "shading_cue": ("data.scans.shading_cue", "data.wild.shading_cue"),
 }
 
 

@@ -165,7 +165,7 @@ def test_rot90_turns_patches_and_swaps_texel_sizes(tmp_path):
     _check_geo(torch.utils.data.default_collate([{k: v for k, v in it.items() if k != "region"} for it in items])
                | {"region": [it["region"] for it in items]})
     # input, GT and mask turn together
-    tex, disp, mask, _, _ = turned.train_set._maps.get(0)
+    tex, disp, mask, _, _, _ = turned.train_set._maps.get(0)
     args = (tex, disp, mask, 30, 20, 64, "v", 0.5, False)
     a, b = _geometry_item(*args), _geometry_item(*args, quarter_turns=1)
     for key in ("input", "displacement", "mask"):

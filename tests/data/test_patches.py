@@ -99,3 +99,19 @@ def test_grid_windows_in_keeps_the_windows_training_could_draw(fm):
     assert (kept[:, 1] < 64).all()  # no window centred in the unseen half
     with pytest.raises(ValueError, match="differ in shape"):
         grid_windows_in(zone, valid[:64], 32)
+
+
+def test_v_cue_input_is_v_then_the_cue_unchanged():
+    torch.manual_seed(0)
+    patch = torch.rand(2, 5, 8, 8)  # RGB, then the 2 shading-cue channels
+    x = preprocess(patch, "v_cue")
+    v = patch[:, :3].amax(1, keepdim=True)
+    assert x.shape == (2, 3, 8, 8)
+    assert torch.allclose(x[:, :1], preprocess(patch[:, :3], "v"), atol=1e-6)
+    assert torch.equal(x[:, 1:], patch[:, 3:])  # the cue is a per-texel field in its own units: no mean removed
+    assert not torch.allclose(x[:, :1], v)
+    with pytest.raises(ValueError, match=r"channels='v_cue' must be \[B, 5, H, W\]"):
+        preprocess(patch[:, :3], "v_cue")
+    assert channels_of(False, False, True) == "v_cue"
+    with pytest.raises(ValueError, match="at most one input mode"):
+        channels_of(False, True, True)

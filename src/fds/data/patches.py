@@ -9,7 +9,10 @@ mean over the patch, times 2 (:func:`preprocess`). ``channels="rgb"`` keeps thre
 same way. ``channels="logv"`` takes the natural log of V (floored at :data:`LOG_FLOOR`) minus its patch mean
 instead: a photo's brightness is albedo × shading × exposure, so in log units the exposure and the slowly varying
 albedo and light are the removed mean and a wrinkle's shading gives the same input at any exposure (at V ≈ 0.5 a
-small change gives about the same input as the ×2 linear mode). Displacements enter the network as
+small change gives about the same input as the ×2 linear mode). ``channels="v_cue"`` is the paper's V followed by
+the two channels of the shading cue (:mod:`fds.detail.shading_cue`: how brightness changes per radian of tilt
+along u and v under the photo's own light), which arrive as channels 4–5 of the patch and pass unchanged.
+Displacements enter the network as
 ``clip(mm / disp_scale_mm, −1, 1)`` (:func:`to_network_units`).
 """
 
@@ -20,23 +23,35 @@ from typing import Literal
 import numpy as np
 import torch
 
-Channels = Literal["v", "rgb", "logv"]
+Channels = Literal["v", "rgb", "logv", "v_cue"]
 #: Floor added to V before the log of ``channels="logv"`` (≈ 5 sRGB levels): JPEG noise in deep shadow stays small.
 LOG_FLOOR = 0.02
 
 
-def channels_of(rgb: bool, log_input: bool = False) -> Channels:
-    """The input mode of a data config's ``rgb`` / ``log_input`` flags (RGB in log units is not a mode)."""
-    if rgb and log_input:
-        raise ValueError("rgb=true with log_input=true is not an input mode: log input is the HSV V channel only")
-    return "rgb" if rgb else ("logv" if log_input else "v")
+def channels_of(rgb: bool, log_input: bool = False, shading_cue: bool = False) -> Channels:
+    """The input mode of a data config's ``rgb`` / ``log_input`` / ``shading_cue`` flags (at most one is set)."""
+    if rgb + log_input + shading_cue > 1:
+        raise ValueError(f"rgb={rgb}, log_input={log_input}, shading_cue={shading_cue}: at most one input mode can "
+                         "be set (log input and the shading cue go with the HSV V channel only)")
+    return "rgb" if rgb else ("logv" if log_input else ("v_cue" if shading_cue else "v"))
+
+
+def needs_cue(channels: Channels) -> bool:
+    """Whether a mode's patches carry the shading cue as channels 4–5 (``[B, 5, H, W]``)."""
+    return channels == "v_cue"
 
 
 def preprocess(rgb: torch.Tensor, channels: Channels = "v") -> torch.Tensor:
-    """Texture patches ``[B,3,H,W]`` in [0, 1] → network input ``[B,Cin,H,W]`` (Cin = 1 for "v" and "logv", 3 for
-    "rgb"), the patch mean removed (module doc)."""
-    if rgb.dim() != 4 or rgb.shape[1] != 3:
-        raise ValueError(f"rgb must be [B, 3, H, W] in [0, 1], got {tuple(rgb.shape)}")
+    """Texture patches ``[B,3,H,W]`` in [0, 1] (``[B,5,H,W]`` with the shading cue behind RGB for "v_cue") →
+    network input ``[B,Cin,H,W]`` (Cin = 1 for "v" and "logv", 3 for "rgb" and "v_cue"), the patch mean removed
+    from the image channels (module doc)."""
+    want = 5 if needs_cue(channels) else 3
+    if rgb.dim() != 4 or rgb.shape[1] != want:
+        extra = " (RGB in [0, 1], then the 2 shading-cue channels)" if want == 5 else " in [0, 1]"
+        raise ValueError(f"patches for channels={channels!r} must be [B, {want}, H, W]{extra}, got {tuple(rgb.shape)}")
+    if channels == "v_cue":
+        v = rgb[:, :3].amax(dim=1, keepdim=True)
+        return torch.cat([(v - v.mean(dim=(2, 3), keepdim=True)) * 2.0, rgb[:, 3:]], dim=1)
     if channels == "v":
         x = rgb.amax(dim=1, keepdim=True)  # HSV's V = max(R, G, B), as kornia's rgb_to_hsv computes it
     elif channels == "logv":
@@ -45,13 +60,13 @@ def preprocess(rgb: torch.Tensor, channels: Channels = "v") -> torch.Tensor:
     elif channels == "rgb":
         x = rgb
     else:
-        raise ValueError(f"channels must be 'v' (paper), 'logv' or 'rgb', got {channels!r}")
+        raise ValueError(f"channels must be 'v' (paper), 'logv', 'rgb' or 'v_cue', got {channels!r}")
     return (x - x.mean(dim=(2, 3), keepdim=True)) * 2.0
 
 
 def in_channels(channels: Channels) -> int:
     """Network input channels for a preprocessing mode."""
-    return 3 if channels == "rgb" else 1
+    return 3 if channels in ("rgb", "v_cue") else 1
 
 
 def to_network_units(displacement_mm: torch.Tensor | np.ndarray, disp_scale_mm: float) -> torch.Tensor:

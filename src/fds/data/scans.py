@@ -34,6 +34,7 @@ from fds.data.patches import (
     candidate_origins,
     crop,
     grid_windows_in,
+    needs_cue,
     patch_grid,
     preprocess,
     random_origin,
@@ -90,17 +91,20 @@ class _Maps:
     """Per-process LRU cache of the arrays a patch needs, as torch tensors kept compact (9 MB per 1024² sample
     instead of 25 as floats): texture uint8 [3,R,R] (0–255), displacement float32 [1,R,R] (mm), mask bool
     [1,R,R], texel size [2] (mm), flat-line coverage uint8 [1,R,R] (0–255, ``ScanSample.flat_lines``; None
-    when the sample has none);
+    when the sample has none), and with ``cue`` the shading cue float16 [2,R,R] (:mod:`fds.detail.shading_cue`,
+    computed from the texture as inference does; None without);
     :func:`_geometry_item` converts a patch after cropping (the same values as converting first)."""
 
-    def __init__(self, source, size: int) -> None:
-        self.source, self.size = source, max(int(size), 1)
+    def __init__(self, source, size: int, cue: bool = False, assets_dir=None) -> None:
+        self.source, self.size, self.cue, self.assets_dir = source, max(int(size), 1), bool(cue), assets_dir
         self._cache: OrderedDict[int, tuple] = OrderedDict()
 
     def __getstate__(self) -> dict:
-        return {"source": self.source, "size": self.size, "_cache": OrderedDict()}
+        return {"source": self.source, "size": self.size, "cue": self.cue, "assets_dir": self.assets_dir,
+                "_cache": OrderedDict()}
 
-    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None,
+                                   torch.Tensor | None]:
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
@@ -108,11 +112,19 @@ class _Maps:
         item = (torch.from_numpy(np.array(s.texture, dtype=np.uint8)).permute(2, 0, 1).contiguous(),
                 torch.from_numpy(s.displacement_mm)[None].float(), torch.from_numpy(s.mask.astype(bool))[None],
                 torch.tensor(sample_texel_mm(s), dtype=torch.float32),
-                None if (lines := s.flat_lines()) is None else torch.from_numpy(coverage_to_uint8(lines))[None])
+                None if (lines := s.flat_lines()) is None else torch.from_numpy(coverage_to_uint8(lines))[None],
+                self._cue(i, s.texture))
         self._cache[i] = item
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
         return item
+
+    def _cue(self, i: int, texture: np.ndarray) -> torch.Tensor | None:
+        if not self.cue:
+            return None
+        from fds.detail.shading_cue import shading_cue
+
+        return shading_cue(texture, _face_model(self.source.chart_key(i)[0], self.assets_dir)).half()
 
 
 def sample_texel_mm(sample) -> list[float]:
@@ -148,12 +160,20 @@ def _face_model(name: str, assets_dir=None):
 
 
 def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quarter_turns: int = 0,
-                   lines=None, flat_line_weight: float = 0.0, flat_line_reach: int = 2) -> dict:
+                   lines=None, flat_line_weight: float = 0.0, flat_line_reach: int = 2, cue=None) -> dict:
     """One patch; ``flip`` mirrors it left-right, then ``quarter_turns`` rotates it by 90° steps (input, GT and
     mask together: a texture patch and its relief seen under a rotated light). With ``flat_line_weight > 0`` the
     item also holds ``weight = 1 + flat_line_weight · coverage``, the flat-line coverage (uint8 ``lines [1,R,R]``,
-    None: none) spread by a max filter over ``flat_line_reach`` texels (a false groove's walls flank the line)."""
+    None: none) spread by a max filter over ``flat_line_reach`` texels (a false groove's walls flank the line).
+    ``cue`` (``[2,R,R]``, channels "v_cue") rides behind the texture's RGB; a mirrored patch gets the mirrored
+    texture's cue (:func:`fds.detail.shading_cue.mirror_cue`); quarter turns are not defined for it."""
     t, d, m = crop(tex, top, left, p).float().div_(255), crop(disp_mm, top, left, p), crop(mask, top, left, p).float()
+    if cue is not None:
+        if quarter_turns % 4:
+            raise ValueError("rot90 augmentation is not defined for the shading cue (channels 'v_cue'): "
+                             "set rot90=false")
+        c = crop(cue, top, left, p).float()
+        t = torch.cat([t, torch.cat([-c[:1], c[1:]]) if flip else c])  # mirrored with the rest below
     arrays = [t, d, m]
     if flat_line_weight > 0:
         c = crop(lines, top, left, p).float().div_(255) if lines is not None else torch.zeros_like(m)
@@ -203,12 +223,15 @@ class GeometryPatches(Dataset):
         self.patch_size, self.num_patches, self.channels = int(patch_size), int(num_patches), channels
         self.disp_scale_mm, self.min_valid = float(disp_scale_mm), float(min_valid)
         self.hflip, self.rot90 = hflip, rot90
+        if rot90 and needs_cue(channels):
+            raise ValueError("rot90=true is not defined for the shading cue (channels 'v_cue'): a turned patch would "
+                             "need its light turned too; set rot90=false")
         if flat_line_weight < 0 or flat_line_reach < 0:
             raise ValueError(f"flat_line_weight ({flat_line_weight}) and flat_line_reach ({flat_line_reach}) "
                              "must be ≥ 0")
         self.flat_line_weight, self.flat_line_reach = float(flat_line_weight), int(flat_line_reach)
         self.assets_dir = assets_dir
-        self._maps = _Maps(source, cache_size)
+        self._maps = _Maps(source, cache_size, needs_cue(channels), assets_dir)
         self._cands: dict = {}
 
     def __len__(self) -> int:
@@ -227,12 +250,12 @@ class GeometryPatches(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         region = self.regions[index % len(self.regions)]
         k = int(rng.integers(len(self.source)))
-        tex, disp, mask, texel_mm, lines = self._maps.get(k)
+        tex, disp, mask, texel_mm, lines, cue = self._maps.get(k)
         top, left = random_origin(rng, self._candidates(k, region, mask), tex.shape[-1], self.patch_size)
         flip = self.hflip and bool(rng.random() < 0.5)
         turns = int(rng.integers(4)) if self.rot90 else 0
         item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, flip,
-                              turns, lines, self.flat_line_weight, self.flat_line_reach)
+                              turns, lines, self.flat_line_weight, self.flat_line_reach, cue)
         item.update(region=region, texel_mm=texel_mm.flip(-1) if turns % 2 else texel_mm)
         return item
 
@@ -249,7 +272,7 @@ class GeometryGridPatches(Dataset):
                  min_valid: float | None = None) -> None:
         self.source, self.regions, self.patch_size = source, list(regions), int(patch_size)
         self.channels, self.disp_scale_mm = channels, float(disp_scale_mm)
-        self._maps = _Maps(source, cache_size)
+        self._maps = _Maps(source, cache_size, needs_cue(channels), assets_dir)
         index: list[tuple[int, str, int, int]] = []
         for k in range(len(source)):
             fm_name, r = source.chart_key(k)
@@ -268,7 +291,8 @@ class GeometryGridPatches(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         k, region, top, left = self.index[i]
-        tex, disp, mask, texel_mm, _ = self._maps.get(k)
-        item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, False)
+        tex, disp, mask, texel_mm, _, cue = self._maps.get(k)
+        item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, False,
+                              cue=cue)
         item.update(region=region, texel_mm=texel_mm, sample_index=torch.tensor(k), top_left=torch.tensor([top, left]))
         return item

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from fds.data.patches import Channels, candidate_origins, crop, preprocess, random_origin
+from fds.data.patches import Channels, candidate_origins, crop, needs_cue, preprocess, random_origin
 from fds.data.sample_io import atomic_save_npz
 from fds.facemodel.uvchart import uv_chart
 from fds.progress import progress
@@ -178,6 +178,11 @@ class WildPatches(Dataset):
             item = {"texture": chw(z["texture"]) / 255, "visibility": torch.from_numpy(
                 np.array(z["visibility"], np.float32))[None], "position_mm": chw(z["position_mm"]),
                 "normal": chw(z["normal"]), "albedo": chw(z["albedo"]), "sh": torch.from_numpy(np.array(z["sh"]))}
+        if needs_cue(self.channels):  # computed from the cached texture, as inference computes it
+            from fds.data.scans import _face_model
+            from fds.detail.shading_cue import shading_cue
+
+            item["cue"] = shading_cue(item["texture"], _face_model(self.face_model, self.assets_dir))
         self._cache[k] = item
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -205,7 +210,9 @@ class WildPatches(Dataset):
         top, left = random_origin(rng, self._candidates(k, region, maps["visibility"]), r, self.patch_size)
         out = {key: crop(maps[key], top, left, self.patch_size).contiguous()
                for key in ("texture", "visibility", "position_mm", "normal", "albedo")}
-        out["input"] = preprocess(out["texture"][None], self.channels)[0]
+        image = torch.cat([out["texture"], crop(maps["cue"], top, left, self.patch_size)]) if needs_cue(
+            self.channels) else out["texture"]
+        out["input"] = preprocess(image[None], self.channels)[0]
         out["sh"] = maps["sh"].clone()
         out["region"] = region
         return out

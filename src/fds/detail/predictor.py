@@ -169,10 +169,16 @@ class DetailPredictor:
         return dataclasses.replace(res, displacement_mm=disp)
 
     def _one_pass(self, uv_texture: np.ndarray) -> DetailSynthesis:
-        from fds.data.patches import preprocess
+        from fds.data.patches import needs_cue, preprocess
         from fds.facemodel import zone_mask
 
         meta, net, n = self.meta, self.network, self.meta.map_resolution
+        extra = None
+        if needs_cue(meta.channels):  # the shading cue of the texture at the network's density
+            from fds.detail.shading_cue import shading_cue
+            from fds.synthesis import texture_to_tensor
+
+            extra = shading_cue(texture_to_tensor(uv_texture, n)[0], self.face_model)
 
         def predict(x: torch.Tensor, region: str) -> torch.Tensor:
             with torch.no_grad():
@@ -183,7 +189,8 @@ class DetailPredictor:
             regions={r: zone_mask(self.face_model, n, r) for r in meta.regions}, patch_size=meta.patch_size,
             batch_size=self.batch_size, mode=self.mode,
             preprocess=(lambda t: preprocess(t, meta.channels)) if self.mode == "patches" else None,
-            shared_network=self.shared_windows and bool(getattr(net.inference_generator, "shared", False)))
+            shared_network=self.shared_windows and bool(getattr(net.inference_generator, "shared", False)),
+            extra=extra)
 
     # ------------------------------------------------------------------------------------------ one face
     def predict(self, uv_texture: np.ndarray, confidence: np.ndarray) -> DetailMap:
