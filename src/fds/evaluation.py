@@ -208,8 +208,9 @@ def fitted_highpass_scale(fit_dir: str | Path, num_samples: int, meta: Checkpoin
     if not fit_folders:
         raise FileNotFoundError(f"highpass.fit_dir={fit_dir} holds no scan samples to fit the heuristic's scale "
                                 "on: point it at the training scans, or set it to null to use highpass.k_mm")
+    channels = "v" if meta.channels == "v_cue" else meta.channels  # the heuristic reads brightness, never the cue
     fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=meta.regions,
-                                  patch_size=meta.patch_size, channels=meta.channels,
+                                  patch_size=meta.patch_size, channels=channels,
                                   disp_scale_mm=meta.disp_scale_mm, assets_dir=assets_dir)
     return fit_highpass_scale(DataLoader(fit_set, batch_size=batch_size), meta.disp_scale_mm)
 
