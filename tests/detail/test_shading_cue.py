@@ -124,3 +124,25 @@ def test_a_v_checkpoint_widened_to_the_cue_predicts_as_before_until_the_cue_weig
     cue_pred = cue_pred.with_module(cue_pred.module, path)
     moved = cue_pred.full_map(texture).displacement_mm
     assert np.abs(moved - base).max() > 100 * 1e-5 * np.abs(base).max()  # far beyond the float noise allowed above
+
+
+def test_a_mirrored_training_patch_carries_the_mirrored_cue(sfm):
+    """Training mirrors half its patches: texture, GT and cue go together, the cue by :func:`mirror_cue`, which is
+    what inference computes for a mirrored texture (test above)."""
+    from fds.data.scans import _geometry_item
+
+    tex = torch.from_numpy(_shaded_texture(sfm, _light((-1.0, 0.5, 0.8)))).permute(2, 0, 1).contiguous()
+    cue = shading_cue(tex.permute(1, 2, 0).numpy(), sfm)
+    disp = torch.randn(1, R, R)
+    mask = torch.ones(1, R, R, dtype=torch.bool)
+    top, left, p = 64, 32, 64
+    args = (tex, disp, mask, top, left, p, "v_cue", 2.0)
+    plain, mirrored = _geometry_item(*args, False, cue=cue), _geometry_item(*args, True, cue=cue)
+    assert plain["input"].shape == (3, p, p)
+    window = cue[:, top:top + p, left:left + p]
+    torch.testing.assert_close(plain["input"][1:], window)
+    torch.testing.assert_close(mirrored["input"][1:], mirror_cue(window))
+    torch.testing.assert_close(mirrored["input"][:1], plain["input"][:1].flip(-1))
+    torch.testing.assert_close(mirrored["displacement"], plain["displacement"].flip(-1))
+    with pytest.raises(ValueError, match="rot90"):
+        _geometry_item(*args, False, 1, cue=cue)

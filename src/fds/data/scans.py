@@ -42,6 +42,7 @@ from fds.data.patches import (
 )
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.sample_io import ScanSample, coverage_to_uint8, list_samples, read_meta, read_sample
+from fds.detail.shading_cue import mirror_cue
 from fds.facemodel import load_face_model, zone_mask
 
 
@@ -168,12 +169,8 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     ``cue`` (``[2,R,R]``, channels "v_cue") rides behind the texture's RGB; a mirrored patch gets the mirrored
     texture's cue (:func:`fds.detail.shading_cue.mirror_cue`); quarter turns are not defined for it."""
     t, d, m = crop(tex, top, left, p).float().div_(255), crop(disp_mm, top, left, p), crop(mask, top, left, p).float()
-    if cue is not None:
-        if quarter_turns % 4:
-            raise ValueError("rot90 augmentation is not defined for the shading cue (channels 'v_cue'): "
-                             "set rot90=false")
-        c = crop(cue, top, left, p).float()
-        t = torch.cat([t, torch.cat([-c[:1], c[1:]]) if flip else c])  # mirrored with the rest below
+    if cue is not None and quarter_turns % 4:
+        raise ValueError("rot90 augmentation is not defined for the shading cue (channels 'v_cue'): set rot90=false")
     arrays = [t, d, m]
     if flat_line_weight > 0:
         c = crop(lines, top, left, p).float().div_(255) if lines is not None else torch.zeros_like(m)
@@ -185,6 +182,9 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     if quarter_turns % 4:
         arrays = [torch.rot90(a, quarter_turns, dims=(-2, -1)) for a in arrays]
     t, d, m = arrays[:3]
+    if cue is not None:
+        c = crop(cue, top, left, p).float()
+        t = torch.cat([t, mirror_cue(c) if flip else c])
     item = {"input": preprocess(t[None], channels)[0].contiguous(),
             "displacement": (to_network_units(d, scale) * m).contiguous(), "mask": m.contiguous()}
     if flat_line_weight > 0:
