@@ -10,7 +10,7 @@ same way. ``channels="logv"`` takes the natural log of V (floored at :data:`LOG_
 instead: a photo's brightness is albedo × shading × exposure, so in log units the exposure and the slowly varying
 albedo and light are the removed mean and a wrinkle's shading gives the same input at any exposure (at V ≈ 0.5 a
 small change gives about the same input as the ×2 linear mode). ``channels="v_cue"`` is the paper's V followed by
-the two channels of the shading cue (:mod:`fds.detail.shading_cue`: how brightness changes per radian of tilt
+the two channels of the shading cue (:mod:`fds.proxy.shading_cue`: how brightness changes per radian of tilt
 along u and v under the photo's own light), which arrive as channels 4–5 of the patch and pass unchanged.
 Displacements enter the network as
 ``clip(mm / disp_scale_mm, −1, 1)`` (:func:`to_network_units`).

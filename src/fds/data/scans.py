@@ -42,8 +42,8 @@ from fds.data.patches import (
 )
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.sample_io import ScanSample, coverage_to_uint8, list_samples, read_meta, read_sample
-from fds.detail.shading_cue import mirror_cue
 from fds.facemodel import load_face_model, zone_mask
+from fds.proxy.shading_cue import mirror_cue
 
 
 class ScanFolder:
@@ -92,7 +92,7 @@ class _Maps:
     """Per-process LRU cache of the arrays a patch needs, as torch tensors kept compact (9 MB per 1024² sample
     instead of 25 as floats): texture uint8 [3,R,R] (0–255), displacement float32 [1,R,R] (mm), mask bool
     [1,R,R], texel size [2] (mm), flat-line coverage uint8 [1,R,R] (0–255, ``ScanSample.flat_lines``; None
-    when the sample has none), and with ``cue`` the shading cue float16 [2,R,R] (:mod:`fds.detail.shading_cue`,
+    when the sample has none), and with ``cue`` the shading cue float16 [2,R,R] (:mod:`fds.proxy.shading_cue`,
     computed from the texture as inference does; None without);
     :func:`_geometry_item` converts a patch after cropping (the same values as converting first)."""
 
@@ -123,7 +123,7 @@ class _Maps:
     def _cue(self, i: int, texture: np.ndarray) -> torch.Tensor | None:
         if not self.cue:
             return None
-        from fds.detail.shading_cue import shading_cue
+        from fds.proxy.shading_cue import shading_cue
 
         return shading_cue(texture, _face_model(self.source.chart_key(i)[0], self.assets_dir)).half()
 
@@ -167,7 +167,7 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     item also holds ``weight = 1 + flat_line_weight · coverage``, the flat-line coverage (uint8 ``lines [1,R,R]``,
     None: none) spread by a max filter over ``flat_line_reach`` texels (a false groove's walls flank the line).
     ``cue`` (``[2,R,R]``, channels "v_cue") rides behind the texture's RGB; a mirrored patch gets the mirrored
-    texture's cue (:func:`fds.detail.shading_cue.mirror_cue`); quarter turns are not defined for it."""
+    texture's cue (:func:`fds.proxy.shading_cue.mirror_cue`); quarter turns are not defined for it."""
     t, d, m = crop(tex, top, left, p).float().div_(255), crop(disp_mm, top, left, p), crop(mask, top, left, p).float()
     if cue is not None and quarter_turns % 4:
         raise ValueError("rot90 augmentation is not defined for the shading cue (channels 'v_cue'): set rot90=false")

@@ -180,7 +180,7 @@ class WildPatches(Dataset):
                 "normal": chw(z["normal"]), "albedo": chw(z["albedo"]), "sh": torch.from_numpy(np.array(z["sh"]))}
         if needs_cue(self.channels):  # computed from the cached texture, as inference computes it
             from fds.data.scans import _face_model
-            from fds.detail.shading_cue import shading_cue
+            from fds.proxy.shading_cue import shading_cue
 
             item["cue"] = shading_cue(item["texture"], _face_model(self.face_model, self.assets_dir))
         self._cache[k] = item

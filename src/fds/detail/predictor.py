@@ -175,7 +175,7 @@ class DetailPredictor:
         meta, net, n = self.meta, self.network, self.meta.map_resolution
         extra = None
         if needs_cue(meta.channels):  # the shading cue of the texture at the network's density
-            from fds.detail.shading_cue import shading_cue
+            from fds.proxy.shading_cue import shading_cue
             from fds.synthesis import texture_to_tensor
 
             extra = shading_cue(texture_to_tensor(uv_texture, n)[0], self.face_model)

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from fds.facemodel import FaceModel
+from fds.facemodel.uvchart import uv_chart
+from fds.render.normals import vertex_normals
 from fds.render.shading import estimate_sh_and_albedo, sh_irradiance
 
 #: Side of the coarse chart the lighting is fitted on (texels); the cue itself is evaluated at full resolution.
@@ -42,12 +44,14 @@ CUE_CLIP = 4.0
 def _template_frame(fm: FaceModel, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean-shape UV maps at ``r``: unit normal, unit tangents along +col and +row (``[1, 3, R, R]`` each, model
     frame, tangents orthogonal to the normal) and ``bool [1, 1, R, R]`` texels where all three are defined."""
-    from fds.data.raycast_gt import proxy_maps
-
-    pos, nrm, covered = proxy_maps(fm, fm.vertices(), r)
-    p = torch.from_numpy(pos).permute(2, 0, 1)[None].double()  # [1, 3, R, R] mm
-    n = torch.from_numpy(nrm).permute(2, 0, 1)[None].double()
-    cov = torch.from_numpy(covered)[None, None]
+    chart = uv_chart(fm, r)
+    verts = np.asarray(fm.vertices(), np.float32)  # [V, 3] mean shape, mm, model frame
+    n_v = vertex_normals(torch.from_numpy(verts), torch.from_numpy(fm.triangles.astype(np.int64)))
+    if float(n_v[:, 2].mean()) < 0:  # clockwise winding: outward = towards the viewer of a frontal face
+        n_v = -n_v
+    p = torch.from_numpy(chart.interpolate(verts)).permute(2, 0, 1)[None].double()  # [1, 3, R, R] mm
+    n = F.normalize(torch.from_numpy(chart.interpolate(n_v.numpy())).permute(2, 0, 1)[None].double(), dim=1)
+    cov = torch.from_numpy(chart.covered)[None, None]
 
     def along(dim: int) -> tuple[torch.Tensor, torch.Tensor]:  # central difference, defined where both sides are
         fwd, back = p.roll(-1, dim), p.roll(1, dim)

@@ -1,4 +1,4 @@
-"""The shading cue (fds.detail.shading_cue): the light fitted from a texture, as brightness change per radian of tilt.
+"""The shading cue (fds.proxy.shading_cue): the light fitted from a texture, as brightness change per radian of tilt.
 
 The analytic case: the SFM mean face shaded by a known SH light with a constant albedo, unwrapped into its own UV
 chart. Its cue must be the cue of that light, computed directly from the light's SH (∇ₙS · e / S)."""
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fds.detail.shading_cue import _template_frame, mirror_cue, shading_cue
+from fds.proxy.shading_cue import _template_frame, mirror_cue, shading_cue
 from fds.render.shading import radiance_sh_from_function, sh_irradiance
 
 R = 256
