@@ -173,19 +173,21 @@ class DetailPredictor:
         from fds.facemodel import zone_mask
 
         meta, net, n = self.meta, self.network, self.meta.map_resolution
+        texture: np.ndarray | torch.Tensor = uv_texture
         extra = None
         if needs_cue(meta.channels):  # the shading cue of the texture at the network's density
             from fds.proxy.shading_cue import shading_cue
             from fds.synthesis import texture_to_tensor
 
-            extra = shading_cue(texture_to_tensor(uv_texture, n)[0], self.face_model)
+            texture = texture_to_tensor(uv_texture, n)[0]  # [3, n, n] in [0, 1]: converted once, for both
+            extra = shading_cue(texture, self.face_model)
 
         def predict(x: torch.Tensor, region: str) -> torch.Tensor:
             with torch.no_grad():
                 return net.predict_step({"input": x.to(net.device), "region": region}, 0)["displacement"].cpu()
 
         return synthesize_displacement(
-            uv_texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
+            texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
             regions={r: zone_mask(self.face_model, n, r) for r in meta.regions}, patch_size=meta.patch_size,
             batch_size=self.batch_size, mode=self.mode,
             preprocess=(lambda t: preprocess(t, meta.channels)) if self.mode == "patches" else None,

@@ -72,11 +72,10 @@ def shading_cue(texture: np.ndarray | torch.Tensor, fm: FaceModel) -> torch.Tens
     """The cue (module doc) of one UV texture of face model ``fm``: ``uint8 [R, R, 3]`` (or float ``[3, R, R]`` in
     [0, 1]) → ``float32 [2, R, R]``; 0 where the texture shows nothing."""
     t = torch.as_tensor(np.array(texture) if isinstance(texture, np.ndarray) else texture)
-    if t.dim() != 3 or 3 not in (t.shape[0], t.shape[-1]) or t.shape[-2] != (t.shape[-1] if t.shape[0] == 3
-                                                                               else t.shape[-3]):
-        raise ValueError(f"texture must be a square UV texture [R, R, 3] or [3, R, R], got {tuple(t.shape)}")
-    if t.shape[0] != 3:
-        t = t.permute(2, 0, 1)
+    if t.dim() == 3 and t.shape[0] != 3 and t.shape[-1] == 3:
+        t = t.permute(2, 0, 1)  # [R, R, 3] → [3, R, R]
+    if t.dim() != 3 or t.shape[0] != 3 or t.shape[1] != t.shape[2]:
+        raise ValueError(f"texture must be a square UV texture [R, R, 3] or [3, R, R], got {tuple(texture.shape)}")
     t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
     r = int(t.shape[-1])
     v = t.amax(0, keepdim=True)[None]  # [1, 1, R, R] HSV V, as the network's V channel
