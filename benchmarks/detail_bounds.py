@@ -63,11 +63,11 @@ def main() -> None:
     gt = {id(s.texture): s.displacement_mm for s in samples}  # the predictors see the texture; the oracle looks up
 
     def oracle(fn):
-        return lambda texture: fn(gt[id(texture)])
+        return lambda texture, fit: fn(gt[id(texture)])
 
     rng = np.random.default_rng(args.seed)
     methods = {
-        "zero": lambda texture: np.zeros(texture.shape[:2], np.float32),
+        "zero": lambda texture, fit: np.zeros(texture.shape[:2], np.float32),
         "gt_blur_1": oracle(lambda g: blurred(g, 1.0)),
         "gt_blur_2": oracle(lambda g: blurred(g, 2.0)),
         "gt_blur_4": oracle(lambda g: blurred(g, 4.0)),

@@ -92,7 +92,7 @@ def test_rerender_of_the_proxy_itself_has_no_photometric_error(proxy):
 @pytest.mark.slow  # 45-75 s on a loaded 2-core CPU
 def test_detail_fades_out_where_the_photo_does_not_see(proxy):
     result, _ = proxy
-    disp = faded_detail(lambda tex: np.ones(tex.shape[:2], np.float32), np.zeros((RES, RES, 3), np.uint8),
+    disp = faded_detail(lambda tex, fit: np.ones(tex.shape[:2], np.float32), np.zeros((RES, RES, 3), np.uint8),
                         result.uv.confidence, edge_blur_texels=2.0)
     unseen = result.uv.confidence == 0
     assert unseen.any() and np.all(disp[unseen] == 0)

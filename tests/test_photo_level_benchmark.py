@@ -48,7 +48,7 @@ def _score_row(tmp_path_factory, sfm) -> dict:
     methods = detail_methods(predictor, 1.0)
     # the heuristic's scale does not matter here: every score used below is a ratio within one method
     methods["highpass"] = _highpass_map_predictor(1.0)
-    methods["target"] = lambda texture: target
+    methods["target"] = lambda texture, fit: target
     return score_case(load_case(folders[0]), methods, sfm, 1024)
 
 

@@ -39,7 +39,7 @@ def wrinkle_errors(tmp_path_factory, shared_data) -> dict[str, float]:
     start = DetailPredictor.from_checkpoint(START_WEIGHTS, shipped.face_model)
     methods = {"shipped": network_map_predictor(shipped), "start": network_map_predictor(start),
                "untrained": network_map_predictor(shipped.untrained(seed=0)),
-               "zero": lambda texture: np.zeros(texture.shape[:2], np.float32)}
+               "zero": lambda texture, fit: np.zeros(texture.shape[:2], np.float32)}
     return {name: score_maps(fn, samples, shipped.face_model).metrics["wrinkles"]["normal_deg"]
             for name, fn in methods.items()}
 
@@ -150,7 +150,7 @@ def photo_agreement(tmp_path_factory, sfm) -> dict[str, dict[str, float]]:
         texel = torch.tensor([sample_texel_mm(s)], dtype=torch.float32)
         gt = detail_band(detail_normals_xy(torch.from_numpy(s.displacement_mm)[None, None], texel), high, low, valid)
         for name, fn in methods.items():
-            pred = torch.from_numpy(fn(s.texture))[None, None]
+            pred = torch.from_numpy(fn(s.texture, None))[None, None]
             acc[name].update(detail_band(detail_normals_xy(pred, texel), high, low, valid), gt, valid)
     return {name: a.compute() for name, a in acc.items()}
 

@@ -25,9 +25,10 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kornia
 import numpy as np
@@ -36,9 +37,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
+from fds.data.patches import needs_cue
 from fds.data.sample_io import list_samples
 from fds.data.scans import GeometryGridPatches, ScanFolder, sample_texel_mm
-from fds.detail import DetailPredictor
+from fds.detail import DetailPredictor, FitRequired
 from fds.facemodel import REGIONS, region_masks
 from fds.fileio import atomic_write_bytes
 from fds.metrics import normal_error, normal_psnr_db, normal_ssim_map, wrinkle_relief_mask
@@ -53,6 +55,9 @@ from fds.reports import (
     readme_table,
     replace_marked_block,
 )
+
+if TYPE_CHECKING:
+    from fds.evaluation_photos import MapPredictor
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +81,6 @@ def fit_highpass_scale(loader: DataLoader, disp_scale_mm: float, max_batches: in
     return num / max(den, 1e-12)
 
 
-MapPredictor = Callable[[np.ndarray], np.ndarray]  # UV texture uint8 [R,R,3] → displacement mm [R,R]
 
 #: Bin edges (degrees) of the normal-angle histograms kept in metrics.json (the report's histogram figure).
 ANGLE_BINS_DEG = np.concatenate([np.arange(0.0, 20.0, 0.25), np.arange(20.0, 90.5, 2.5)])
@@ -144,7 +148,7 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
         valid = s.mask.astype(bool) & masks["face"]
         du, dv = sample_texel_mm(s)
         texel = (du, dv)
-        e = map_errors(predict(s.texture), s.displacement_mm, texel)
+        e = map_errors(predict(s.texture, None), s.displacement_mm, texel)  # procedural scans: no photo, no fit
         masks = {**masks, "all": valid, "wrinkles": valid & wrinkle_mask(s.displacement_mm, texel)}
         for name in ("all", "wrinkles", *REGIONS):
             m = valid & masks[name]
@@ -167,8 +171,8 @@ def score_maps(predict: MapPredictor, samples: list, fm) -> ScanScores:
 def network_map_predictor(predictor: DetailPredictor) -> MapPredictor:
     """A checkpoint's method: the full map of a held-out texture, which must be at the checkpoint's density."""
 
-    def predict(texture: np.ndarray) -> np.ndarray:
-        res = predictor.full_map(texture)
+    def predict(texture: np.ndarray, fit=None) -> np.ndarray:
+        res = predictor.full_map(texture, fit)
         if res.displacement_mm.shape != texture.shape[:2]:
             raise ValueError(f"the checkpoint works at {res.displacement_mm.shape[0]}² maps but the held-out "
                              f"samples are {texture.shape[0]}²: move data.scans.data_dir away so they are generated "
@@ -181,7 +185,7 @@ def network_map_predictor(predictor: DetailPredictor) -> MapPredictor:
 def _highpass_map_predictor(k: float, sigma: float = 4.0) -> MapPredictor:
     from kornia.color import rgb_to_hsv
 
-    def predict(texture: np.ndarray) -> np.ndarray:
+    def predict(texture: np.ndarray, fit=None) -> np.ndarray:
         rgb = torch.from_numpy(np.array(texture)).permute(2, 0, 1)[None].float() / 255
         return (k * highpass(2 * rgb_to_hsv(rgb)[:, 2:3], sigma))[0, 0].numpy()
 
@@ -208,7 +212,8 @@ def fitted_highpass_scale(fit_dir: str | Path, num_samples: int, meta: Checkpoin
     if not fit_folders:
         raise FileNotFoundError(f"highpass.fit_dir={fit_dir} holds no scan samples to fit the heuristic's scale "
                                 "on: point it at the training scans, or set it to null to use highpass.k_mm")
-    channels = "v" if meta.channels == "v_cue" else meta.channels  # the heuristic reads brightness, never the cue
+    # the heuristic reads brightness, never the cue or the photo scale
+    channels = "v" if needs_cue(meta.channels) else meta.channels
     fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=meta.regions,
                                   patch_size=meta.patch_size, channels=channels,
                                   disp_scale_mm=meta.disp_scale_mm, assets_dir=assets_dir)
@@ -221,7 +226,7 @@ def detail_methods(predictor: DetailPredictor, k_mm: float, seed: int = 0) -> di
     return {
         "dfdn": network_map_predictor(predictor),
         "untrained": network_map_predictor(predictor.untrained(seed)),
-        "zero": lambda texture: np.zeros(texture.shape[:2], np.float32),
+        "zero": lambda texture, fit: np.zeros(texture.shape[:2], np.float32),
         "highpass": _highpass_map_predictor(k_mm),
     }
 
@@ -277,16 +282,22 @@ def evaluate(cfg: DictConfig) -> dict:
         hp.fit_dir, int(hp.fit_samples), module.meta, int(cfg.batch_size), cfg.paths.assets_dir)
     methods = detail_methods(predictor, k, int(cfg.get("seed") or 0))
     methods.update(comparison_methods(cfg.get("compare") or {}, module.meta, predictor))
-    scans = {}
+    scans, without_photo = {}, []
     for i, (name, fn) in enumerate(methods.items()):
         t = time.perf_counter()
         log.info("held-out scans: method %d/%d, %s", i + 1, len(methods), name)
-        scans[name] = score_maps(fn, samples, fm)
+        try:
+            scans[name] = score_maps(fn, samples, fm)
+        except FitRequired:  # reads the photo scale: procedural scans were never photographed
+            without_photo.append(name)
+            log.warning("held-out scans: %s not scored (it reads the photo scale, and procedural scans have no "
+                        "photo); the photo-level benchmark scores it", name)
+            continue
         log.info("held-out scans: %s scored in %.0f s", name, time.perf_counter() - t)
     photo_sample = None
     payload = {"checkpoint": str(cfg.ckpt), "held_out_samples": len(samples),
                "seeds": [s.meta.get("seed") for s in samples], "highpass_k_mm": k,
-               "results": {name: s.metrics for name, s in scans.items()},
+               "results": {name: s.metrics for name, s in scans.items()}, "not_scored_on_scans": without_photo,
                "normal_angle_hist": {"bins_deg": ANGLE_BINS_DEG.tolist(),
                                      "counts": {name: s.angle_hist.tolist() for name, s in scans.items()}}}
     if cfg.photos.enabled:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,11 +43,11 @@ from fds.evaluation_image import (
 )
 
 if TYPE_CHECKING:
+    from fds.evaluation_photos import MapPredictor
     from fds.proxy.stage import ProxyResult
 
 log = logging.getLogger(__name__)
 
-MapPredictor = Callable[[np.ndarray], np.ndarray]  # UV texture uint8 [R,R,3] → displacement mm [R,R]
 
 #: Distant lights of the three held-out photos of each head (camera frame: x right, y up, z to the viewer;
 #: ``direction`` points from the face to the light), added to the seed's own SH environment: soft frontal, 45°
@@ -184,8 +184,8 @@ def score_case(case: PhotoCase, methods: Mapping[str, MapPredictor], face_model,
     lines = flat_lines(gt, scope)
     if case.fitted_gt is not None:  # the control is a map like any method's, faded at unseen texels as they are
         target = case.fitted_gt
-        methods = {**methods, "fitted_gt": lambda texture: target}
-    deltas = {name: renderer.detail_delta(faded_detail(fn, p.uv.texture, p.uv.confidence, edge_blur_texels))
+        methods = {**methods, "fitted_gt": lambda texture, fit: target}
+    deltas = {name: renderer.detail_delta(faded_detail(fn, p.uv.texture, p.uv.confidence, edge_blur_texels, fit))
               for name, fn in methods.items()}
     deltas["mirrored_gt"] = mirrored_field(detailed - smooth, scored)
     scores = {name: score_detail_normals(d, detailed, smooth, scored, regions) for name, d in deltas.items()}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -33,7 +33,9 @@ from fds.proxy.landmarks import OUTER_EYE_CORNERS, FaceDetector, load_image, nme
 
 log = logging.getLogger(__name__)
 
-MapPredictor = Callable[[np.ndarray], np.ndarray]  # UV texture uint8 [R,R,3] → displacement mm [R,R]
+#: A method scored on maps: (UV texture uint8 [R,R,3], the FitResult it was unwrapped through or None when there is
+#: no photo) → displacement mm [R,R]. Only checkpoints that read the photo scale use the fit.
+MapPredictor = Callable[[np.ndarray, Any], np.ndarray]
 
 
 def spread(items: Sequence, max_items: int | None) -> list:
@@ -132,14 +134,14 @@ def photometric_l1(displacement_mm: np.ndarray, maps: dict[str, np.ndarray]) -> 
     return float(masked_l1(rerender(displacement_mm, maps), _chw(maps["texture"]) / 255, _chw(maps["visibility"])))
 
 
-def faded_detail(predict: MapPredictor, texture: np.ndarray, confidence: np.ndarray, edge_blur_texels: float
-                 ) -> np.ndarray:
+def faded_detail(predict: MapPredictor, texture: np.ndarray, confidence: np.ndarray, edge_blur_texels: float,
+                 fit: Any = None) -> np.ndarray:
     """A method's displacement (mm) of a photo's UV texture, faded out towards the texels the photo does not
     see with inference's fade (:func:`fds.detail.seen_weight`), the same for every method."""
     from fds.detail import seen_weight
     from fds.synthesis import upsample_mask
 
-    disp = predict(texture)
+    disp = predict(texture, fit)
     visible = upsample_mask(np.asarray(confidence) > 0, disp.shape[0])
     return (disp * seen_weight(visible, edge_blur_texels)).astype(np.float32)
 
@@ -162,7 +164,7 @@ def wild_photo_scores(photos: Sequence[Path], stage, methods: dict[str, MapPredi
             log.warning("photo eval: no proxy for %s (%s)", p, exc)
             continue
         maps = appearance_maps(stage.face_model, result, resolution)
-        disps = {name: faded_detail(fn, maps["texture"], result.uv.confidence, edge_blur_texels)
+        disps = {name: faded_detail(fn, maps["texture"], result.uv.confidence, edge_blur_texels, result.fit)
                  for name, fn in methods.items()}
         rows.append({"photo": p.name, "ok": True, **reprojection_error(result),
                      "photometric_l1": {name: photometric_l1(d, maps) for name, d in disps.items()}})

@@ -221,6 +221,11 @@ def results_table(payload: dict) -> str:
         wr = f"{regions['wrinkles']['normal_deg']:.2f}" if "wrinkles" in regions else "–"
         lines.append(f"| {METHOD_LABELS.get(m, m)} | {v['disp_mae_mm']:.4f} | {v['normal_deg']:.2f} | {wr} | "
                      f"{v['normal_under_5deg']:.1%} | {v['normal_ssim']:.4f} | {v['normal_psnr_db']:.2f} | {l1} |")
+    if payload.get("not_scored_on_scans"):
+        names = ", ".join(METHOD_LABELS.get(m, m) for m in payload["not_scored_on_scans"])
+        lines += ["", f"Not scored on the procedural scans: {names}. They read the photo scale "
+                  "(`fds.proxy.photo_scale`), and procedural scans were never photographed; the photo-level rows "
+                  "below score them."]
     if photos:
         lab, wild = photos["labelled"], photos["wild"]
         text = "Proxy stage on real photos (the same for every method): "

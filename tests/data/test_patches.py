@@ -9,6 +9,7 @@ from fds.data.patches import (
     candidate_origins,
     channels_of,
     grid_windows_in,
+    in_channels,
     patch_grid,
     preprocess,
     random_origin,
@@ -115,3 +116,17 @@ def test_v_cue_input_is_v_then_the_cue_unchanged():
     assert channels_of(False, False, True) == "v_cue"
     with pytest.raises(ValueError, match="at most one input mode"):
         channels_of(False, True, True)
+
+
+def test_photo_scale_input_rides_unchanged_behind_the_cue():
+    torch.manual_seed(0)
+    patch = torch.rand(2, 6, 8, 8)  # RGB, the 2 shading-cue channels, then the photo scale
+    x = preprocess(patch, "v_cue_scale")
+    assert x.shape == (2, 4, 8, 8) and in_channels("v_cue_scale") == 4
+    assert torch.allclose(x[:, :3], preprocess(patch[:, :5], "v_cue"), atol=1e-6)
+    assert torch.equal(x[:, 3:], patch[:, 5:])  # an absolute size: no patch mean removed
+    with pytest.raises(ValueError, match=r"channels='v_cue_scale' must be \[B, 6, H, W\]"):
+        preprocess(patch[:, :5], "v_cue_scale")
+    assert channels_of(False, False, True, True) == "v_cue_scale"
+    with pytest.raises(ValueError, match="photo_scale=true needs shading_cue=true"):
+        channels_of(False, False, False, True)

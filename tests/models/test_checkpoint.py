@@ -158,8 +158,8 @@ def test_a_v_checkpoint_starts_an_rgb_run_as_the_same_network(tmp_path, lite_cfg
 
 def test_widening_refuses_any_other_shape_change(tmp_path, lite_cfg, trained_like):
     path = save_detail_checkpoint(tmp_path / "v.safetensors", trained_like.state_dict(), lite_cfg, map_resolution=1024)
-    wider = OmegaConf.merge(lite_cfg, {"generator": {"model": {"pdim": {"in_channels": 2}}}})
-    with pytest.raises(CheckpointError, match="v.safetensors does not fit.*only V → RGB"):
+    wider = OmegaConf.merge(lite_cfg, {"generator": {"model": {"pdim": {"in_channels": 5}}}})  # 4 new inputs
+    with pytest.raises(CheckpointError, match="v.safetensors does not fit.*only widening the input by 1–3"):
         load_start_weights(instantiate(wider), path)
 
 

@@ -35,6 +35,7 @@ from fds.data.patches import (
     crop,
     grid_windows_in,
     needs_cue,
+    needs_scale,
     patch_grid,
     preprocess,
     random_origin,
@@ -43,6 +44,7 @@ from fds.data.patches import (
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.sample_io import ScanSample, coverage_to_uint8, list_samples, read_meta, read_sample
 from fds.facemodel import load_face_model, zone_mask
+from fds.proxy.photo_scale import mirror_scale
 from fds.proxy.shading_cue import mirror_cue
 
 
@@ -71,6 +73,18 @@ class ScanFolder:
         with np.load(self.folders[i] / "maps.npz") as z:
             return np.asarray(z["mask"]) > 0
 
+    def fit(self, i: int):
+        """The fitted proxy (:class:`fds.proxy.fit.FitResult`) of photo-level sample ``i`` (its ``proxy/`` folder,
+        as ``fds.data.photo_scans`` writes it)."""
+        from fds.proxy.cache import load_result
+        from fds.proxy.stage import ProxyResult
+
+        folder = self.folders[i] / "proxy"
+        if not (folder / "face0.npz").is_file():
+            raise FileNotFoundError(f"{self.folders[i]} has no fitted proxy ({folder}/face0.npz): the photo scale "
+                                    "(units.photo_scale) needs photo-level samples (data.scans.kind=photo)")
+        return load_result(folder, ProxyResult, image_path=str(self.folders[i] / "photo.png")).fit
+
 
 class ProceduralSource:
     """The procedural samples of ``seeds`` generated on demand (picklable, for DataLoader workers)."""
@@ -93,16 +107,20 @@ class _Maps:
     instead of 25 as floats): texture uint8 [3,R,R] (0–255), displacement float32 [1,R,R] (mm), mask bool
     [1,R,R], texel size [2] (mm), flat-line coverage uint8 [1,R,R] (0–255, ``ScanSample.flat_lines``; None
     when the sample has none), and with ``cue`` the shading cue float16 [2,R,R] (:mod:`fds.proxy.shading_cue`,
-    computed from the texture as inference does; None without);
+    computed from the texture as inference does; None without), followed with ``scale`` by the photo scale
+    [1,R,R] (:mod:`fds.proxy.photo_scale`, from the sample's fitted proxy as inference computes it);
     :func:`_geometry_item` converts a patch after cropping (the same values as converting first)."""
 
-    def __init__(self, source, size: int, cue: bool = False, assets_dir=None) -> None:
+    def __init__(self, source, size: int, cue: bool = False, assets_dir=None, scale: bool = False) -> None:
         self.source, self.size, self.cue, self.assets_dir = source, max(int(size), 1), bool(cue), assets_dir
+        self.scale = bool(scale)
+        if self.scale and not self.cue:
+            raise ValueError("the photo scale rides behind the shading cue (channels 'v_cue_scale'): set cue too")
         self._cache: OrderedDict[int, tuple] = OrderedDict()
 
     def __getstate__(self) -> dict:
         return {"source": self.source, "size": self.size, "cue": self.cue, "assets_dir": self.assets_dir,
-                "_cache": OrderedDict()}
+                "scale": self.scale, "_cache": OrderedDict()}
 
     def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None,
                                    torch.Tensor | None]:
@@ -125,7 +143,16 @@ class _Maps:
             return None
         from fds.proxy.shading_cue import shading_cue
 
-        return shading_cue(texture, _face_model(self.source.chart_key(i)[0], self.assets_dir)).half()
+        fm = _face_model(self.source.chart_key(i)[0], self.assets_dir)
+        cue = shading_cue(texture, fm)
+        if self.scale:
+            from fds.proxy.photo_scale import photo_scale_of_fit
+
+            if not hasattr(self.source, "fit"):
+                raise ValueError("the photo scale (units.photo_scale) needs photo-level samples with a fitted proxy "
+                                 f"(data.scans.kind=photo), not a {type(self.source).__name__}")
+            cue = torch.cat([cue, photo_scale_of_fit(fm, self.source.fit(i), int(texture.shape[0]))])
+        return cue.half()
 
 
 def sample_texel_mm(sample) -> list[float]:
@@ -166,8 +193,9 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     mask together: a texture patch and its relief seen under a rotated light). With ``flat_line_weight > 0`` the
     item also holds ``weight = 1 + flat_line_weight · coverage``, the flat-line coverage (uint8 ``lines [1,R,R]``,
     None: none) spread by a max filter over ``flat_line_reach`` texels (a false groove's walls flank the line).
-    ``cue`` (``[2,R,R]``, channels "v_cue") rides behind the texture's RGB; a mirrored patch gets the mirrored
-    texture's cue (:func:`fds.proxy.shading_cue.mirror_cue`); quarter turns are not defined for it."""
+    ``cue`` (``[2,R,R]``, channels "v_cue"; ``[3,R,R]`` with the photo scale last, "v_cue_scale") rides behind
+    the texture's RGB; a mirrored patch gets the mirrored texture's cue (:func:`fds.proxy.shading_cue.mirror_cue`)
+    and scale (:func:`fds.proxy.photo_scale.mirror_scale`); quarter turns are not defined for them."""
     t, d, m = crop(tex, top, left, p).float().div_(255), crop(disp_mm, top, left, p), crop(mask, top, left, p).float()
     if cue is not None and quarter_turns % 4:
         raise ValueError("rot90 augmentation is not defined for the shading cue (channels 'v_cue'): set rot90=false")
@@ -184,7 +212,9 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     t, d, m = arrays[:3]
     if cue is not None:
         c = crop(cue, top, left, p).float()
-        t = torch.cat([t, mirror_cue(c) if flip else c])
+        if flip:
+            c = torch.cat([mirror_cue(c[:2]), mirror_scale(c[2:])])
+        t = torch.cat([t, c])
     item = {"input": preprocess(t[None], channels)[0].contiguous(),
             "displacement": (to_network_units(d, scale) * m).contiguous(), "mask": m.contiguous()}
     if flat_line_weight > 0:
@@ -231,7 +261,7 @@ class GeometryPatches(Dataset):
                              "must be ≥ 0")
         self.flat_line_weight, self.flat_line_reach = float(flat_line_weight), int(flat_line_reach)
         self.assets_dir = assets_dir
-        self._maps = _Maps(source, cache_size, needs_cue(channels), assets_dir)
+        self._maps = _Maps(source, cache_size, needs_cue(channels), assets_dir, needs_scale(channels))
         self._cands: dict = {}
 
     def __len__(self) -> int:
@@ -272,7 +302,7 @@ class GeometryGridPatches(Dataset):
                  min_valid: float | None = None) -> None:
         self.source, self.regions, self.patch_size = source, list(regions), int(patch_size)
         self.channels, self.disp_scale_mm = channels, float(disp_scale_mm)
-        self._maps = _Maps(source, cache_size, needs_cue(channels), assets_dir)
+        self._maps = _Maps(source, cache_size, needs_cue(channels), assets_dir, needs_scale(channels))
         index: list[tuple[int, str, int, int]] = []
         for k in range(len(source)):
             fm_name, r = source.chart_key(k)

@@ -8,7 +8,9 @@ Per photo (largest face), cached as ``<cache_dir>/appearance_R<R>/<proxy cache k
 - ``normal`` float16 [R,R,3] — unit proxy normals, model frame;
 - ``albedo`` float16 [R,R,3], ``sh`` float32 [3,9] — ``fds.render.estimate_sh_and_albedo`` on the visible
   texels with the model-frame normals, so I ≈ albedo · sh_irradiance(normal, sh) in the same frame as
-  ``position_mm`` (what the appearance loss re-renders with the detailed normals).
+  ``position_mm`` (what the appearance loss re-renders with the detailed normals);
+- ``photo_scale`` float16 [R,R] — log2 photo pixels per texel of the fit (:mod:`fds.proxy.photo_scale`); a
+  cache file written before it existed is written again (the proxy itself comes from its own cache).
 
 Photos the proxy stage rejects (unreadable, no face, …) are skipped and listed in
 ``<cache_dir>/appearance_R<R>/skipped.json``; they never stop a run.
@@ -29,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from fds.data.patches import Channels, candidate_origins, crop, needs_cue, preprocess, random_origin
+from fds.data.patches import Channels, candidate_origins, crop, needs_cue, needs_scale, preprocess, random_origin
 from fds.data.sample_io import atomic_save_npz
 from fds.facemodel.uvchart import uv_chart
 from fds.progress import progress
+from fds.proxy.photo_scale import photo_scale_of_fit
 from fds.render import estimate_sh_and_albedo, vertex_normals
 
 log = logging.getLogger(__name__)
@@ -96,11 +99,21 @@ def appearance_maps(fm, result, resolution: int) -> dict[str, np.ndarray]:
     normal = F.normalize(torch.from_numpy(chart.interpolate(n_v.numpy())).permute(2, 0, 1)[None], dim=1)
     mask = conf * (tex.mean(1, keepdim=True) > 0.02)
     sh, albedo = estimate_sh_and_albedo(tex, normal, mask, sigma_px=resolution / 64)
-    return {"texture": (tex[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8),
+    scale = photo_scale_of_fit(fm, result.fit, resolution)[0]
+    return {"photo_scale": scale.numpy().astype(np.float16),
+            "texture": (tex[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8),
             "visibility": conf[0, 0].numpy().astype(np.float16), "position_mm": position.astype(np.float32),
             "normal": normal[0].permute(1, 2, 0).numpy().astype(np.float16),
             "albedo": albedo[0].permute(1, 2, 0).clamp(0, 1).numpy().astype(np.float16),
             "sh": sh[0].numpy().astype(np.float32)}
+
+
+def _has_all_maps(path: Path) -> bool:
+    """A cache file exists and holds every map of this version (older ones lack ``photo_scale``)."""
+    if not path.is_file():
+        return False
+    with np.load(path) as z:
+        return "photo_scale" in z.files
 
 
 def prepare_wild(photos: Sequence[Path], cache_dir: str | os.PathLike, resolution: int = 512,
@@ -118,7 +131,7 @@ def prepare_wild(photos: Sequence[Path], cache_dir: str | os.PathLike, resolutio
 
             key = stage.cache_key(file_sha1(Path(photo)))
             path = out_dir / f"{key}.npz"
-            if not path.is_file():
+            if not _has_all_maps(path):
                 results = stage(photo)
                 if not results:
                     raise RuntimeError("no face")
@@ -183,6 +196,13 @@ class WildPatches(Dataset):
             from fds.proxy.shading_cue import shading_cue
 
             item["cue"] = shading_cue(item["texture"], _face_model(self.face_model, self.assets_dir))
+            if needs_scale(self.channels):  # the fit's photo scale, behind the cue
+                with np.load(self.files[k]) as z:
+                    if "photo_scale" not in z.files:
+                        raise ValueError(f"{self.files[k]} has no photo_scale map (written by an older fds): run "
+                                         "training again to prepare the wild photos, or delete the file")
+                    scale = torch.from_numpy(np.array(z["photo_scale"], np.float32))[None]
+                item["cue"] = torch.cat([item["cue"], scale])
         self._cache[k] = item
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -11,6 +11,10 @@ convention (``[R, R]``, row 0 = v 0 = top of the map); displacements are mm alon
   averaged with the map of the left-right mirrored texture (``flip_average``);
 - :meth:`DetailPredictor.predict` / ``predictor(proxy_result)``: that map faded out towards the texels the photo
   does not see (:func:`seen_weight`) and resampled to the output resolution, with warnings for the user.
+
+A checkpoint that reads the photo scale (channels ``v_cue_scale``, :mod:`fds.proxy.photo_scale`) needs the fit
+the texture was unwrapped through: ``predictor(proxy_result)`` takes it from the result, and the map methods take
+it as ``fit=``.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ def seen_weight(visible: np.ndarray, sigma_texels: float) -> np.ndarray:
         v = kornia.filters.gaussian_blur2d(v, (k, k), (sigma_texels, sigma_texels))
         v = ((v - 0.5) * 2).clamp(0, 1) * torch.from_numpy(visible)[None, None]
     return v[0, 0].numpy()
+
+
+class FitRequired(ValueError):
+    """A checkpoint that reads the photo scale was asked for a map without the fit the texture came through."""
 
 
 class FaceModelMismatch(ValueError):
@@ -155,20 +163,40 @@ class DetailPredictor:
         return self.meta.map_resolution
 
     # ------------------------------------------------------------------------------------------ full map
-    def full_map(self, uv_texture: np.ndarray) -> DetailSynthesis:
+    @property
+    def needs_fit(self) -> bool:
+        """Whether the checkpoint reads the photo scale, so its maps need the proxy's fit (module doc)."""
+        from fds.data.patches import needs_scale
+
+        return needs_scale(self.meta.channels)
+
+    def full_map(self, uv_texture: np.ndarray, fit: Any = None) -> DetailSynthesis:
         """The network's displacement map (mm) of a UV texture (any size; resampled) at ``map_resolution``: every
         zone's patch grid stitched with the paper's Gaussian weights, averaged with the mirrored texture's map
-        where both cover a texel when ``flip_average``. Texels no patch covers are 0 (``coverage`` False)."""
-        res = self._one_pass(uv_texture)
+        where both cover a texel when ``flip_average``. Texels no patch covers are 0 (``coverage`` False).
+        ``fit``: the :class:`~fds.proxy.fit.FitResult` the texture was unwrapped through (needed when
+        :attr:`needs_fit`; ignored otherwise)."""
+        scale = None
+        if self.needs_fit:
+            if fit is None:
+                raise FitRequired(f"checkpoint {self.source} reads the photo scale (channels 'v_cue_scale'), which "
+                                 "comes from the fitted proxy: call predictor(proxy_result), or pass fit=")
+            from fds.proxy.photo_scale import photo_scale_of_fit
+
+            scale = photo_scale_of_fit(self.face_model, fit, self.map_resolution)  # [1, n, n]
+        res = self._one_pass(uv_texture, scale)
         if not self.flip_average:
             return res
-        mirrored = self._one_pass(np.ascontiguousarray(np.asarray(uv_texture)[:, ::-1]))
+        from fds.proxy.photo_scale import mirror_scale
+
+        mirrored = self._one_pass(np.ascontiguousarray(np.asarray(uv_texture)[:, ::-1]),
+                                  None if scale is None else mirror_scale(scale))
         other, other_cov = mirrored.displacement_mm[:, ::-1], mirrored.coverage[:, ::-1]
         both = res.coverage & other_cov
         disp = np.where(both, 0.5 * (res.displacement_mm + other), res.displacement_mm).astype(np.float32)
         return dataclasses.replace(res, displacement_mm=disp)
 
-    def _one_pass(self, uv_texture: np.ndarray) -> DetailSynthesis:
+    def _one_pass(self, uv_texture: np.ndarray, scale: torch.Tensor | None = None) -> DetailSynthesis:
         from fds.data.patches import needs_cue, preprocess
         from fds.facemodel import zone_mask
 
@@ -181,6 +209,8 @@ class DetailPredictor:
 
             texture = texture_to_tensor(uv_texture, n)[0]  # [3, n, n] in [0, 1]: converted once, for both
             extra = shading_cue(texture, self.face_model)
+            if scale is not None:  # the photo scale behind the cue (channels "v_cue_scale")
+                extra = torch.cat([extra, scale])
 
         def predict(x: torch.Tensor, region: str) -> torch.Tensor:
             with torch.no_grad():
@@ -195,12 +225,12 @@ class DetailPredictor:
             extra=extra)
 
     # ------------------------------------------------------------------------------------------ one face
-    def predict(self, uv_texture: np.ndarray, confidence: np.ndarray) -> DetailMap:
-        """The detail of one face at ``resolution``: :meth:`full_map` of its UV texture, faded out towards the
-        texels the photo does not see (``confidence`` ``[R', R']`` > 0, any size) and resampled; a warning when
-        less than half of the chart is seen or when the map is a resampling."""
+    def predict(self, uv_texture: np.ndarray, confidence: np.ndarray, fit: Any = None) -> DetailMap:
+        """The detail of one face at ``resolution``: :meth:`full_map` of its UV texture (``fit``: as there), faded
+        out towards the texels the photo does not see (``confidence`` ``[R', R']`` > 0, any size) and resampled;
+        a warning when less than half of the chart is seen or when the map is a resampling."""
         n = self.map_resolution
-        res = self.full_map(uv_texture)
+        res = self.full_map(uv_texture, fit)
         visible = upsample_mask(np.asarray(confidence) > 0, n)
         disp = res.displacement_mm * seen_weight(visible & res.coverage, self.edge_blur_texels)
         coverage = res.coverage & visible
@@ -218,5 +248,5 @@ class DetailPredictor:
         return DetailMap(disp.astype(np.float32), coverage, warnings)
 
     def __call__(self, result: ProxyResult) -> DetailMap:
-        """:meth:`predict` on a :class:`~fds.proxy.ProxyResult` (its UV texture and confidence)."""
-        return self.predict(result.uv.texture, result.uv.confidence)
+        """:meth:`predict` on a :class:`~fds.proxy.ProxyResult` (its UV texture, confidence and fit)."""
+        return self.predict(result.uv.texture, result.uv.confidence, result.fit)

@@ -7,7 +7,7 @@ parsed once into a frozen :class:`CheckpointMeta`:
 - ``model_config``: the Hydra ``model`` node (YAML) the weights were trained with, validated against fds's
   own network registry (:mod:`fds.models.architecture`): its ``_target_`` tags only select among fds classes;
 - ``disp_scale_mm`` (mm per network unit), ``patch_size`` (texels), ``map_resolution`` (UV map side the
-  network was trained at, texels), ``channels`` (``v``, ``logv``, ``rgb`` or ``v_cue``:
+  network was trained at, texels), ``channels`` (``v``, ``logv``, ``rgb``, ``v_cue`` or ``v_cue_scale``:
   :func:`fds.data.patches.preprocess`),
   ``face_model`` (whose UV chart the maps live in), ``regions`` (JSON list).
 
@@ -58,7 +58,7 @@ class CheckpointMeta:
     disp_scale_mm: float  # mm per network unit: displacement_mm = d · disp_scale_mm, d in [-1, 1]
     patch_size: int  # side of the network's input patches, texels
     map_resolution: int  # UV map side the network was trained at, texels (power of two ≥ patch_size)
-    channels: Channels  # network input: V (1), log V (1), RGB (3) or V + shading cue (3); fds.data.patches.preprocess
+    channels: Channels  # network input: V (1), log V (1), RGB (3), V + shading cue (3), + photo scale (4); patches
     face_model: str  # whose UV chart the maps live in ("sfm", "ict", "bfm2017")
     regions: tuple[str, ...]  # UV patch zones the networks serve (fds.facemodel.uvchart)
     architecture: DFDNSpec  # the networks and training hyper-parameters (fds.models.architecture)
@@ -74,7 +74,7 @@ class CheckpointMeta:
              f"{self.map_resolution} < patch_size {self.patch_size}"),
             ("channels", self.channels in get_args(Channels) and a.in_channels == in_channels(self.channels),
              f"{self.channels!r} does not match the network's {a.in_channels} input channel(s) (v, logv: 1; "
-             "rgb, v_cue: 3)"),
+             "rgb, v_cue: 3; v_cue_scale: 4)"),
             ("face_model", self.face_model in FACE_MODELS, f"{self.face_model!r} is not one of {FACE_MODELS}"),
             ("regions", self.regions == a.generator.regions,
              f"{list(self.regions)} ≠ model_config.generator.regions {list(a.generator.regions)}"),
@@ -273,26 +273,27 @@ def load_detail_module(path: str | os.PathLike, device: str | torch.device = "cp
     return module.to(device).eval()
 
 
-def widen_v_to_rgb(tensors: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]],
-                   source: str | os.PathLike = "the checkpoint") -> dict[str, torch.Tensor]:
-    """A V-input generator's tensors (channels ``v``) reshaped for the same network with three input channels (RGB,
-    or V + the shading cue): every conv that reads the image gets two more input channels. The image is always the
-    *last* input (PDIM reads it alone, PDRM reads ``[coarse, image]``, the head reads PDIM's output); the V weights
-    go to the first image channel and the two new ones start at 0. For ``v_cue`` that first channel *is* V, so
-    the widened network starts as the V network exactly; for RGB it is R, which on skin is V = max(R, G, B). Training
-    learns what the new channels add. Any other difference of shape is a :class:`CheckpointError` naming ``source``."""
+def widen_input_channels(tensors: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]],
+                         source: str | os.PathLike = "the checkpoint") -> dict[str, torch.Tensor]:
+    """A generator's tensors reshaped for the same network reading more input channels: V → RGB, V → V + the
+    shading cue, V or V + cue → V + cue + photo scale. Every conv that reads the image gets the new channels,
+    which start at 0. The image is always the *last* input (PDIM reads it alone, PDRM reads ``[coarse, image]``,
+    the head reads PDIM's output) and new channels are appended after the old ones (``fds.data.patches``), so the
+    widened network starts as the narrower one exactly for the cue and scale; for RGB the V weights read R, which
+    on skin is V = max(R, G, B). Training learns what the new channels add. Any other difference of shape is a
+    :class:`CheckpointError` naming ``source``."""
     out = dict(tensors)
     for key, t in tensors.items():
         want = shapes.get(key)
-        if want is None or tuple(t.shape) == want:
+        if want is None or tuple(t.shape) == tuple(want):
             continue
         if t.dim() != 4 or len(want) != 4 or want[0] != t.shape[0] or want[2:] != tuple(t.shape[2:]) \
-                or want[1] != t.shape[1] + 2:
+                or not 0 < want[1] - t.shape[1] <= 3:
             raise CheckpointError(f"init_weights {source} does not fit this run's generator: {key} has shape "
-                                  f"{tuple(t.shape)}, the run's {want} (only V → RGB or V + cue input widening is "
-                                  "supported)")
+                                  f"{tuple(t.shape)}, the run's {want} (only widening the input by 1–3 channels, "
+                                  "V → RGB, V + cue or V + cue + scale, is supported)")
         wide = t.new_zeros(want)
-        wide[:, : t.shape[1]] = t  # ..., V → R (or V); the two new channels start at 0
+        wide[:, : t.shape[1]] = t  # the old inputs keep their weights; the new channels start at 0
         out[key] = wide
     return out
 
@@ -301,7 +302,8 @@ def load_start_weights(module, path: str | os.PathLike) -> None:
     """Start a ``DFDNModule`` (fine-tuning) from a checkpoint's generator weights: its generator and, when it keeps
     one, its EMA copy get them; optimizer state and the discriminator stay fresh (``ckpt_path`` resumes a run
     instead). The file is read through the schema like any checkpoint; its ``disp_scale_mm`` must be the run's.
-    A V-input checkpoint also starts an RGB or V + cue run (:func:`widen_v_to_rgb`), and a narrower one a run with
+    A V or V + cue checkpoint also starts a run reading more channels (:func:`widen_input_channels`), and a
+    narrower one a run with
     wider U-Nets (:func:`fds.models.widen.widen_unets`: the same function at the first step)."""
     tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
     scale = float(module.hparams.disp_scale_mm)
@@ -315,8 +317,8 @@ def load_start_weights(module, path: str | os.PathLike) -> None:
             tensors = widen_unets(tensors, own)
         except ValueError as exc:
             raise CheckpointError(f"init_weights {path} does not fit this run's generator: {exc}") from None
-    if meta.channels == "v" and any(own[k].shape != t.shape for k, t in tensors.items() if k in own):
-        tensors = widen_v_to_rgb(tensors, {k: tuple(v.shape) for k, v in own.items()}, path)
+    if meta.channels in ("v", "v_cue") and any(own[k].shape != t.shape for k, t in tensors.items() if k in own):
+        tensors = widen_input_channels(tensors, {k: tuple(v.shape) for k, v in own.items()}, path)
     for target in targets:
         try:
             target.load_state_dict(tensors, strict=True)
@@ -344,7 +346,8 @@ def export_training_checkpoint(
                               "configs/units/default.yaml with the run's map_resolution, then export again")
     resolution = int(cfg.units.map_resolution)
     channels = channels_of(bool(cfg.data.scans.rgb), bool(OmegaConf.select(cfg, "data.scans.log_input", default=False)),
-                           bool(OmegaConf.select(cfg, "data.scans.shading_cue", default=False)))
+                           bool(OmegaConf.select(cfg, "data.scans.shading_cue", default=False)),
+                           bool(OmegaConf.select(cfg, "data.scans.photo_scale", default=False)))
     face_model = str(cfg.data.scans.generator.face_model)
     model_cfg = cast(dict, OmegaConf.to_container(cfg.model, resolve=True))  # resolved against the whole run config
     return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels,

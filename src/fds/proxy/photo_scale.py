@@ -1,0 +1,62 @@
+"""The photo scale: how many photo pixels each UV texel was sampled from, as a per-texel map.
+
+The unwrap resamples the photo into a fixed UV chart, so a 150 px face and a 1000 px face give textures of the
+same size: the small face's texture is the photo upsampled about 4×, blurred at the scale of wrinkles, while the
+large face's shows them. A patch alone hardly tells the two apart. This module gives the network that scale as
+one more input channel (``channels="v_cue_scale"``, :func:`fds.data.patches.preprocess`)::
+
+    scale = log2( photo px per texel ) = ½ · log2 |det J|,   J = ∂(x, y)_photo / ∂(col, row)_UV
+
+The Jacobian comes from the fitted proxy: its vertices projected into the photo (:meth:`FitResult.project`,
+pixels, y down), interpolated over the chart and differenced between neighbouring texels. It carries the face's
+size in the photo and the foreshortening of each part of it (the far cheek of a turned head reads smaller).
+Typical values at 1024² SFM texels: about −2 for a 150 px wide face, +0.6 for a 1000 px one.
+
+Frames: UV texels (row 0 = top of the chart), photo pixels. Texels outside the chart, or whose neighbours are,
+get the median of the rest (the network never reads them: the unwrap shows nothing there). Mirroring the texture
+left-right mirrors the map and changes nothing else (:func:`mirror_scale`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fds.facemodel import FaceModel
+from fds.facemodel.uvchart import uv_chart
+
+#: The map is clipped to [LOW, HIGH] (log2 px per texel): 1/64 px (a face a few pixels wide) to 8 px per texel.
+LOW, HIGH = -6.0, 3.0
+
+
+def photo_scale(fm: FaceModel, vertices_px: np.ndarray, resolution: int) -> torch.Tensor:
+    """``float32 [1, R, R]`` log2 photo pixels per texel (module doc) of a proxy whose vertices project to
+    ``vertices_px`` (``[V, 2]`` photo pixels, x = column, y = row down) in ``fm``'s chart at ``resolution``."""
+    px = np.asarray(vertices_px, np.float64)
+    if px.shape != (fm.num_vertices, 2) or not np.isfinite(px).all():
+        raise ValueError(f"vertices_px must be finite [V={fm.num_vertices}, 2] photo pixels, got {px.shape}")
+    chart = uv_chart(fm, resolution)
+    centre = px.mean(0)  # the chart interpolates in float32: positions about the face's centre keep their precision
+    t = chart.interpolate(px - centre).astype(np.float64)  # [R, R, 2] photo position of each texel centre, shifted
+    cov = chart.covered
+    ok = np.zeros_like(cov)
+    ok[1:-1, 1:-1] = cov[1:-1, 1:-1] & cov[1:-1, 2:] & cov[1:-1, :-2] & cov[2:, 1:-1] & cov[:-2, 1:-1]
+    d_col = np.zeros_like(t)
+    d_row = np.zeros_like(t)
+    d_col[:, 1:-1] = 0.5 * (t[:, 2:] - t[:, :-2])  # px per texel along +column
+    d_row[1:-1] = 0.5 * (t[2:] - t[:-2])  # px per texel along +row
+    det = np.abs(d_col[..., 0] * d_row[..., 1] - d_col[..., 1] * d_row[..., 0])  # photo px² per texel
+    s = 0.5 * np.log2(np.maximum(det, 2.0 ** (2 * LOW)))
+    fill = float(np.median(s[ok])) if ok.any() else 0.0
+    s = np.clip(np.where(ok, s, fill), LOW, HIGH)
+    return torch.from_numpy(s.astype(np.float32))[None]
+
+
+def photo_scale_of_fit(fm: FaceModel, fit, resolution: int) -> torch.Tensor:
+    """:func:`photo_scale` of a :class:`fds.proxy.fit.FitResult` (its fitted vertices through its camera)."""
+    return photo_scale(fm, fit.project(fit.vertices_mm), resolution)
+
+
+def mirror_scale(scale: torch.Tensor) -> torch.Tensor:
+    """The map of the left-right mirrored texture (``[..., H, W]``): a size is the same seen in a mirror."""
+    return torch.flip(scale, dims=[-1])
