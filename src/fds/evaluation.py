@@ -37,7 +37,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader
 
-from fds.data.patches import needs_cue
+from fds.data.patches import needs_cue, needs_scale
 from fds.data.sample_io import list_samples
 from fds.data.scans import GeometryGridPatches, ScanFolder, sample_texel_mm
 from fds.detail import DetailPredictor, FitRequired
@@ -213,7 +213,7 @@ def fitted_highpass_scale(fit_dir: str | Path, num_samples: int, meta: Checkpoin
         raise FileNotFoundError(f"highpass.fit_dir={fit_dir} holds no scan samples to fit the heuristic's scale "
                                 "on: point it at the training scans, or set it to null to use highpass.k_mm")
     # the heuristic reads brightness, never the cue or the photo scale
-    channels = "v" if needs_cue(meta.channels) else meta.channels
+    channels = "v" if needs_cue(meta.channels) or needs_scale(meta.channels) else meta.channels
     fit_set = GeometryGridPatches(ScanFolder(folders=fit_folders), max_patches=64, regions=meta.regions,
                                   patch_size=meta.patch_size, channels=channels,
                                   disp_scale_mm=meta.disp_scale_mm, assets_dir=assets_dir)

@@ -128,5 +128,9 @@ def test_photo_scale_input_rides_unchanged_behind_the_cue():
     with pytest.raises(ValueError, match=r"channels='v_cue_scale' must be \[B, 6, H, W\]"):
         preprocess(patch[:, :5], "v_cue_scale")
     assert channels_of(False, False, True, True) == "v_cue_scale"
-    with pytest.raises(ValueError, match="photo_scale=true needs shading_cue=true"):
-        channels_of(False, False, False, True)
+    alone = preprocess(patch[:, [0, 1, 2, 5]], "v_scale")  # V and the scale, without the cue
+    assert alone.shape == (2, 2, 8, 8) and in_channels("v_scale") == 2
+    assert torch.equal(alone[:, :1], x[:, :1]) and torch.equal(alone[:, 1:], patch[:, 5:])
+    assert channels_of(False, False, False, True) == "v_scale"
+    with pytest.raises(ValueError, match="photo_scale=true goes with the HSV V input"):
+        channels_of(False, True, False, True)

@@ -110,6 +110,8 @@ def test_a_mirrored_training_patch_carries_the_mirrored_scale(sfm):
     torch.testing.assert_close(mirrored["input"][3:], window[2:].flip(-1))
     torch.testing.assert_close(mirrored["input"][1:3], mirror_cue(window[:2]))
     assert not torch.allclose(window[2:].flip(-1), window[2:])  # a turned head's scale is not symmetric
+    alone = _geometry_item(*args[:6], "v_scale", 2.0, True, cue=extra[2:])  # the scale without the cue
+    torch.testing.assert_close(alone["input"], mirrored["input"][[0, 3]])
 
 
 def test_a_cue_checkpoint_widened_to_the_scale_predicts_as_before_until_the_scale_weights_move(tmp_path, sfm,
@@ -117,31 +119,16 @@ def test_a_cue_checkpoint_widened_to_the_scale_predicts_as_before_until_the_scal
     """End to end through ``DetailPredictor``: a ``v_cue`` network widened to ``v_cue_scale`` (the scale's weights
     at 0) gives the ``v_cue`` map on a real texture; once the scale's weights move, the map moves, and it differs
     between a small and a large face in the photo. Without the fit it refuses, naming what to pass."""
-    from omegaconf import OmegaConf
     from PIL import Image
 
     from fds.detail import DetailPredictor, FitRequired
-    from fds.models.architecture import DFDNSpec
-    from fds.models.checkpoint import load_start_weights, read_detail_checkpoint, save_detail_checkpoint
+    from fds.models.checkpoint import read_detail_checkpoint
 
     shipped = "checkpoints/dfdn_lite.safetensors"
     _, meta = read_detail_checkpoint(shipped)
 
-    def widened(cin: int, channels: str, start: str, cue_weight: float | None = None):
-        cfg = OmegaConf.merge(meta.architecture.to_config(),
-                              {"generator": {"model": {"pdim": {"in_channels": cin}, "pdrm": {"in_channels": cin + 1}}},
-                               "discriminator": {"model": {"in_channels": cin + 1}}})
-        module = DFDNSpec.parse(OmegaConf.to_container(cfg), "model").build().eval()
-        load_start_weights(module, start)
-        if cue_weight is not None:  # a cue network whose cue weights are not zero, as a trained one's
-            with torch.no_grad():
-                w = module.generator.models["shared"].pdim.down[0][0].weight
-                w[:, 1:] = cue_weight * w[:, :1]
-        return save_detail_checkpoint(tmp_path / f"{channels}.safetensors", module.state_dict(), cfg,
-                                      map_resolution=meta.map_resolution, channels=channels, face_model=meta.face_model)
-
-    cue_path = widened(3, "v_cue", shipped, cue_weight=0.5)
-    scale_path = widened(4, "v_cue_scale", cue_path)
+    cue_path = _widened(tmp_path, meta, 3, "v_cue", shipped, cue_weight=0.5)
+    scale_path = _widened(tmp_path, meta, 4, "v_cue_scale", cue_path)
     texture = np.asarray(Image.fromarray(astronaut).resize((meta.map_resolution,) * 2))
     fit = _fit(sfm, scale_px_per_mm=3.0)
     scale_pred = DetailPredictor.from_checkpoint(scale_path, batch_size=16)
@@ -159,3 +146,48 @@ def test_a_cue_checkpoint_widened_to_the_scale_predicts_as_before_until_the_scal
     assert np.abs(near - base).max() > 100 * 1e-5 * np.abs(base).max()  # far beyond the float noise allowed above
     assert np.abs(near - far).max() > 100 * 1e-5 * np.abs(base).max()
 
+
+
+def test_the_v_checkpoint_widened_to_v_and_scale_predicts_as_before_until_the_scale_weight_moves(tmp_path, sfm,
+                                                                                                 astronaut):
+    """``v_scale``: the scale alone behind V reaches the network through inference's path too."""
+    from PIL import Image
+
+    from fds.detail import DetailPredictor
+    from fds.models.checkpoint import read_detail_checkpoint
+
+    shipped = "checkpoints/dfdn_lite.safetensors"
+    _, meta = read_detail_checkpoint(shipped)
+    path = _widened(tmp_path, meta, 2, "v_scale", shipped)
+    texture = np.asarray(Image.fromarray(astronaut).resize((meta.map_resolution,) * 2))
+    pred = DetailPredictor.from_checkpoint(path, batch_size=16)
+    base = DetailPredictor.from_checkpoint(shipped, batch_size=16).full_map(texture).displacement_mm
+    fit = _fit(sfm, scale_px_per_mm=3.0)
+    np.testing.assert_allclose(pred.full_map(texture, fit).displacement_mm, base, atol=1e-5 * np.abs(base).max())
+    with torch.no_grad():
+        pred.module.generator.models["shared"].pdim.down[0][0].weight[:, 1:] = 0.3
+    pred = pred.with_module(pred.module, path)
+    near = pred.full_map(texture, fit).displacement_mm
+    far = pred.full_map(texture, _fit(sfm, scale_px_per_mm=0.5)).displacement_mm
+    assert np.abs(near - far).max() > 100 * 1e-5 * np.abs(base).max()
+
+
+def _widened(tmp_path, meta, cin: int, channels: str, start: str, cue_weight: float | None = None):
+    """``start``'s weights widened into the same network reading ``cin`` input channels (``channels``), saved; with
+    ``cue_weight`` the cue's first-layer weights are set to that multiple of V's (as a trained cue network's)."""
+    from omegaconf import OmegaConf
+
+    from fds.models.architecture import DFDNSpec
+    from fds.models.checkpoint import load_start_weights, save_detail_checkpoint
+
+    cfg = OmegaConf.merge(meta.architecture.to_config(),
+                          {"generator": {"model": {"pdim": {"in_channels": cin}, "pdrm": {"in_channels": cin + 1}}},
+                           "discriminator": {"model": {"in_channels": cin + 1}}})
+    module = DFDNSpec.parse(OmegaConf.to_container(cfg), "model").build().eval()
+    load_start_weights(module, start)
+    if cue_weight is not None:
+        with torch.no_grad():
+            w = module.generator.models["shared"].pdim.down[0][0].weight
+            w[:, 1:] = cue_weight * w[:, :1]
+    return save_detail_checkpoint(tmp_path / f"{channels}.safetensors", module.state_dict(), cfg,
+                                  map_resolution=meta.map_resolution, channels=channels, face_model=meta.face_model)

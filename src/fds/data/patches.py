@@ -13,7 +13,8 @@ small change gives about the same input as the ×2 linear mode). ``channels="v_c
 the two channels of the shading cue (:mod:`fds.proxy.shading_cue`: how brightness changes per radian of tilt
 along u and v under the photo's own light), which arrive as channels 4–5 of the patch and pass unchanged.
 ``channels="v_cue_scale"`` adds the photo scale (:mod:`fds.proxy.photo_scale`: log2 photo pixels per texel, from
-the fitted proxy) as channel 6, also unchanged: how much of a wrinkle the photo could show at all.
+the fitted proxy) as channel 6, also unchanged: how much of a wrinkle the photo could show at all;
+``channels="v_scale"`` is V and the photo scale alone (channel 4 of the patch).
 Displacements enter the network as
 ``clip(mm / disp_scale_mm, −1, 1)`` (:func:`to_network_units`).
 """
@@ -25,7 +26,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-Channels = Literal["v", "rgb", "logv", "v_cue", "v_cue_scale"]
+Channels = Literal["v", "rgb", "logv", "v_cue", "v_cue_scale", "v_scale"]
 #: Floor added to V before the log of ``channels="logv"`` (≈ 5 sRGB levels): JPEG noise in deep shadow stays small.
 LOG_FLOOR = 0.02
 
@@ -33,15 +34,15 @@ LOG_FLOOR = 0.02
 def channels_of(rgb: bool, log_input: bool = False, shading_cue: bool = False, photo_scale: bool = False
                 ) -> Channels:
     """The input mode of a data config's ``rgb`` / ``log_input`` / ``shading_cue`` flags (at most one is set) and
-    ``photo_scale`` (only with ``shading_cue``)."""
+    ``photo_scale`` (with V, alone or behind the shading cue)."""
     if rgb + log_input + shading_cue > 1:
         raise ValueError(f"rgb={rgb}, log_input={log_input}, shading_cue={shading_cue}: at most one input mode can "
                          "be set (log input and the shading cue go with the HSV V channel only)")
-    if photo_scale and not shading_cue:
-        raise ValueError("photo_scale=true needs shading_cue=true (the one mode with the photo scale is "
-                         "'v_cue_scale': V, the shading cue, then the scale)")
+    if photo_scale and (rgb or log_input):
+        raise ValueError(f"photo_scale=true goes with the HSV V input (and optionally the shading cue), not with "
+                         f"rgb={rgb} / log_input={log_input}")
     if photo_scale:
-        return "v_cue_scale"
+        return "v_cue_scale" if shading_cue else "v_scale"
     return "rgb" if rgb else ("logv" if log_input else ("v_cue" if shading_cue else "v"))
 
 
@@ -51,8 +52,8 @@ def needs_cue(channels: Channels) -> bool:
 
 
 def needs_scale(channels: Channels) -> bool:
-    """Whether a mode's patches carry the photo scale as channel 6 (``[B, 6, H, W]``)."""
-    return channels == "v_cue_scale"
+    """Whether a mode's patches carry the photo scale as their last channel (``[B, 6 or 4, H, W]``)."""
+    return channels in ("v_cue_scale", "v_scale")
 
 
 def patch_channels(channels: Channels) -> int:
@@ -62,15 +63,16 @@ def patch_channels(channels: Channels) -> int:
 
 def preprocess(rgb: torch.Tensor, channels: Channels = "v") -> torch.Tensor:
     """Texture patches ``[B,3,H,W]`` in [0, 1] (``[B,5,H,W]`` with the shading cue behind RGB for "v_cue",
-    ``[B,6,H,W]`` with the cue and the photo scale for "v_cue_scale") → network input ``[B,Cin,H,W]`` (Cin = 1
-    for "v" and "logv", 3 for "rgb" and "v_cue", 4 for "v_cue_scale"), the patch mean removed from the image
-    channels (module doc)."""
+    ``[B,6,H,W]`` with the cue and the photo scale for "v_cue_scale", ``[B,4,H,W]`` with the scale for "v_scale")
+    → network input ``[B,Cin,H,W]`` (Cin = 1 for "v" and "logv", 2 for "v_scale", 3 for "rgb" and "v_cue", 4 for
+    "v_cue_scale"), the patch mean removed from the image channels (module doc)."""
     want = patch_channels(channels)
     if rgb.dim() != 4 or rgb.shape[1] != want:
         extra = {5: " (RGB in [0, 1], then the 2 shading-cue channels)",
-                 6: " (RGB in [0, 1], the 2 shading-cue channels, then the photo scale)"}.get(want, " in [0, 1]")
+                 6: " (RGB in [0, 1], the 2 shading-cue channels, then the photo scale)",
+                 4: " (RGB in [0, 1], then the photo scale)"}.get(want, " in [0, 1]")
         raise ValueError(f"patches for channels={channels!r} must be [B, {want}, H, W]{extra}, got {tuple(rgb.shape)}")
-    if needs_cue(channels):
+    if needs_cue(channels) or channels == "v_scale":  # V, then the extra channels unchanged
         v = rgb[:, :3].amax(dim=1, keepdim=True)
         return torch.cat([(v - v.mean(dim=(2, 3), keepdim=True)) * 2.0, rgb[:, 3:]], dim=1)
     if channels == "v":
@@ -81,13 +83,14 @@ def preprocess(rgb: torch.Tensor, channels: Channels = "v") -> torch.Tensor:
     elif channels == "rgb":
         x = rgb
     else:
-        raise ValueError(f"channels must be 'v' (paper), 'logv', 'rgb', 'v_cue' or 'v_cue_scale', got {channels!r}")
+        raise ValueError(f"channels must be 'v' (paper), 'logv', 'rgb', 'v_cue', 'v_cue_scale' or 'v_scale', got "
+                         f"{channels!r}")
     return (x - x.mean(dim=(2, 3), keepdim=True)) * 2.0
 
 
 def in_channels(channels: Channels) -> int:
     """Network input channels for a preprocessing mode."""
-    return {"rgb": 3, "v_cue": 3, "v_cue_scale": 4}.get(channels, 1)
+    return {"rgb": 3, "v_cue": 3, "v_cue_scale": 4, "v_scale": 2}.get(channels, 1)
 
 
 def to_network_units(displacement_mm: torch.Tensor | np.ndarray, disp_scale_mm: float) -> torch.Tensor:

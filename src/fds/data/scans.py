@@ -106,16 +106,14 @@ class _Maps:
     """Per-process LRU cache of the arrays a patch needs, as torch tensors kept compact (9 MB per 1024² sample
     instead of 25 as floats): texture uint8 [3,R,R] (0–255), displacement float32 [1,R,R] (mm), mask bool
     [1,R,R], texel size [2] (mm), flat-line coverage uint8 [1,R,R] (0–255, ``ScanSample.flat_lines``; None
-    when the sample has none), and with ``cue`` the shading cue float16 [2,R,R] (:mod:`fds.proxy.shading_cue`,
-    computed from the texture as inference does; None without), followed with ``scale`` by the photo scale
-    [1,R,R] (:mod:`fds.proxy.photo_scale`, from the sample's fitted proxy as inference computes it);
+    when the sample has none), and the extra input channels float16 (None without): with ``cue`` the shading cue
+    [2,R,R] (:mod:`fds.proxy.shading_cue`, computed from the texture as inference does), then with ``scale`` the
+    photo scale [1,R,R] (:mod:`fds.proxy.photo_scale`, from the sample's fitted proxy as inference computes it);
     :func:`_geometry_item` converts a patch after cropping (the same values as converting first)."""
 
     def __init__(self, source, size: int, cue: bool = False, assets_dir=None, scale: bool = False) -> None:
         self.source, self.size, self.cue, self.assets_dir = source, max(int(size), 1), bool(cue), assets_dir
         self.scale = bool(scale)
-        if self.scale and not self.cue:
-            raise ValueError("the photo scale rides behind the shading cue (channels 'v_cue_scale'): set cue too")
         self._cache: OrderedDict[int, tuple] = OrderedDict()
 
     def __getstate__(self) -> dict:
@@ -132,27 +130,27 @@ class _Maps:
                 torch.from_numpy(s.displacement_mm)[None].float(), torch.from_numpy(s.mask.astype(bool))[None],
                 torch.tensor(sample_texel_mm(s), dtype=torch.float32),
                 None if (lines := s.flat_lines()) is None else torch.from_numpy(coverage_to_uint8(lines))[None],
-                self._cue(i, s.texture))
+                self._extra(i, s.texture))
         self._cache[i] = item
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
         return item
 
-    def _cue(self, i: int, texture: np.ndarray) -> torch.Tensor | None:
-        if not self.cue:
+    def _extra(self, i: int, texture: np.ndarray) -> torch.Tensor | None:
+        if not (self.cue or self.scale):
             return None
         from fds.proxy.shading_cue import shading_cue
 
         fm = _face_model(self.source.chart_key(i)[0], self.assets_dir)
-        cue = shading_cue(texture, fm)
+        extra = [shading_cue(texture, fm)] if self.cue else []
         if self.scale:
             from fds.proxy.photo_scale import photo_scale_of_fit
 
             if not hasattr(self.source, "fit"):
                 raise ValueError("the photo scale (units.photo_scale) needs photo-level samples with a fitted proxy "
                                  f"(data.scans.kind=photo), not a {type(self.source).__name__}")
-            cue = torch.cat([cue, photo_scale_of_fit(fm, self.source.fit(i), int(texture.shape[0]))])
-        return cue.half()
+            extra.append(photo_scale_of_fit(fm, self.source.fit(i), int(texture.shape[0])))
+        return torch.cat(extra).half()
 
 
 def sample_texel_mm(sample) -> list[float]:
@@ -193,12 +191,14 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     mask together: a texture patch and its relief seen under a rotated light). With ``flat_line_weight > 0`` the
     item also holds ``weight = 1 + flat_line_weight · coverage``, the flat-line coverage (uint8 ``lines [1,R,R]``,
     None: none) spread by a max filter over ``flat_line_reach`` texels (a false groove's walls flank the line).
-    ``cue`` (``[2,R,R]``, channels "v_cue"; ``[3,R,R]`` with the photo scale last, "v_cue_scale") rides behind
-    the texture's RGB; a mirrored patch gets the mirrored texture's cue (:func:`fds.proxy.shading_cue.mirror_cue`)
-    and scale (:func:`fds.proxy.photo_scale.mirror_scale`); quarter turns are not defined for them."""
+    ``cue``: the extra input channels ``[C,R,R]`` of ``channels`` (the shading cue for "v_cue", the cue and the
+    photo scale for "v_cue_scale", the scale for "v_scale"), which ride behind the texture's RGB; a mirrored patch
+    gets the mirrored texture's cue (:func:`fds.proxy.shading_cue.mirror_cue`) and scale
+    (:func:`fds.proxy.photo_scale.mirror_scale`); quarter turns are not defined for them."""
     t, d, m = crop(tex, top, left, p).float().div_(255), crop(disp_mm, top, left, p), crop(mask, top, left, p).float()
     if cue is not None and quarter_turns % 4:
-        raise ValueError("rot90 augmentation is not defined for the shading cue (channels 'v_cue'): set rot90=false")
+        raise ValueError(f"rot90 augmentation is not defined for the extra input channels of {channels!r} (shading "
+                         "cue, photo scale): set rot90=false")
     arrays = [t, d, m]
     if flat_line_weight > 0:
         c = crop(lines, top, left, p).float().div_(255) if lines is not None else torch.zeros_like(m)
@@ -213,7 +213,8 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     if cue is not None:
         c = crop(cue, top, left, p).float()
         if flip:
-            c = torch.cat([mirror_cue(c[:2]), mirror_scale(c[2:])])
+            k = 2 if needs_cue(channels) else 0  # the cue's channels come first
+            c = torch.cat([mirror_cue(c[:k]), mirror_scale(c[k:])]) if k else mirror_scale(c)
         t = torch.cat([t, c])
     item = {"input": preprocess(t[None], channels)[0].contiguous(),
             "displacement": (to_network_units(d, scale) * m).contiguous(), "mask": m.contiguous()}
@@ -253,9 +254,9 @@ class GeometryPatches(Dataset):
         self.patch_size, self.num_patches, self.channels = int(patch_size), int(num_patches), channels
         self.disp_scale_mm, self.min_valid = float(disp_scale_mm), float(min_valid)
         self.hflip, self.rot90 = hflip, rot90
-        if rot90 and needs_cue(channels):
-            raise ValueError("rot90=true is not defined for the shading cue (channels 'v_cue'): a turned patch would "
-                             "need its light turned too; set rot90=false")
+        if rot90 and (needs_cue(channels) or needs_scale(channels)):
+            raise ValueError(f"rot90=true is not defined for the extra inputs of channels {channels!r} (a turned patch "
+                             "would need its light turned too, and the scale is not turned): set rot90=false")
         if flat_line_weight < 0 or flat_line_reach < 0:
             raise ValueError(f"flat_line_weight ({flat_line_weight}) and flat_line_reach ({flat_line_reach}) "
                              "must be ≥ 0")

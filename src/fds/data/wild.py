@@ -191,18 +191,20 @@ class WildPatches(Dataset):
             item = {"texture": chw(z["texture"]) / 255, "visibility": torch.from_numpy(
                 np.array(z["visibility"], np.float32))[None], "position_mm": chw(z["position_mm"]),
                 "normal": chw(z["normal"]), "albedo": chw(z["albedo"]), "sh": torch.from_numpy(np.array(z["sh"]))}
-        if needs_cue(self.channels):  # computed from the cached texture, as inference computes it
+        extra = []  # the extra input channels, as inference computes them: cue (from the texture), photo scale
+        if needs_cue(self.channels):
             from fds.data.scans import _face_model
             from fds.proxy.shading_cue import shading_cue
 
-            item["cue"] = shading_cue(item["texture"], _face_model(self.face_model, self.assets_dir))
-            if needs_scale(self.channels):  # the fit's photo scale, behind the cue
-                with np.load(self.files[k]) as z:
-                    if "photo_scale" not in z.files:
-                        raise ValueError(f"{self.files[k]} has no photo_scale map (written by an older fds): run "
-                                         "training again to prepare the wild photos, or delete the file")
-                    scale = torch.from_numpy(np.array(z["photo_scale"], np.float32))[None]
-                item["cue"] = torch.cat([item["cue"], scale])
+            extra.append(shading_cue(item["texture"], _face_model(self.face_model, self.assets_dir)))
+        if needs_scale(self.channels):  # the fit's, stored by prepare_wild
+            with np.load(self.files[k]) as z:
+                if "photo_scale" not in z.files:
+                    raise ValueError(f"{self.files[k]} has no photo_scale map (written by an older fds): run "
+                                     "training again to prepare the wild photos, or delete the file")
+                extra.append(torch.from_numpy(np.array(z["photo_scale"], np.float32))[None])
+        if extra:
+            item["extra"] = torch.cat(extra)
         self._cache[k] = item
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -230,8 +232,8 @@ class WildPatches(Dataset):
         top, left = random_origin(rng, self._candidates(k, region, maps["visibility"]), r, self.patch_size)
         out = {key: crop(maps[key], top, left, self.patch_size).contiguous()
                for key in ("texture", "visibility", "position_mm", "normal", "albedo")}
-        image = torch.cat([out["texture"], crop(maps["cue"], top, left, self.patch_size)]) if needs_cue(
-            self.channels) else out["texture"]
+        image = torch.cat([out["texture"], crop(maps["extra"], top, left, self.patch_size)]) if "extra" in maps \
+            else out["texture"]
         out["input"] = preprocess(image[None], self.channels)[0]
         out["sh"] = maps["sh"].clone()
         out["region"] = region

@@ -209,8 +209,8 @@ class DetailPredictor:
 
             texture = texture_to_tensor(uv_texture, n)[0]  # [3, n, n] in [0, 1]: converted once, for both
             extra = shading_cue(texture, self.face_model)
-            if scale is not None:  # the photo scale behind the cue (channels "v_cue_scale")
-                extra = torch.cat([extra, scale])
+        if scale is not None:  # the photo scale, last (channels "v_cue_scale", "v_scale")
+            extra = scale if extra is None else torch.cat([extra, scale])
 
         def predict(x: torch.Tensor, region: str) -> torch.Tensor:
             with torch.no_grad():

@@ -7,7 +7,7 @@ parsed once into a frozen :class:`CheckpointMeta`:
 - ``model_config``: the Hydra ``model`` node (YAML) the weights were trained with, validated against fds's
   own network registry (:mod:`fds.models.architecture`): its ``_target_`` tags only select among fds classes;
 - ``disp_scale_mm`` (mm per network unit), ``patch_size`` (texels), ``map_resolution`` (UV map side the
-  network was trained at, texels), ``channels`` (``v``, ``logv``, ``rgb``, ``v_cue`` or ``v_cue_scale``:
+  network was trained at, texels), ``channels`` (``v``, ``logv``, ``rgb``, ``v_cue``, ``v_cue_scale`` or ``v_scale``:
   :func:`fds.data.patches.preprocess`),
   ``face_model`` (whose UV chart the maps live in), ``regions`` (JSON list).
 
@@ -58,7 +58,7 @@ class CheckpointMeta:
     disp_scale_mm: float  # mm per network unit: displacement_mm = d · disp_scale_mm, d in [-1, 1]
     patch_size: int  # side of the network's input patches, texels
     map_resolution: int  # UV map side the network was trained at, texels (power of two ≥ patch_size)
-    channels: Channels  # network input: V (1), log V (1), RGB (3), V + shading cue (3), + photo scale (4); patches
+    channels: Channels  # input: V (1), log V (1), RGB (3), V + cue (3), + photo scale (4), V + scale (2); patches
     face_model: str  # whose UV chart the maps live in ("sfm", "ict", "bfm2017")
     regions: tuple[str, ...]  # UV patch zones the networks serve (fds.facemodel.uvchart)
     architecture: DFDNSpec  # the networks and training hyper-parameters (fds.models.architecture)
@@ -74,7 +74,7 @@ class CheckpointMeta:
              f"{self.map_resolution} < patch_size {self.patch_size}"),
             ("channels", self.channels in get_args(Channels) and a.in_channels == in_channels(self.channels),
              f"{self.channels!r} does not match the network's {a.in_channels} input channel(s) (v, logv: 1; "
-             "rgb, v_cue: 3; v_cue_scale: 4)"),
+             "v_scale: 2; rgb, v_cue: 3; v_cue_scale: 4)"),
             ("face_model", self.face_model in FACE_MODELS, f"{self.face_model!r} is not one of {FACE_MODELS}"),
             ("regions", self.regions == a.generator.regions,
              f"{list(self.regions)} ≠ model_config.generator.regions {list(a.generator.regions)}"),
@@ -276,7 +276,7 @@ def load_detail_module(path: str | os.PathLike, device: str | torch.device = "cp
 def widen_input_channels(tensors: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]],
                          source: str | os.PathLike = "the checkpoint") -> dict[str, torch.Tensor]:
     """A generator's tensors reshaped for the same network reading more input channels: V → RGB, V → V + the
-    shading cue, V or V + cue → V + cue + photo scale. Every conv that reads the image gets the new channels,
+    shading cue, V → V + photo scale, V or V + cue → V + cue + photo scale. Every conv that reads the image gets the new channels,
     which start at 0. The image is always the *last* input (PDIM reads it alone, PDRM reads ``[coarse, image]``,
     the head reads PDIM's output) and new channels are appended after the old ones (``fds.data.patches``), so the
     widened network starts as the narrower one exactly for the cue and scale; for RGB the V weights read R, which
@@ -291,7 +291,7 @@ def widen_input_channels(tensors: Mapping[str, torch.Tensor], shapes: Mapping[st
                 or not 0 < want[1] - t.shape[1] <= 3:
             raise CheckpointError(f"init_weights {source} does not fit this run's generator: {key} has shape "
                                   f"{tuple(t.shape)}, the run's {want} (only widening the input by 1–3 channels, "
-                                  "V → RGB, V + cue or V + cue + scale, is supported)")
+                                  "V → RGB, V + cue, V + scale or V + cue + scale, is supported)")
         wide = t.new_zeros(want)
         wide[:, : t.shape[1]] = t  # the old inputs keep their weights; the new channels start at 0
         out[key] = wide
