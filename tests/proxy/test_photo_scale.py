@@ -103,14 +103,14 @@ def test_a_mirrored_training_patch_carries_the_mirrored_scale(sfm):
     disp, mask = torch.randn(1, R, R), torch.ones(1, R, R, dtype=torch.bool)
     top, left, p = 200, 120, 64
     args = (tex, disp, mask, top, left, p, "v_cue_scale", 2.0)
-    plain, mirrored = _geometry_item(*args, False, cue=extra), _geometry_item(*args, True, cue=extra)
+    plain, mirrored = _geometry_item(*args, False, extra=extra), _geometry_item(*args, True, extra=extra)
     window = extra[:, top:top + p, left:left + p]
     assert plain["input"].shape == (4, p, p)
     torch.testing.assert_close(plain["input"][3:], window[2:])
     torch.testing.assert_close(mirrored["input"][3:], window[2:].flip(-1))
     torch.testing.assert_close(mirrored["input"][1:3], mirror_cue(window[:2]))
     assert not torch.allclose(window[2:].flip(-1), window[2:])  # a turned head's scale is not symmetric
-    alone = _geometry_item(*args[:6], "v_scale", 2.0, True, cue=extra[2:])  # the scale without the cue
+    alone = _geometry_item(*args[:6], "v_scale", 2.0, True, extra=extra[2:])  # the scale without the cue
     torch.testing.assert_close(alone["input"], mirrored["input"][[0, 3]])
 
 

@@ -137,7 +137,7 @@ def test_a_mirrored_training_patch_carries_the_mirrored_cue(sfm):
     mask = torch.ones(1, R, R, dtype=torch.bool)
     top, left, p = 64, 32, 64
     args = (tex, disp, mask, top, left, p, "v_cue", 2.0)
-    plain, mirrored = _geometry_item(*args, False, cue=cue), _geometry_item(*args, True, cue=cue)
+    plain, mirrored = _geometry_item(*args, False, extra=cue), _geometry_item(*args, True, extra=cue)
     assert plain["input"].shape == (3, p, p)
     window = cue[:, top:top + p, left:left + p]
     torch.testing.assert_close(plain["input"][1:], window)
@@ -145,4 +145,4 @@ def test_a_mirrored_training_patch_carries_the_mirrored_cue(sfm):
     torch.testing.assert_close(mirrored["input"][:1], plain["input"][:1].flip(-1))
     torch.testing.assert_close(mirrored["displacement"], plain["displacement"].flip(-1))
     with pytest.raises(ValueError, match="rot90"):
-        _geometry_item(*args, False, 1, cue=cue)
+        _geometry_item(*args, False, 1, extra=cue)

@@ -186,17 +186,17 @@ def _face_model(name: str, assets_dir=None):
 
 
 def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quarter_turns: int = 0,
-                   lines=None, flat_line_weight: float = 0.0, flat_line_reach: int = 2, cue=None) -> dict:
+                   lines=None, flat_line_weight: float = 0.0, flat_line_reach: int = 2, extra=None) -> dict:
     """One patch; ``flip`` mirrors it left-right, then ``quarter_turns`` rotates it by 90° steps (input, GT and
     mask together: a texture patch and its relief seen under a rotated light). With ``flat_line_weight > 0`` the
     item also holds ``weight = 1 + flat_line_weight · coverage``, the flat-line coverage (uint8 ``lines [1,R,R]``,
     None: none) spread by a max filter over ``flat_line_reach`` texels (a false groove's walls flank the line).
-    ``cue``: the extra input channels ``[C,R,R]`` of ``channels`` (the shading cue for "v_cue", the cue and the
+    ``extra``: the extra input channels ``[C,R,R]`` of ``channels`` (the shading cue for "v_cue", the cue and the
     photo scale for "v_cue_scale", the scale for "v_scale"), which ride behind the texture's RGB; a mirrored patch
     gets the mirrored texture's cue (:func:`fds.proxy.shading_cue.mirror_cue`) and scale
     (:func:`fds.proxy.photo_scale.mirror_scale`); quarter turns are not defined for them."""
     t, d, m = crop(tex, top, left, p).float().div_(255), crop(disp_mm, top, left, p), crop(mask, top, left, p).float()
-    if cue is not None and quarter_turns % 4:
+    if extra is not None and quarter_turns % 4:
         raise ValueError(f"rot90 augmentation is not defined for the extra input channels of {channels!r} (shading "
                          "cue, photo scale): set rot90=false")
     arrays = [t, d, m]
@@ -210,8 +210,8 @@ def _geometry_item(tex, disp_mm, mask, top, left, p, channels, scale, flip, quar
     if quarter_turns % 4:
         arrays = [torch.rot90(a, quarter_turns, dims=(-2, -1)) for a in arrays]
     t, d, m = arrays[:3]
-    if cue is not None:
-        c = crop(cue, top, left, p).float()
+    if extra is not None:
+        c = crop(extra, top, left, p).float()
         if flip:
             k = 2 if needs_cue(channels) else 0  # the cue's channels come first
             c = torch.cat([mirror_cue(c[:k]), mirror_scale(c[k:])]) if k else mirror_scale(c)
@@ -281,12 +281,12 @@ class GeometryPatches(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         region = self.regions[index % len(self.regions)]
         k = int(rng.integers(len(self.source)))
-        tex, disp, mask, texel_mm, lines, cue = self._maps.get(k)
+        tex, disp, mask, texel_mm, lines, extra = self._maps.get(k)
         top, left = random_origin(rng, self._candidates(k, region, mask), tex.shape[-1], self.patch_size)
         flip = self.hflip and bool(rng.random() < 0.5)
         turns = int(rng.integers(4)) if self.rot90 else 0
         item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, flip,
-                              turns, lines, self.flat_line_weight, self.flat_line_reach, cue)
+                              turns, lines, self.flat_line_weight, self.flat_line_reach, extra)
         item.update(region=region, texel_mm=texel_mm.flip(-1) if turns % 2 else texel_mm)
         return item
 
@@ -322,8 +322,8 @@ class GeometryGridPatches(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         k, region, top, left = self.index[i]
-        tex, disp, mask, texel_mm, _, cue = self._maps.get(k)
+        tex, disp, mask, texel_mm, _, extra = self._maps.get(k)
         item = _geometry_item(tex, disp, mask, top, left, self.patch_size, self.channels, self.disp_scale_mm, False,
-                              cue=cue)
+                              extra=extra)
         item.update(region=region, texel_mm=texel_mm, sample_index=torch.tensor(k), top_left=torch.tensor([top, left]))
         return item

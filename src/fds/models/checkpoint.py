@@ -276,12 +276,12 @@ def load_detail_module(path: str | os.PathLike, device: str | torch.device = "cp
 def widen_input_channels(tensors: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]],
                          source: str | os.PathLike = "the checkpoint") -> dict[str, torch.Tensor]:
     """A generator's tensors reshaped for the same network reading more input channels: V → RGB, V → V + the
-    shading cue, V → V + photo scale, V or V + cue → V + cue + photo scale. Every conv that reads the image gets the new channels,
-    which start at 0. The image is always the *last* input (PDIM reads it alone, PDRM reads ``[coarse, image]``,
-    the head reads PDIM's output) and new channels are appended after the old ones (``fds.data.patches``), so the
-    widened network starts as the narrower one exactly for the cue and scale; for RGB the V weights read R, which
-    on skin is V = max(R, G, B). Training learns what the new channels add. Any other difference of shape is a
-    :class:`CheckpointError` naming ``source``."""
+    shading cue, V → V + photo scale, V or V + cue → V + cue + photo scale. Every conv that reads the image gets
+    the new channels, which start at 0. The image is always the *last* input (PDIM reads it alone, PDRM reads
+    ``[coarse, image]``, the head reads PDIM's output) and new channels are appended after the old ones
+    (``fds.data.patches``), so the widened network starts as the narrower one exactly for the cue and scale; for
+    RGB the V weights read R, which on skin is V = max(R, G, B). Training learns what the new channels add. Any
+    other difference of shape is a :class:`CheckpointError` naming ``source``."""
     out = dict(tensors)
     for key, t in tensors.items():
         want = shapes.get(key)
