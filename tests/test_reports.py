@@ -74,3 +74,17 @@ def test_readme_results_block_is_replaced_in_place(tmp_path):
     (tmp_path / "other.md").write_text("# no markers\n")
     with pytest.raises(ValueError, match="eval-table"):
         replace_marked_block(tmp_path / "other.md", block)
+
+
+def test_results_table_names_the_methods_the_procedural_scans_could_not_score():
+    """A checkpoint that reads the photo scale needs a photo's fit; procedural scans have none, so eval/run.py
+    leaves it out of their table and the table says so instead of dropping it silently."""
+    from fds.reports import results_table
+
+    row = {"all": {"disp_mae_mm": 0.1, "normal_deg": 2.0, "normal_under_5deg": 0.9, "normal_ssim": 0.5,
+                   "normal_psnr_db": 30.0}}
+    payload = {"checkpoint": "scale.safetensors", "held_out_samples": 1, "seeds": [900000],
+               "results": {"zero": row}, "not_scored_on_scans": ["dfdn", "untrained"]}
+    table = results_table(payload)
+    assert "Not scored on the procedural scans: DFDN (checkpoint), DFDN untrained." in table
+    assert "Not scored" not in results_table({**payload, "not_scored_on_scans": []})

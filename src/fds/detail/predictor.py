@@ -12,9 +12,9 @@ convention (``[R, R]``, row 0 = v 0 = top of the map); displacements are mm alon
 - :meth:`DetailPredictor.predict` / ``predictor(proxy_result)``: that map faded out towards the texels the photo
   does not see (:func:`seen_weight`) and resampled to the output resolution, with warnings for the user.
 
-A checkpoint that reads the photo scale (channels ``v_cue_scale``, :mod:`fds.proxy.photo_scale`) needs the fit
-the texture was unwrapped through: ``predictor(proxy_result)`` takes it from the result, and the map methods take
-it as ``fit=``.
+A checkpoint that reads the photo scale (channels ``v_scale``, ``v_cue_scale``: :mod:`fds.proxy.photo_scale`)
+needs the fit the texture was unwrapped through: ``predictor(proxy_result)`` takes it from the result, and the map
+methods take it as ``fit=``.
 """
 
 from __future__ import annotations
@@ -179,8 +179,8 @@ class DetailPredictor:
         scale = None
         if self.needs_fit:
             if fit is None:
-                raise FitRequired(f"checkpoint {self.source} reads the photo scale (channels 'v_cue_scale'), which "
-                                 "comes from the fitted proxy: call predictor(proxy_result), or pass fit=")
+                raise FitRequired(f"checkpoint {self.source} reads the photo scale (channels {self.meta.channels!r}), "
+                                  "which comes from the fitted proxy: call predictor(proxy_result), or pass fit=")
             from fds.proxy.photo_scale import photo_scale_of_fit
 
             scale = photo_scale_of_fit(self.face_model, fit, self.map_resolution)  # [1, n, n]
