@@ -7,7 +7,8 @@ import torch
 
 
 def _to_rgb(x: torch.Tensor) -> torch.Tensor:  # [B, C, H, W] in [0, 1] -> [B, 3, H, W]
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
+    """Three channels as colour; any other count shows its first channel (V, before the cue or photo scale) in grey."""
+    return x if x.shape[1] == 3 else x[:, :1].expand(-1, 3, -1, -1)
 
 
 def make_panel(
