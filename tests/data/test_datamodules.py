@@ -232,3 +232,26 @@ def test_the_split_follows_folder_names_not_their_number():
     assert split_folders(names[:2], 0.5) == ([names[0]], [names[1]]) or split_folders(names[:2], 0.5) == (
         [names[1]], [names[0]])  # one of each, whatever the fraction
     assert split_folders(names[:2], 0.01)[1] and split_folders(names[:2], 0.99)[0]
+
+
+@pytest.mark.slow  # prepares the wild photos once more if the fixture has not yet
+def test_wild_patches_carry_the_stored_photo_scale_in_both_scale_modes(wild_dm):
+    """The wild stream's scale channel is the fit's map stored by prepare_wild, the same after V alone and after
+    V and the cue (the same draw gives the same patch)."""
+    import numpy as np
+
+    from fds.data.wild import WildPatches
+
+    wild_dm.hparams.max_photos = None  # as the test above: the library photos beside the broken one
+    wild_dm.setup("fit")
+    files = wild_dm.train_set.files
+    items = {}
+    for channels in ("v_scale", "v_cue_scale"):
+        ds = WildPatches(files, channels=channels, patch_size=64, num_patches=2, min_visible=0.3)
+        torch.manual_seed(0)
+        items[channels] = ds[0]
+    assert items["v_scale"]["input"].shape == (2, 64, 64) and items["v_cue_scale"]["input"].shape == (4, 64, 64)
+    torch.testing.assert_close(items["v_scale"]["input"][1], items["v_cue_scale"]["input"][3])
+    stored = np.concatenate([np.load(f)["photo_scale"].ravel() for f in files]).astype(np.float32)
+    got = items["v_scale"]["input"][1].numpy().ravel()
+    assert np.isin(got, stored).all()  # every value is a texel of a stored map (float16 → float32 exactly)

@@ -191,18 +191,20 @@ class WildPatches(Dataset):
             item = {"texture": chw(z["texture"]) / 255, "visibility": torch.from_numpy(
                 np.array(z["visibility"], np.float32))[None], "position_mm": chw(z["position_mm"]),
                 "normal": chw(z["normal"]), "albedo": chw(z["albedo"]), "sh": torch.from_numpy(np.array(z["sh"]))}
+            scale = None
+            if needs_scale(self.channels):  # the fit's, stored by prepare_wild
+                if "photo_scale" not in z.files:
+                    raise ValueError(f"{self.files[k]} has no photo_scale map (written by an older fds): run "
+                                     "training again to prepare the wild photos, or delete the file")
+                scale = torch.from_numpy(np.array(z["photo_scale"], np.float32))[None]
         extra = []  # the extra input channels, as inference computes them: cue (from the texture), photo scale
         if needs_cue(self.channels):
             from fds.data.scans import _face_model
             from fds.proxy.shading_cue import shading_cue
 
             extra.append(shading_cue(item["texture"], _face_model(self.face_model, self.assets_dir)))
-        if needs_scale(self.channels):  # the fit's, stored by prepare_wild
-            with np.load(self.files[k]) as z:
-                if "photo_scale" not in z.files:
-                    raise ValueError(f"{self.files[k]} has no photo_scale map (written by an older fds): run "
-                                     "training again to prepare the wild photos, or delete the file")
-                extra.append(torch.from_numpy(np.array(z["photo_scale"], np.float32))[None])
+        if scale is not None:
+            extra.append(scale)
         if extra:
             item["extra"] = torch.cat(extra)
         self._cache[k] = item
