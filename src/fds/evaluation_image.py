@@ -147,7 +147,7 @@ class PhotoDetailRenderer:
                  rotation: np.ndarray, scale_px_per_mm: float, translation_mm: np.ndarray,
                  image_size: tuple[int, int], resolution: int) -> None:
         from fds.export.normal_maps import normal_maps
-        from fds.render import interpolate, rasterize, scaled_ortho_to_clip
+        from fds.render import interpolate, rasterize, scaled_ortho_to_clip, uv_derivatives
 
         self.mesh = (np.asarray(vertices_mm, np.float32), np.asarray(triangles, np.int64), np.asarray(uv, np.float32),
                      np.asarray(uv_triangles, np.int64))
@@ -164,6 +164,8 @@ class PhotoDetailRenderer:
             rast = rasterize(clip, corner_tri, (h, w), backend="torch")
             self.uv_px = interpolate(corner_uv, rast, corner_tri)  # [1, H, W, 2]
         self.covered = (rast[0, ..., 3] > 0).numpy()  # [H, W]
+        # mip-mapped lookups: a pixel averages the texels it covers, as the photo's GT normals are rendered
+        self.uv_da = uv_derivatives(self.uv_px, rast[..., 3] > 0)  # [1, H, W, 4]
         self.resolution = int(resolution)
         self._normal_maps = normal_maps
         self.proxy_object = self._object_map(np.zeros((self.resolution,) * 2, np.float32))
@@ -174,10 +176,11 @@ class PhotoDetailRenderer:
         return torch.from_numpy(maps.object)  # [R, R, 3] model frame, 0 off the chart
 
     def _sample(self, uv_map: torch.Tensor) -> np.ndarray:
-        """A UV map ``[R, R, C]`` at the pixels' UVs → ``[H, W, C]`` (0 where the proxy does not cover)."""
+        """A UV map ``[R, R, C]`` averaged over each pixel's footprint → ``[H, W, C]`` (0 where the proxy does not
+        cover)."""
         from fds.render import texture
 
-        out = texture(uv_map[None].float(), self.uv_px)[0].numpy()
+        out = texture(uv_map[None].float(), self.uv_px, self.uv_da)[0].numpy()
         return np.where(self.covered[..., None], out, 0.0).astype(np.float32)
 
     def proxy_normals(self) -> np.ndarray:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from fds.render import interpolate, rasterize, texture
+from fds.render import interpolate, rasterize, texture, uv_derivatives
 
 H, W = 48, 64
 
@@ -231,3 +231,57 @@ def test_sphere_silhouette_area() -> None:
     tid = rast[0, ..., 3].long() - 1
     centroid_z = v[t[tid[tid >= 0]]].mean(1)[:, 2]
     assert bool((centroid_z > 0).all())
+
+
+def _pixel_grid(n: int) -> torch.Tensor:
+    """UVs of the centres of an n × n pixel grid spanning the texture: ``[1, n, n, 2]`` (u along columns)."""
+    c = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    v, u = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([u, v], -1)[None]
+
+
+def _box(tex: torch.Tensor, k: int) -> torch.Tensor:
+    """``tex [1, R, R, C]`` averaged over blocks of 2^k × 2^k texels (written out: block means)."""
+    _, r, _, ch = tex.shape
+    s = 2**k
+    return tex.reshape(1, r // s, s, r // s, s, ch).mean(dim=(2, 4))
+
+
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_mipmapped_texture_averages_the_texels_each_pixel_covers(k: int) -> None:
+    tex = torch.rand(1, 64, 64, 2, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
+    uv = _pixel_grid(64 // 2**k)  # each pixel spans 2^k × 2^k texels, centred on its block
+    out = texture(tex, uv, uv_derivatives(uv))
+    assert torch.allclose(out, _box(tex, k), atol=1e-12)
+    if k == 3:  # the plain bilinear lookup reads the 4 texels at the block's centre, the mip all 64: white noise
+        point = texture(tex, uv)  # keeps 1/4 of its variance there, 1/64 here (16×; half of that is asked)
+        assert point.var() > 8 * out.var()
+
+
+def test_mipmapped_texture_blends_the_two_levels_around_the_footprint() -> None:
+    tex = torch.rand(1, 64, 64, 1, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    uv = _pixel_grid(64)[:, :23, :23] * (2**1.5)  # 2^1.5 texels per pixel: λ = 1.5, halfway between levels 1 and 2
+    want = 0.5 * texture(_box(tex, 1), uv) + 0.5 * texture(_box(tex, 2), uv)
+    assert torch.allclose(texture(tex, uv, uv_derivatives(uv)), want, atol=1e-12)
+    t = tex.clone().requires_grad_(True)
+    da = uv_derivatives(uv[:, :6, :6])
+    assert torch.autograd.gradcheck(lambda x: texture(x, uv[:, :6, :6], da), (t,))
+
+
+def test_uv_derivatives_are_exact_for_affine_uvs_and_ignore_seams() -> None:
+    h, w = 9, 12
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    uv = torch.stack([0.01 * x + 0.002 * y, -0.003 * x + 0.02 * y], -1)[None]
+    want = torch.tensor([0.01, 0.002, -0.003, 0.02], dtype=torch.float64)
+    assert torch.allclose(uv_derivatives(uv), want.expand(1, h, w, 4), atol=1e-15)  # borders one-sided
+    seam = uv.clone()
+    seam[:, :, 6:, 0] += 0.5  # a UV seam between columns 5 and 6: both sides keep the slope of their own side
+    assert torch.allclose(uv_derivatives(seam), want.expand(1, h, w, 4), atol=1e-15)
+    valid = torch.zeros(1, h, w, dtype=torch.bool)
+    valid[0, 2:5, 3:8] = True
+    valid[0, 7, 10] = True  # a lone pixel: no valid neighbour, no footprint (plain bilinear)
+    da = uv_derivatives(uv, valid)
+    assert torch.allclose(da[valid & ~(torch.arange(w) == 10)[None, None]], want.expand(15, 4), atol=1e-15)
+    assert da[0, 7, 10].abs().sum() == 0
+    with pytest.raises(ValueError, match="uv_da"):
+        texture(torch.zeros(1, 4, 4, 1), torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2))

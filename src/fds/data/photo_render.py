@@ -44,7 +44,7 @@ from fds.data.surface_hits import SurfaceHits, camera_ray_hits
 from fds.facemodel import FaceModel
 from fds.mesh.bake import BakedMesh, bake_displacement
 from fds.mesh.meshdata import MeshData
-from fds.render import PinholeCamera, ggx_specular, interpolate, rasterize, sh_irradiance, texture
+from fds.render import PinholeCamera, ggx_specular, interpolate, rasterize, sh_irradiance, texture, uv_derivatives
 
 #: Region labels of the photo's pixels (0 = not the face).
 PHOTO_REGIONS = ("forehead", "brows", "eyes", "nose", "cheeks", "nasolabial", "mouth", "chin")
@@ -81,6 +81,10 @@ class PhotoConfig:
     shadow_resolution: int = 512
     occlusion_radius_mm: float = 1.5
     jpeg_quality: tuple[int, int] = (45, 95)
+    # "mipmap": each pixel averages the UV maps' texels it covers (normals, albedo, occlusion), as a camera pixel
+    # integrates; "point": one bilinear sample per pixel centre (renders before 2026-12-06: under a small face the
+    # pores and thin grooves alias into pixel noise in the shading and the GT normals)
+    texture_filter: str = "mipmap"
 
 
 @dataclass
@@ -246,13 +250,20 @@ def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region
         n_s = F.normalize(interpolate(torch.from_numpy(baked.normals @ rot.T.astype(np.float32)), rast, tri_t,
                                       backend=backend)[0], dim=-1)
 
-        def lookup(m: np.ndarray, mode: str = "bilinear") -> torch.Tensor:  # [R,R,C] → [h,w,C]
+        # each pixel averages the texels it covers (mip-mapped), as a camera pixel integrates what it sees: point
+        # samples of a 1024² map under a small face alias pores and thin grooves into pixel noise, in the photo's
+        # shading and in the GT normals alike
+        if cfg.texture_filter not in ("mipmap", "point"):
+            raise ValueError(f"photo texture_filter must be 'mipmap' or 'point', got {cfg.texture_filter!r}")
+        uv_da = uv_derivatives(uv_px, inside[None]) if cfg.texture_filter == "mipmap" else None
+
+        def lookup(m: np.ndarray, mode: str = "filtered") -> torch.Tensor:  # [R,R,C] → [h,w,C]
             tex = torch.from_numpy(np.ascontiguousarray(m, np.float32))[None]
             if mode == "nearest":
                 grid = (uv_px * 2 - 1).to(tex.dtype)
                 return F.grid_sample(tex.permute(0, 3, 1, 2), grid, mode="nearest", padding_mode="border",
                                      align_corners=False)[0].permute(1, 2, 0)
-            return texture(tex, uv_px)[0]
+            return texture(tex, uv_px, uv_da)[0]
 
         nd_model = _fill_outside(head["normal_detail"][0].permute(1, 2, 0).numpy(), covered)
         n_d = F.normalize(lookup(nd_model) @ torch.from_numpy(rot.T.astype(np.float32)), dim=-1)
@@ -373,6 +384,7 @@ def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region
         "face_width_px": round(face_px, 2), "image_size": [height, width], "fov_deg": round(float(np.rad2deg(fov)), 3),
         "distance_mm": round(float(dist), 2), "px_per_mm": round(float(px_per_mm), 4), "mesh_levels": levels,
         "mesh_triangles": int(len(baked.mesh.triangles)), "mesh_prefilter_sigma_mm": round(sigma_mm, 4),
+        "texture_filter": cfg.texture_filter,
         "sh": np.round(sh.numpy().astype(float), 5).tolist(), "lights": lights,
         "specular": {"roughness": round(roughness, 4), "strength": round(spec_strength, 4), "env": round(env_k, 4)},
         "subsurface": {"scale": round(sss_scale, 4), "weight": round(sss_w, 4),

@@ -23,7 +23,15 @@ from fds.render.normals import (
     tangent_to_object,
     vertex_normals,
 )
-from fds.render.raster import BACKENDS, antialias, interpolate, rasterize, resolve_backend, texture
+from fds.render.raster import (
+    BACKENDS,
+    antialias,
+    interpolate,
+    rasterize,
+    resolve_backend,
+    texture,
+    uv_derivatives,
+)
 from fds.render.shading import (
     blinn_phong_specular,
     estimate_sh,
@@ -59,6 +67,7 @@ __all__ = [
     "tangent_frames",
     "tangent_to_object",
     "texture",
+    "uv_derivatives",
     "uv_sphere",
     "uv_to_clip",
     "vertex_normals",

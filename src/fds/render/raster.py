@@ -25,6 +25,7 @@ nvdiffrast uses its own fill rule: ids can differ on pixel centres lying exactly
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 import torch.nn.functional as F
@@ -166,12 +167,22 @@ def _interpolate_torch(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor
     return torch.where(valid.unsqueeze(-1), out, out.new_zeros(()))
 
 
-def texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """Bilinear lookup with clamped borders: ``tex [B|1, Ht, Wt, C]``, ``uv [B, H, W, 2]`` → ``[B, H, W, C]``.
+def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: torch.Tensor | None = None) -> torch.Tensor:
+    """Texture lookup with clamped borders: ``tex [B|1, Ht, Wt, C]``, ``uv [B, H, W, 2]`` → ``[B, H, W, C]``.
 
     uv = (0, 0) is the outer corner of texel row 0, column 0; u runs along columns, v along rows (v down in
-    image convention); texel (r, c) has its centre at ((c + 0.5)/Wt, (r + 0.5)/Ht). Equal to nvdiffrast's
-    ``texture(filter_mode='linear', boundary_mode='clamp')``. Differentiable in ``tex`` and ``uv``.
+    image convention); texel (r, c) has its centre at ((c + 0.5)/Wt, (r + 0.5)/Ht). Differentiable in ``tex``
+    and ``uv``.
+
+    Without ``uv_da``: bilinear, equal to nvdiffrast's ``texture(filter_mode='linear', boundary_mode='clamp')``.
+    A pixel that spans many texels then reads one point of the texture, so fine texture (pores under a small
+    face) aliases into pixel noise that no camera records.
+
+    With ``uv_da [B, H, W, 4]`` (screen-space derivatives (du/dx, du/dy, dv/dx, dv/dy) in UV units per pixel,
+    nvdiffrast's layout; :func:`uv_derivatives` computes them from ``uv``): trilinear mip-mapping, as nvdiffrast's
+    ``filter_mode='linear-mipmap-linear'``. Level k is the texture box-averaged over 2^k × 2^k texels; a pixel
+    reads level λ = log2 of its footprint's longer axis in texels (0 when it spans less than a texel: plain
+    bilinear), blending the two levels around λ, so each pixel averages the texels it covers.
     """
     if tex.dim() != 4:
         raise ValueError(f"tex must be [B, H, W, C] (channels last), got {tuple(tex.shape)}")
@@ -185,9 +196,69 @@ def texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     if tex.shape[0] not in (1, b):
         raise ValueError(f"tex batch {tex.shape[0]} must be 1 or match uv's batch {b}")
     grid = (uv.to(tex.dtype) * 2 - 1).contiguous()
-    src = tex.permute(0, 3, 1, 2).expand(b, -1, -1, -1)
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.permute(0, 2, 3, 1)
+    src = tex.permute(0, 3, 1, 2)  # [B|1, C, Ht, Wt]
+
+    def bilinear(level: torch.Tensor) -> torch.Tensor:  # [B|1, C, h, w] → [B, H, W, C]
+        out = F.grid_sample(level.expand(b, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                            align_corners=False)
+        return out.permute(0, 2, 3, 1)
+
+    if uv_da is None:
+        return bilinear(src)
+    if uv_da.shape != (*uv.shape[:3], 4):
+        raise ValueError(f"uv_da must be [B, H, W, 4] (du/dx, du/dy, dv/dx, dv/dy) for uv {tuple(uv.shape)}, "
+                         f"got {tuple(uv_da.shape)}")
+    ht, wt = src.shape[-2:]
+    da = uv_da.to(tex.dtype)
+    along_x = torch.hypot(da[..., 0] * wt, da[..., 2] * ht)  # footprint axes in texels [B, H, W]
+    along_y = torch.hypot(da[..., 1] * wt, da[..., 3] * ht)
+    top = math.ceil(math.log2(max(ht, wt)))  # the 1×1 level
+    lod = torch.log2(torch.maximum(along_x, along_y).clamp_min(1.0)).clamp(max=top).detach()
+    levels, out = [src], None
+    for k in range(int(lod.max().ceil()) + 1 if lod.numel() else 1):
+        if k > 0:
+            prev = levels[-1]
+            levels.append(F.interpolate(prev, size=(max(prev.shape[-2] // 2, 1), max(prev.shape[-1] // 2, 1)),
+                                        mode="area"))
+        weight = (1 - (lod - k).abs()).clamp_min(0)[..., None]  # hat weights: they sum to 1 for 0 ≤ λ ≤ top
+        term = weight * bilinear(levels[k])
+        out = term if out is None else out + term
+    assert out is not None
+    return out
+
+
+def uv_derivatives(uv: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Screen-space derivatives of a UV image: ``uv [B, H, W, 2]`` → ``uv_da [B, H, W, 4]`` = (du/dx, du/dy,
+    dv/dx, dv/dy) in UV units per pixel (x along columns, y along rows), the layout :func:`texture` and
+    nvdiffrast take.
+
+    Finite differences between neighbouring pixels: along each axis the forward or the backward difference,
+    whichever is shorter among those whose two pixels are ``valid [B, H, W]`` (default: all), so a silhouette or
+    a UV seam next to a pixel never widens its footprint; 0 where neither neighbour is valid (plain bilinear).
+    """
+    if uv.dim() != 4 or uv.shape[-1] != 2:
+        raise ValueError(f"uv must be [B, H, W, 2], got {tuple(uv.shape)}")
+    ok = torch.ones(uv.shape[:3], dtype=torch.bool, device=uv.device) if valid is None else valid.bool()
+    if ok.shape != uv.shape[:3]:
+        raise ValueError(f"valid must be [B, H, W] = {tuple(uv.shape[:3])}, got {tuple(ok.shape)}")
+    inf = torch.tensor(float("inf"), dtype=uv.dtype, device=uv.device)
+
+    def along(dim: int) -> torch.Tensor:  # dim 2: x (columns), 1: y (rows) → [B, H, W, 2]
+        n = uv.shape[dim]
+        step = uv.diff(dim=dim)  # [.., n-1, .., 2]: pixel i+1 minus pixel i
+        both = (ok.narrow(dim, 0, n - 1) & ok.narrow(dim, 1, n - 1))[..., None]
+        length = torch.where(both, step.norm(dim=-1, keepdim=True), inf)
+        pad_shape = list(step.shape)
+        pad_shape[dim], pad_shape[-1] = 1, 1
+        pad = inf.expand(pad_shape)
+        fwd_len, bwd_len = torch.cat([length, pad], dim), torch.cat([pad, length], dim)
+        zero = torch.zeros_like(step.narrow(dim, 0, 1))
+        fwd, bwd = torch.cat([step, zero], dim), torch.cat([zero, step], dim)
+        pick = torch.where(fwd_len <= bwd_len, fwd, bwd)
+        return torch.where(torch.minimum(fwd_len, bwd_len).isfinite(), pick, torch.zeros_like(pick))
+
+    dx, dy = along(2), along(1)
+    return torch.stack([dx[..., 0], dy[..., 0], dx[..., 1], dy[..., 1]], dim=-1)
 
 
 def antialias(
