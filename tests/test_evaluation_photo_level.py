@@ -90,3 +90,31 @@ def test_report_shows_head_intervals():
     lines = photo_level_tables({"rows": rows, "summary": summarise_photo_level(rows), "skipped": []})
     text = "\n".join(lines)
     assert "intervals over the 2 heads" in text and "[0.300, 0.500]" in text and "-0.400 [-0.500, -0.300]" in text
+
+
+def test_held_out_photos_rendered_with_another_texture_filter_are_rendered_again(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from fds.data.photo_render import PhotoConfig
+    from fds.data.photo_scans import SkippedPhoto
+    from fds.evaluation_photo_level import write_held_out_photos
+
+    asked: list[int] = []
+
+    def generate(seed, lights=None):  # every render fails: which photos were asked for is what counts here
+        asked.append(seed)
+        raise SkippedPhoto(f"seed {seed}: no face found")
+
+    gen = SimpleNamespace(photo_config=PhotoConfig(), generate=generate)
+    for seed, photo in ((1, {"texture_filter": "mipmap"}), (2, {})):  # seed 2: rendered before the option
+        folder = tmp_path / f"photo_{seed:06d}_soft"
+        folder.mkdir()
+        (folder / "sample.json").write_text(json.dumps({"photo": photo}))
+    (tmp_path / "skipped.json").write_text(json.dumps({"photo_000003_soft": "skipped when point-sampled"}))
+    folders, skipped = write_held_out_photos(tmp_path, gen, [1, 2, 3], {"soft": []})
+    assert [f.name for f in folders] == ["photo_000001_soft"] and asked == [2, 3]
+    assert (tmp_path / "photo_000002_soft" / "sample.json").is_file()  # the old render stays until a new one lands
+    # skips are remembered under the filter they were found with: a second pass asks for nothing
+    assert len(skipped) == 2 and write_held_out_photos(tmp_path, gen, [1, 2, 3], {"soft": []})[0] == folders
+    assert asked == [2, 3]

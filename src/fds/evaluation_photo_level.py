@@ -78,7 +78,9 @@ class PhotoCase:
 def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
                           lightings: Mapping[str, list[dict]] = LIGHTINGS) -> tuple[list[Path], list[str]]:
     """``photo_<seed>_<lighting>`` sample folders under ``root`` → (folders, skipped reasons). Existing folders are
-    kept and photos skipped before (``<root>/skipped.json``) are not rendered again. ``generator`` is a
+    kept and photos skipped before (``<root>/skipped.json``) are not rendered again, unless they were rendered
+    with another texture filter than ``generator``'s (``PhotoConfig.texture_filter``; renders before it existed
+    point-sampled): those are rendered again, so one benchmark never mixes the two. ``generator`` is a
     :class:`fds.data.photo_scans.PhotoScanGenerator`."""
     import json
 
@@ -87,8 +89,12 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    texture_filter = generator.photo_config.texture_filter
     known_path = root / "skipped.json"
     known = json.loads(known_path.read_text()) if known_path.is_file() else {}
+    if known.get(_FILTER_KEY, "point") != texture_filter:
+        known = {}  # skipped under another filter: the photo differs, try again
+    known[_FILTER_KEY] = texture_filter
     folders, skipped = [], []
     for seed in seeds:
         for name, lights in lightings.items():
@@ -96,7 +102,10 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
             if folder.name in known:
                 skipped.append(f"{folder.name}: {known[folder.name]}")
                 continue
-            if not (folder / "sample.json").is_file():
+            if _rendered_with(folder) not in (None, texture_filter):
+                log.warning("photo-level held-out set: %s was rendered with texture_filter=%s; rendering it again "
+                            "with %s", folder, _rendered_with(folder), texture_filter)
+            if _rendered_with(folder) != texture_filter:
                 try:
                     sample = generator.generate(int(seed), lights=lights)
                 except SkippedPhoto as exc:
@@ -110,6 +119,20 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
                 write_photo_sample(folder, sample)
             folders.append(folder)
     return folders, skipped
+
+
+_FILTER_KEY = "_texture_filter"  # skipped.json: the texture filter its skips were rendered with
+
+
+def _rendered_with(folder: Path) -> str | None:
+    """The texture filter a held-out photo folder was rendered with (``"point"`` before the option existed), or
+    None when it holds no complete sample."""
+    import json
+
+    meta = folder / "sample.json"
+    if not meta.is_file():
+        return None
+    return str(json.loads(meta.read_text()).get("photo", {}).get("texture_filter", "point"))
 
 
 def load_case(folder: str | Path) -> PhotoCase:
