@@ -80,8 +80,8 @@ def test_relief_along_flat_lines_is_caught(row):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="the shipped photo-level fine-tune (round 8) still grooves dark lines on "
-                   "this small (~320 px) hard-side photo: line relief 3.00 against the GT's 1.02 (round 7 2.63, "
-                   "round 6 2.82); over the 10-head benchmark it is 0.91x the GT's (issue 15); a checkpoint that "
-                   "keeps them flat here passes: then drop this marker")
+                   "this small (~320 px) hard-side photo: line relief 2.70x the GT's (the training target 0.87x; "
+                   "3.00x when renders point-sampled the maps); over the 10-head benchmark it is 0.93x the GT's "
+                   "(issue 15); a checkpoint that keeps them flat here passes: then drop this marker")
 def test_shipped_checkpoint_keeps_flat_lines_flat(row):
     assert row["line_relief"]["dfdn"] <= max(1.0, row["line_relief"]["target"])
