@@ -102,10 +102,11 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
             if folder.name in known:
                 skipped.append(f"{folder.name}: {known[folder.name]}")
                 continue
-            if _rendered_with(folder) not in (None, texture_filter):
+            rendered_with = _rendered_with(folder)
+            if rendered_with not in (None, texture_filter):
                 log.warning("photo-level held-out set: %s was rendered with texture_filter=%s; rendering it again "
-                            "with %s", folder, _rendered_with(folder), texture_filter)
-            if _rendered_with(folder) != texture_filter:
+                            "with %s", folder, rendered_with, texture_filter)
+            if rendered_with != texture_filter:
                 try:
                     sample = generator.generate(int(seed), lights=lights)
                 except SkippedPhoto as exc:

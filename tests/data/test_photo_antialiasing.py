@@ -49,3 +49,10 @@ def test_a_small_face_reads_as_the_large_one_averaged_over_its_pixels(tmp_path) 
     # a little wider than the footprint); one point sample per pixel keeps the pores' full variance on top of it
     assert rms["mipmap"] <= 1.0 < rms["point"]
     assert r["mipmap"] > r["point"]
+
+
+def test_an_unknown_texture_filter_is_refused_by_name() -> None:
+    from fds.data.photo_render import PhotoConfig
+
+    with pytest.raises(ValueError, match="texture_filter.*'box'"):
+        PhotoConfig(texture_filter="box")

@@ -86,6 +86,10 @@ class PhotoConfig:
     # pores and thin grooves alias into pixel noise in the shading and the GT normals)
     texture_filter: str = "mipmap"
 
+    def __post_init__(self) -> None:
+        if self.texture_filter not in ("mipmap", "point"):
+            raise ValueError(f"photo texture_filter must be 'mipmap' or 'point', got {self.texture_filter!r}")
+
 
 @dataclass
 class RenderedPhoto:
@@ -253,8 +257,6 @@ def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region
         # each pixel averages the texels it covers (mip-mapped), as a camera pixel integrates what it sees: point
         # samples of a 1024² map under a small face alias pores and thin grooves into pixel noise, in the photo's
         # shading and in the GT normals alike
-        if cfg.texture_filter not in ("mipmap", "point"):
-            raise ValueError(f"photo texture_filter must be 'mipmap' or 'point', got {cfg.texture_filter!r}")
         uv_da = uv_derivatives(uv_px, inside[None]) if cfg.texture_filter == "mipmap" else None
 
         def lookup(m: np.ndarray, mode: str = "filtered") -> torch.Tensor:  # [R,R,C] → [h,w,C]
