@@ -38,7 +38,7 @@ from PIL import Image
 
 from fds.detail import DetailPredictor
 from fds.evaluation import network_map_predictor
-from fds.evaluation_image import PhotoDetailRenderer, _chw, scored_regions
+from fds.evaluation_image import PhotoDetailRenderer, scored_regions
 from fds.evaluation_photo_level import load_case
 from fds.evaluation_photos import faded_detail
 from fds.metrics import detail_band, pearson_r
@@ -47,6 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 #: (σ_low, σ_high) photo pixels: band = blur(σ_low) − blur(σ_high); σ_low 0 = no low-pass.
 BANDS = ((0.0, 1.0), (1.0, 3.0), (3.0, 8.0))
 WIDTH_BINS = ((0, 300), (300, 700), (700, math.inf))  # face width in the photo, px
+EDGE_BLUR_TEXELS = 4.0  # detail fade towards unseen texels: eval.yaml's photo_level.edge_blur_texels
+
+
+def _chw(a: np.ndarray) -> torch.Tensor:
+    """``[H, W, C]`` or ``[H, W]`` → float32 ``[1, C, H, W]``."""
+    t = torch.as_tensor(np.asarray(a, np.float32))
+    return (t[None] if t.dim() == 2 else t.permute(2, 0, 1))[None]
 
 
 def band(field: np.ndarray, lo: float, hi: float, mask: torch.Tensor) -> torch.Tensor:
@@ -81,9 +88,9 @@ def photo_bands(folder: Path, predictor: DetailPredictor, max_shift: int) -> dic
     scored &= renderer.covered & np.asarray(gt["face_mask"], bool) & (np.abs(smooth).sum(-1) > 0)
     net = network_map_predictor(predictor)
     fields = {"gt": detailed - smooth,
-              "net": renderer.detail_delta(faded_detail(net, p.uv.texture, p.uv.confidence, 4.0, fit)),
+              "net": renderer.detail_delta(faded_detail(net, p.uv.texture, p.uv.confidence, EDGE_BLUR_TEXELS, fit)),
               "target": renderer.detail_delta(faded_detail(lambda t, f: case.fitted_gt, p.uv.texture,
-                                                           p.uv.confidence, 4.0, fit))}
+                                                           p.uv.confidence, EDGE_BLUR_TEXELS, fit))}
     meta = json.loads((folder / "sample.json").read_text())["photo"]
     key = max(meta["lights"], key=lambda light: sum(light["rgb"]))
     ldir = np.asarray(key["direction"], np.float32)
