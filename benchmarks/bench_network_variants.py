@@ -114,14 +114,16 @@ def _variants(module: Any, folder: Path) -> dict[str, Any]:
     }
 
 
-def _time_maps(predictor: DetailPredictor, texture: np.ndarray, repeats: int) -> tuple[float, float, np.ndarray]:
+def _time_maps(predictor: DetailPredictor, texture: np.ndarray, fit: Any, repeats: int
+               ) -> tuple[float, float, np.ndarray]:
+    """``fit``: the texture's fitted proxy (the default checkpoint reads the photo scale from it)."""
     t0 = time.perf_counter()
-    first = predictor.full_map(texture)  # untimed for the median (compiles, allocates)
+    first = predictor.full_map(texture, fit)  # untimed for the median (compiles, allocates)
     warm = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        predictor.full_map(texture)
+        predictor.full_map(texture, fit)
         times.append(time.perf_counter() - t)
     return statistics.median(times), warm, first.displacement_mm
 
@@ -136,7 +138,8 @@ def main() -> None:
 
     stage = ProxyStage(cache_dir=None)
     photo = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    texture = stage(photo)[0].uv.texture
+    result = stage(photo)[0]
+    texture = result.uv.texture
     base = DetailPredictor.from_checkpoint(args.ckpt, stage.face_model)
     load = os.getloadavg()[0]
     rows, ref_map, ref_s = [], None, None
@@ -146,7 +149,7 @@ def main() -> None:
             predictor = base.with_module(base.module, args.ckpt)
             try:
                 predictor.network = net
-                sec, warm, disp = _time_maps(predictor, texture, args.repeats)
+                sec, warm, disp = _time_maps(predictor, texture, result.fit, args.repeats)
             except Exception as exc:  # a variant this torch build cannot run: say so and go on
                 rows.append(f"| {name} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} | | | | |")
                 print(name, "failed:", exc)

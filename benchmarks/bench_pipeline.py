@@ -77,9 +77,10 @@ STAGES = ("proxy", "detail", "maps", "mesh", "preview", "files")
 KINDS = ("fast", "in turn", "reference")
 
 
-def per_patch_seconds(module, n: int, batch: int = 8) -> float:
+def per_patch_seconds(module, n: int, channels: int = 1, batch: int = 8) -> float:
+    """Median seconds per 256² patch of ``module``'s network on random input of its ``channels`` input channels."""
     device = next(module.parameters()).device
-    x = torch.randn(batch, 1, 256, 256, device=device)
+    x = torch.randn(batch, channels, 256, 256, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.no_grad():
         module.predict_step({"input": x, "region": ["forehead"] * batch}, 0)  # warm-up
@@ -294,8 +295,10 @@ def stages_section(args: argparse.Namespace) -> list[str]:
         paper = instantiate(compose(config_name="train", overrides=["model=paper"]).model).eval().to(args.device)
     paper_patch = per_patch_seconds(paper, args.patches)
     paper_4096 = paper_patch * 3439
-    sec = {"lite, reference module": per_patch_seconds(lite.predictor.module, args.patches),
-           "lite, fast copy (default)": per_patch_seconds(lite.predictor.network, args.patches), "paper": paper_patch}
+    cin = lite.predictor.meta.in_channels  # the default reads V, the shading cue and the photo scale
+    sec = {"lite, reference module": per_patch_seconds(lite.predictor.module, args.patches, cin),
+           "lite, fast copy (default)": per_patch_seconds(lite.predictor.network, args.patches, cin),
+           "paper": paper_patch}
     load_after = os.getloadavg()
 
     cols = [(r, k) for r in args.resolutions for k in KINDS]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fds.data.sample_io import list_samples, read_sample
-from fds.data.scans import sample_texel_mm
+from fds.data.scans import ScanFolder, sample_texel_mm
 from fds.detail.predictor import DetailPredictor
 from fds.facemodel import zone_mask
 from fds.metrics import UV_DETAIL_BAND_TEXELS, DetailAgreement, detail_band, detail_normals_xy
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     predictors = {name: DetailPredictor.from_checkpoint(path) for name, path in named}
     first = next(iter(predictors.values()))
     folders = list_samples(args.data_dir)[: args.max_samples]
+    source = ScanFolder(folders=folders)  # each photo-level sample's fitted proxy, for checkpoints that read it
     if not folders:
         raise SystemExit(f"{args.data_dir} holds no samples: write some with datasets/generate_photo_scans.py")
     zones: dict[int, np.ndarray] = {}
@@ -74,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         keys = [("all", 0)] + [(key, int(np.digitize(cond[key], edges[1:-1]))) for _, key, edges in BINS]
         for k in keys:
             counts[k] = counts.get(k, 0) + 1
+        fit = source.fit(i) if any(p.needs_fit for p in predictors.values()) else None
         for name, p in predictors.items():
-            pred = band_normals(p.full_map(s.texture).displacement_mm, tm, valid)
+            pred = band_normals(p.full_map(s.texture, fit).displacement_mm, tm, valid)
             for key, b in keys:
                 acc.setdefault((name, key, b), DetailAgreement()).update(pred, gt, valid)
         print(f"[{i + 1}/{len(folders)}] {folder.name} ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -26,8 +26,9 @@ def test_grace_hopper_maps_match_the_reference_paths(tmp_path):
     photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     pipe = DetailPipeline(SHIPPED_CHECKPOINT, cache_dir=tmp_path / "cache", device="cpu")
     result, fm = pipe.stage(photo)[0], pipe.stage.face_model
-    fast = pipe.predictor.full_map(result.uv.texture)  # what inference runs
-    ref = DetailPredictor(pipe.predictor.module, fm, fused=False, shared_windows=False).full_map(result.uv.texture)
+    fast = pipe.predictor.full_map(result.uv.texture, result.fit)  # what inference runs
+    ref = DetailPredictor(pipe.predictor.module, fm, fused=False, shared_windows=False).full_map(result.uv.texture,
+                                                                                                result.fit)
     np.testing.assert_array_equal(fast.coverage, ref.coverage)
     assert np.abs(ref.displacement_mm).max() > 0.05  # real relief to compare
     np.testing.assert_allclose(fast.displacement_mm, ref.displacement_mm, atol=2.5e-5)

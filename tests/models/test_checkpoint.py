@@ -167,10 +167,10 @@ WIDE = {"generator": {"model": {"pdim": {"ngf": 32}, "pdrm": {"ngf": 24, "max_mu
 
 
 def test_a_narrow_checkpoint_starts_a_wider_run_as_the_same_network(astronaut):
-    """U-Net widening (fds.models.widen) on the shipped weights: the wider network predicts exactly what the
-    shipped one does, with BatchNorm's running statistics (eval) and with batch statistics (training), and its
-    new channels get gradients (they are not dead weight)."""
-    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "dfdn_lite.safetensors"
+    """U-Net widening (fds.models.widen) on shipped weights (the V-input round, ``dfdn_lite_v``, whose patches are
+    one channel): the wider network predicts exactly what the shipped one does, with BatchNorm's running statistics
+    (eval) and with batch statistics (training), and its new channels get gradients (they are not dead weight)."""
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "dfdn_lite_v.safetensors"
     narrow = load_detail_module(shipped)
     meta = narrow.meta
     config = OmegaConf.create(meta.architecture.to_config())
@@ -191,6 +191,6 @@ def test_a_narrow_checkpoint_starts_a_wider_run_as_the_same_network(astronaut):
     new_rows = pdrm.down[0][0].weight.grad[16:]  # channels 16..23 of the first level are new
     assert float(new_rows.abs().sum()) == 0.0  # nothing reads them yet ...
     assert float(pdrm.up[0][1].weight.grad[24 + 16:48].abs().sum()) > 0.0  # ... but reading them would pay
-    with pytest.raises(CheckpointError, match="dfdn_lite.safetensors does not fit.*levels"):
+    with pytest.raises(CheckpointError, match="dfdn_lite_v.safetensors does not fit.*levels"):
         deeper = OmegaConf.merge(config, {"generator": {"model": {"pdrm": {"num_downs": 5}}}})
         load_start_weights(DFDNSpec.parse(OmegaConf.to_container(deeper), "deeper").build(), shipped)

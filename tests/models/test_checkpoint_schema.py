@@ -27,8 +27,10 @@ from fds.models.checkpoint import (
 from fds.models.module import DFDNModule
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = [ROOT / "checkpoints" / name for name in ("dfdn_lite.safetensors", "dfdn_lite_uv.safetensors",
-                                                  "dfdn_lite_geo.safetensors")]
+# shipped file → its input channels: the default reads V, the shading cue and the photo scale; its predecessors V
+SHIPPED = {ROOT / "checkpoints" / name: channels for name, channels in (
+    ("dfdn_lite.safetensors", "v_cue_scale"), ("dfdn_lite_v.safetensors", "v"), ("dfdn_lite_uv.safetensors", "v"),
+    ("dfdn_lite_geo.safetensors", "v"))}
 
 TINY = {
     "_target_": "fds.models.module.DFDNModule", "disp_scale_mm": 0.5, "gan_weight": 0.0,
@@ -70,10 +72,10 @@ def _with_config(metadata: dict[str, str], config: dict) -> dict[str, str]:
 
 
 def test_shipped_checkpoints_parse_and_round_trip():
-    for path in SHIPPED:
+    for path, channels in SHIPPED.items():
         tensors, meta = read_detail_checkpoint(path)
         assert (meta.disp_scale_mm, meta.patch_size, meta.map_resolution) == (0.5, 256, 1024)
-        assert (meta.channels, meta.face_model, meta.regions) == ("v", "sfm", ("forehead", "mouth"))
+        assert (meta.channels, meta.face_model, meta.regions) == (channels, "sfm", ("forehead", "mouth"))
         assert CheckpointMeta.from_metadata(meta.to_metadata()) == meta
         module = load_detail_module(path)
         assert module.meta == meta and module.generator_ema is None

@@ -3,30 +3,41 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from skimage.data import astronaut
 from torch import nn
 
-from fds.data.patches import preprocess
+from fds.data.patches import needs_cue, needs_scale, preprocess
 from fds.demo import SHIPPED_CHECKPOINT
 from fds.models.checkpoint import load_detail_module
 from fds.models.fusion import fold_batchnorm, inference_copy
+from fds.proxy.shading_cue import shading_cue
 
 
-def test_folded_shipped_generator_matches_the_reference():
-    """The shipped lite generator on real photo patches, folded and channels-last, against the module itself.
+@pytest.mark.parametrize("name", ["dfdn_lite.safetensors", "dfdn_lite_v.safetensors"])
+def test_folded_shipped_generator_matches_the_reference(name, sfm):
+    """The shipped lite generators (the default, V + shading cue + photo scale, and its V-input predecessor) on real
+    photo patches, folded and channels-last, against the module itself. The default's extra channels are the cue of
+    the same image (``fds.proxy.shading_cue``) and a uniform photo scale of −1 (a photo upsampled twice).
 
     Tolerance: the folded weights are rounded once (relative 2⁻²⁴) and oneDNN's channels-last kernels sum in
     another order; float32 dot products of ≤ 2,048 terms (128 channels × 4 × 4 taps) reordered differ by
     ~√2048 · 2⁻²⁴ ≈ 3e-6 relative per layer, ~1.4e-5 after 26 layers in random-walk growth: outputs in
     [−1, 1] (tanh) agree to 5e-5 network units (25 nm at the checkpoint's 0.5 mm per unit).
     """
-    module = load_detail_module(SHIPPED_CHECKPOINT)
+    module = load_detail_module(SHIPPED_CHECKPOINT.parent / name)
     fast = inference_copy(module)
     bns = sum(isinstance(m, nn.BatchNorm2d) for m in module.inference_generator.modules())
     assert bns > 20 and not any(isinstance(m, nn.BatchNorm2d) for m in fast.inference_generator.modules())
-    img = torch.from_numpy(astronaut()).permute(2, 0, 1).float() / 255
-    x = preprocess(torch.stack([img[:, r : r + 256, c : c + 256] for r, c in ((0, 0), (60, 150), (250, 250))]))
+    img = torch.from_numpy(astronaut()).permute(2, 0, 1).float() / 255  # [3, 512, 512]
+    channels = module.meta.channels
+    if needs_cue(channels):
+        img = torch.cat([img, shading_cue(astronaut(), sfm)], 0)
+    if needs_scale(channels):
+        img = torch.cat([img, torch.full_like(img[:1], -1.0)], 0)
+    x = preprocess(torch.stack([img[:, r : r + 256, c : c + 256] for r, c in ((0, 0), (60, 150), (250, 250))]),
+                   channels)
     with torch.no_grad():
         ref = module.predict_step({"input": x, "region": "forehead"}, 0)["displacement"]
         out = fast.predict_step({"input": x, "region": "forehead"}, 0)["displacement"]

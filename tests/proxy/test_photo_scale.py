@@ -124,7 +124,7 @@ def test_a_cue_checkpoint_widened_to_the_scale_predicts_as_before_until_the_scal
     from fds.detail import DetailPredictor, FitRequired
     from fds.models.checkpoint import read_detail_checkpoint
 
-    shipped = "checkpoints/dfdn_lite.safetensors"
+    shipped = "checkpoints/dfdn_lite_v.safetensors"  # the V-input round the cue lineage starts from
     _, meta = read_detail_checkpoint(shipped)
 
     cue_path = _widened(tmp_path, meta, 3, "v_cue", shipped, cue_weight=0.5)
@@ -156,7 +156,7 @@ def test_the_v_checkpoint_widened_to_v_and_scale_predicts_as_before_until_the_sc
     from fds.detail import DetailPredictor
     from fds.models.checkpoint import read_detail_checkpoint
 
-    shipped = "checkpoints/dfdn_lite.safetensors"
+    shipped = "checkpoints/dfdn_lite_v.safetensors"  # the V-input round the cue lineage starts from
     _, meta = read_detail_checkpoint(shipped)
     path = _widened(tmp_path, meta, 2, "v_scale", shipped)
     texture = np.asarray(Image.fromarray(astronaut).resize((meta.map_resolution,) * 2))

@@ -93,9 +93,10 @@ def test_unseen_texels_and_empty_textures_give_no_cue(sfm):
 
 
 def test_a_v_checkpoint_widened_to_the_cue_predicts_as_before_until_the_cue_weights_move(tmp_path, astronaut):
-    """End to end through ``DetailPredictor``: the shipped V weights widened to ``v_cue`` (the cue's weights at 0)
-    give the shipped map on a real texture, so the widened run starts where the shipped network is; once the cue's
-    weights move, the map moves: the cue reaches the network through inference's own path."""
+    """End to end through ``DetailPredictor``: the V weights (``dfdn_lite_v``, the default until 2026-12-06)
+    widened to ``v_cue`` (the cue's weights at 0) give the shipped map on a real texture, so the widened run starts
+    where the shipped network is; once the cue's weights move, the map moves: the cue reaches the network through
+    inference's own path."""
     from omegaconf import OmegaConf
     from PIL import Image
 
@@ -103,7 +104,7 @@ def test_a_v_checkpoint_widened_to_the_cue_predicts_as_before_until_the_cue_weig
     from fds.models.architecture import DFDNSpec
     from fds.models.checkpoint import load_start_weights, read_detail_checkpoint, save_detail_checkpoint
 
-    shipped = "checkpoints/dfdn_lite.safetensors"
+    shipped = "checkpoints/dfdn_lite_v.safetensors"  # the V-input round the cue lineage starts from
     _, meta = read_detail_checkpoint(shipped)
     cue_cfg = OmegaConf.merge(meta.architecture.to_config(),
                               {"generator": {"model": {"pdim": {"in_channels": 3}, "pdrm": {"in_channels": 4}}},
