@@ -191,3 +191,46 @@ def _widened(tmp_path, meta, cin: int, channels: str, start: str, cue_weight: fl
             w[:, 1:] = cue_weight * w[:, :1]
     return save_detail_checkpoint(tmp_path / f"{channels}.safetensors", module.state_dict(), cfg,
                                   map_resolution=meta.map_resolution, channels=channels, face_model=meta.face_model)
+
+
+def test_a_face_outside_the_trained_scales_is_warned_at_any_texel_density(sfm):
+    """:func:`photo_scale_warnings` on the mean face shrunk and grown in the photo: the warning comes exactly when
+    the face's median scale leaves :data:`TRAINED_RANGE`, says which way, and does not depend on the map size
+    (coarser texels hold more pixels each, and the bounds move with them)."""
+    from fds.proxy.photo_scale import TRAINED_RANGE, face_photo_scale, photo_scale_warnings
+
+    for px_per_mm in (0.15, 0.3, 0.6, 1.2, 2.4, 4.8, 9.6):
+        fit = _fit(sfm, scale_px_per_mm=px_per_mm)
+        told = []
+        for res in (1024, R):
+            median = face_photo_scale(photo_scale_of_fit(sfm, fit, res), sfm)
+            warned = photo_scale_warnings(median, res, width_px=150.0 * px_per_mm)
+            low, high = (x + np.log2(1024 / res) for x in TRAINED_RANGE)
+            assert len(warned) == (not low <= median <= high), (px_per_mm, res, median, warned)
+            if warned:
+                assert ("smaller" if median < low else "larger") in warned[0] and f"{median:.2f}" in warned[0]
+            told.append(bool(warned))
+        assert told[0] == told[1], px_per_mm  # the same face is in or out of range at either density
+    # the sweep reaches both sides and the inside (factor-2 steps are ~1 log2 unit, the range ~3 wide)
+    medians = [face_photo_scale(photo_scale_of_fit(sfm, _fit(sfm, scale_px_per_mm=s), 1024), sfm) for s in (0.15, 9.6)]
+    assert medians[0] < TRAINED_RANGE[0] and medians[1] > TRAINED_RANGE[1]
+
+
+@pytest.mark.parametrize(("photo", "warned"), [("einstein", True), ("grace_hopper", False)])
+def test_a_real_face_too_small_for_the_network_is_warned_in_the_detail_maps(photo, warned, labelled_dir,
+                                                                            grace_hopper_path):
+    """Einstein at the lectern (a face about 90 px across in an 817 × 1024 photo) is smaller than any photo-level
+    training face, and ``DetailPredictor.predict`` says so with the shipped scale-reading checkpoint; Grace Hopper's
+    portrait (about 190 px) lies inside the trained range and gets no such warning."""
+    from fds.demo import SHIPPED_CHECKPOINT
+    from fds.detail import DetailPredictor
+    from fds.proxy.stage import ProxyStage
+
+    path = labelled_dir / "einstein.jpg" if photo == "einstein" else grace_hopper_path
+    result = ProxyStage()(path)[0]
+    predictor = DetailPredictor.from_checkpoint(SHIPPED_CHECKPOINT)
+    assert predictor.needs_fit
+    got = [w for w in predictor(result).warnings if "trained on" in w]
+    assert bool(got) == warned, got
+    if warned:
+        assert "smaller" in got[0] and "px wide" in got[0]

@@ -176,14 +176,20 @@ class DetailPredictor:
         where both cover a texel when ``flip_average``. Texels no patch covers are 0 (``coverage`` False).
         ``fit``: the :class:`~fds.proxy.fit.FitResult` the texture was unwrapped through (needed when
         :attr:`needs_fit`; ignored otherwise)."""
-        scale = None
-        if self.needs_fit:
-            if fit is None:
-                raise FitRequired(f"checkpoint {self.source} reads the photo scale (channels {self.meta.channels!r}), "
-                                  "which comes from the fitted proxy: call predictor(proxy_result), or pass fit=")
-            from fds.proxy.photo_scale import photo_scale_of_fit
+        return self._full_map(uv_texture, self._photo_scale(fit))
 
-            scale = photo_scale_of_fit(self.face_model, fit, self.map_resolution)  # [1, n, n]
+    def _photo_scale(self, fit: Any) -> torch.Tensor | None:
+        """``[1, n, n]`` photo scale of ``fit`` at the network's density when the checkpoint reads it, else None."""
+        if not self.needs_fit:
+            return None
+        if fit is None:
+            raise FitRequired(f"checkpoint {self.source} reads the photo scale (channels {self.meta.channels!r}), "
+                              "which comes from the fitted proxy: call predictor(proxy_result), or pass fit=")
+        from fds.proxy.photo_scale import photo_scale_of_fit
+
+        return photo_scale_of_fit(self.face_model, fit, self.map_resolution)
+
+    def _full_map(self, uv_texture: np.ndarray, scale: torch.Tensor | None) -> DetailSynthesis:
         res = self._one_pass(uv_texture, scale)
         if not self.flip_average:
             return res
@@ -228,13 +234,20 @@ class DetailPredictor:
     def predict(self, uv_texture: np.ndarray, confidence: np.ndarray, fit: Any = None) -> DetailMap:
         """The detail of one face at ``resolution``: :meth:`full_map` of its UV texture (``fit``: as there), faded
         out towards the texels the photo does not see (``confidence`` ``[R', R']`` > 0, any size) and resampled;
-        a warning when less than half of the chart is seen or when the map is a resampling."""
+        a warning when less than half of the chart is seen, when the map is a resampling, or (checkpoints that read
+        the photo scale) when the face is smaller or larger in the photo than any the network was trained on."""
         n = self.map_resolution
-        res = self.full_map(uv_texture, fit)
+        scale = self._photo_scale(fit)
+        res = self._full_map(uv_texture, scale)
         visible = upsample_mask(np.asarray(confidence) > 0, n)
         disp = res.displacement_mm * seen_weight(visible & res.coverage, self.edge_blur_texels)
         coverage = res.coverage & visible
         warnings = []
+        if scale is not None:  # a face smaller or larger in the photo than the network was trained on
+            from fds.proxy.photo_scale import face_photo_scale, photo_scale_warnings
+
+            width = float(np.ptp(fit.project(fit.vertices_mm)[:, 0]))
+            warnings += photo_scale_warnings(face_photo_scale(scale, self.face_model), n, width)
         seen = coverage.sum() / max(res.coverage.sum(), 1)
         if seen < 0.5:
             warnings.append(f"only {seen:.0%} of the face's UV chart is visible in the photo: detail is partial")

@@ -10,7 +10,10 @@ one more input channel (``channels="v_cue_scale"``, :func:`fds.data.patches.prep
 The Jacobian comes from the fitted proxy: its vertices projected into the photo (:meth:`FitResult.project`,
 pixels, y down), interpolated over the chart and differenced between neighbouring texels. It carries the face's
 size in the photo and the foreshortening of each part of it (the far cheek of a turned head reads smaller).
-Typical values at 1024² SFM texels: about −2 for a 150 px wide face, +0.6 for a 1000 px one.
+At 1024² SFM texels the median over the face is close to ``log2(width) − 9.7``, ``width`` the fitted proxy's
+projected width in px: about −2.9 for the smallest photo-level training face (152 px nominal, 128 px projected),
++0.1 for the largest (``benchmarks/photo_scale_range.py``). :func:`photo_scale_warnings` tells the user when a
+face lies outside the scales the shipped networks were trained on (:data:`TRAINED_RANGE`).
 
 Frames: UV texels (row 0 = top of the chart), photo pixels. Texels outside the chart, or whose neighbours are,
 get the median of the rest (the network never reads them: the unwrap shows nothing there). Mirroring the texture
@@ -27,6 +30,10 @@ from fds.facemodel.uvchart import uv_chart
 
 #: The map is clipped to [LOW, HIGH] (log2 px per texel): 1/64 px (a face a few pixels wide) to 8 px per texel.
 LOW, HIGH = -6.0, 3.0
+#: Median photo scale (log2 px per texel at 1024² texels, over the face's chart) of the smallest and the largest
+#: face in the photo-level training data of the shipped checkpoint (645 heads, seeds 3000–3729, nominal face widths
+#: 150–1000 px; ``benchmarks/photo_scale_range.py``). A network that reads the scale saw nothing outside it.
+TRAINED_RANGE = (-2.879, 0.144)
 
 
 def photo_scale(fm: FaceModel, vertices_px: np.ndarray, resolution: int) -> torch.Tensor:
@@ -55,6 +62,28 @@ def photo_scale(fm: FaceModel, vertices_px: np.ndarray, resolution: int) -> torc
 def photo_scale_of_fit(fm: FaceModel, fit, resolution: int) -> torch.Tensor:
     """:func:`photo_scale` of a :class:`fds.proxy.fit.FitResult` (its fitted vertices through its camera)."""
     return photo_scale(fm, fit.project(fit.vertices_mm), resolution)
+
+
+def face_photo_scale(scale: torch.Tensor, fm: FaceModel) -> float:
+    """Median of a ``[1, R, R]`` :func:`photo_scale` map over ``fm``'s chart (log2 px per texel at ``R``)."""
+    covered = torch.from_numpy(uv_chart(fm, int(scale.shape[-1])).covered)
+    return float(scale[0][covered].median())
+
+
+def photo_scale_warnings(median_scale: float, resolution: int, width_px: float | None = None) -> list[str]:
+    """A warning (empty list: none) when a face's median photo scale (:func:`face_photo_scale`, at ``resolution``
+    texels) lies outside :data:`TRAINED_RANGE`: the detail network never saw a face that small or that large, so
+    its detail there is extrapolated. ``width_px``: the face's width in the photo, quoted in the message."""
+    low, high = (x + np.log2(1024 / resolution) for x in TRAINED_RANGE)  # coarser texels hold more pixels each
+    width = "" if width_px is None else f", the face {width_px:.0f} px wide"
+    if median_scale < low:
+        return [f"the face is smaller in the photo than any the detail network was trained on (photo scale "
+                f"{median_scale:.2f} < {low:.2f} log2 px per texel{width}): its detail is extrapolated and usually "
+                "faint (the smallest training faces were about 125 px across)"]
+    if median_scale > high:
+        return [f"the face is larger in the photo than any the detail network was trained on (photo scale "
+                f"{median_scale:.2f} > {high:.2f} log2 px per texel{width}): its detail is extrapolated"]
+    return []
 
 
 def mirror_scale(scale: torch.Tensor) -> torch.Tensor:
