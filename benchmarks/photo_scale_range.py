@@ -6,7 +6,8 @@ the fitted proxy's projected width (x extent of its vertices in the photo, px).
     python benchmarks/photo_scale_range.py --data-dir DIR [DIR ...] [--resolution 1024]
 
 Prints the quantiles of each, and the smallest scale: a network that reads the photo scale has seen nothing
-below it, so a face whose scale lies below it gets extrapolated detail (``fds.proxy.photo_scale.TRAINED_LOW``).
+below it, so a face whose scale lies below it gets extrapolated detail (``fds.proxy.photo_scale.TRAINED_RANGE``;
+a training export stores its own run's range, ``fds.models.checkpoint.training_photo_scales``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from fds.data.scale_range import sample_photo_scales
 from fds.data.scans import ScanFolder, list_samples
-from fds.facemodel import load_face_model
-from fds.facemodel.uvchart import uv_chart
-from fds.proxy.photo_scale import photo_scale_of_fit
 
 
 def main() -> None:
@@ -32,15 +30,13 @@ def main() -> None:
 
     folders = sorted({p.resolve() for d in args.data_dir for p in list_samples(d)})
     source = ScanFolder(folders=folders)
-    fm = load_face_model("sfm")
-    covered = torch.from_numpy(uv_chart(fm, args.resolution).covered)
+    scales = sample_photo_scales(folders, args.resolution)
     rows = []
     for i, folder in enumerate(source.folders):
         fit = source.fit(i)
-        scale = float(photo_scale_of_fit(fm, fit, args.resolution)[0][covered].median())
         px = fit.project(fit.vertices_mm)
         nominal = json.loads((Path(folder) / "sample.json").read_text())["photo"]["face_width_px"]
-        rows.append((scale, float(np.ptp(px[:, 0])), float(nominal)))
+        rows.append((float(scales[i]), float(np.ptp(px[:, 0])), float(nominal)))
     a = np.asarray(rows)
     print(f"{len(a)} samples from {', '.join(args.data_dir)} at {args.resolution}² texels")
     qs = [0, 1, 5, 50, 95, 99, 100]

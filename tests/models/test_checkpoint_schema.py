@@ -185,6 +185,8 @@ def _mutations():
         "inconsistent channels": (cfg((*gen, "pdrm", "in_channels"), 3), r"pdrm: takes \[coarse, input\]"),
         "patch size mismatch": (meta("patch_size", "32"), r"patch_size: 32 ≠"),
         "regions mismatch": (meta("regions", json.dumps(["mouth"])), r"regions: \['mouth'\] ≠"),
+        "photo scale range for a V network": (meta("photo_scale_range", "[-2.5, 0.5]"),
+                                              "photo_scale_range: .* only for channels that read the photo scale"),
     }
 
 
@@ -265,7 +267,7 @@ def test_registry_names_only_fds_networks_and_adam():
 
 @settings(max_examples=150, deadline=None)
 @given(key=st.sampled_from(["disp_scale_mm", "patch_size", "map_resolution", "channels", "face_model", "regions",
-                            "fds_version", "unknown"]), text=st.text(max_size=24))
+                            "fds_version", "photo_scale_range", "unknown"]), text=st.text(max_size=24))
 def test_any_metadata_text_parses_or_is_a_checkpoint_error(good, key, text):
     metadata = {**good[1], key: text}
     try:
@@ -284,3 +286,44 @@ def test_log_input_checkpoint_round_trips(tmp_path, good):
     _, meta = read_detail_checkpoint(path)
     assert meta.channels == "logv" and CheckpointMeta.from_metadata(meta.to_metadata()) == meta
     assert load_detail_module(path).meta.channels == "logv"
+
+
+def _scale_reading(tmp_path: Path, photo_scale_range=None, map_resolution: int = 64) -> Path:
+    """A tiny ``v_scale`` checkpoint (V + photo scale: 2 input channels) storing ``photo_scale_range``."""
+    cfg = copy.deepcopy(TINY)
+    model = cfg["generator"]["model"]
+    model["pdim"]["in_channels"], model["pdrm"]["in_channels"] = 2, 3
+    cfg["discriminator"]["model"]["in_channels"] = 3
+    module = DFDNSpec.parse(cfg, "model").build()
+    return save_detail_checkpoint(tmp_path / "scale.safetensors", module.state_dict(), cfg,
+                                  map_resolution=map_resolution, channels="v_scale",
+                                  photo_scale_range=photo_scale_range)
+
+
+def test_photo_scale_range_round_trips_and_bad_ranges_are_named(tmp_path):
+    """A scale-reading checkpoint stores the photo scales its training faces spanned; a reversed, non-finite,
+    out-of-clip or malformed range is a CheckpointError naming the key, never a silent default."""
+    tensors, meta = read_detail_checkpoint(_scale_reading(tmp_path, (-2.5, 0.25)))
+    assert meta.photo_scale_range == (-2.5, 0.25) and meta.trained_photo_scales() == (-2.5, 0.25)
+    assert CheckpointMeta.from_metadata(meta.to_metadata()) == meta
+    for text in ("[0.5, -1]", "[-7, 0]", "[-1, 4]", "[-1, NaN]", "[-1]", "[-1, 0, 1]", '["-1", "0"]', "[true, 1]",
+                 "-1, 0", "{}"):
+        crafted = _write(tmp_path / "crafted.safetensors", tensors, {**meta.to_metadata(), "photo_scale_range": text})
+        with pytest.raises(CheckpointError, match="crafted.safetensors.*photo_scale_range"):
+            read_detail_checkpoint(crafted)
+
+
+def test_a_scale_reading_checkpoint_without_a_range_is_read_with_the_shipped_one(tmp_path):
+    """Checkpoints exported before the range was stored (the shipped default) are read with
+    :data:`fds.proxy.photo_scale.TRAINED_RANGE`, measured at 1024² texels and moved with the texel density (a texel
+    of a 512² map holds twice the photo pixels: +1 log2 unit); networks that do not read the scale have none."""
+    from fds.models.checkpoint import HIGH_SCALE, LOW_SCALE
+    from fds.proxy.photo_scale import HIGH, LOW, TRAINED_RANGE
+
+    assert (LOW_SCALE, HIGH_SCALE) == (LOW, HIGH)  # the schema's bounds are the scale map's clip
+    meta = read_detail_checkpoint(_scale_reading(tmp_path, None, map_resolution=512))[1]
+    assert meta.photo_scale_range is None and "photo_scale_range" not in meta.to_metadata()
+    assert meta.trained_photo_scales() == pytest.approx((TRAINED_RANGE[0] + 1, TRAINED_RANGE[1] + 1))
+    shipped = read_detail_checkpoint(ROOT / "checkpoints" / "dfdn_lite.safetensors")[1]
+    assert shipped.map_resolution == 1024 and shipped.trained_photo_scales() == TRAINED_RANGE
+    assert read_detail_checkpoint(ROOT / "checkpoints" / "dfdn_lite_v.safetensors")[1].trained_photo_scales() is None

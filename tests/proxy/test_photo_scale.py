@@ -234,3 +234,30 @@ def test_a_real_face_too_small_for_the_network_is_warned_in_the_detail_maps(phot
     assert bool(got) == warned, got
     if warned:
         assert "smaller" in got[0] and "px wide" in got[0]
+
+
+@pytest.mark.slow
+def test_the_checkpoint_s_own_trained_range_decides_the_warning(tmp_path, grace_hopper_path, sfm):
+    """A scale-reading checkpoint that stores the photo scales its training faces spanned is warned against that
+    range, not the shipped one: the shipped weights with a range stored above Grace Hopper's face scale call her
+    face smaller than any training face, one below calls it larger, one around it says nothing."""
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    from fds.demo import SHIPPED_CHECKPOINT
+    from fds.detail import DetailPredictor
+    from fds.models.checkpoint import read_detail_checkpoint
+    from fds.proxy.photo_scale import face_photo_scale
+    from fds.proxy.stage import ProxyStage
+
+    result = ProxyStage()(grace_hopper_path)[0]
+    tensors, meta = read_detail_checkpoint(SHIPPED_CHECKPOINT)
+    s = face_photo_scale(photo_scale_of_fit(sfm, result.fit, meta.map_resolution), sfm)
+    for rng, expected in (((s + 0.5, s + 1.5), "smaller"), ((s - 1.5, s - 0.5), "larger"), ((s - 0.5, s + 0.5), None)):
+        path = tmp_path / "ranged.safetensors"
+        save_file(tensors, str(path), metadata=dataclasses.replace(meta, photo_scale_range=rng).to_metadata())
+        got = [w for w in DetailPredictor.from_checkpoint(path)(result).warnings if "trained on" in w]
+        assert len(got) == (expected is not None), (rng, got)
+        if expected:
+            assert expected in got[0] and f"{rng[0]:.2f} to {rng[1]:.2f}" in got[0]

@@ -247,7 +247,10 @@ class DetailPredictor:
             from fds.proxy.photo_scale import face_photo_scale, photo_scale_warnings
 
             width = float(np.ptp(fit.project(fit.vertices_mm)[:, 0]))
-            warnings += photo_scale_warnings(face_photo_scale(scale, self.face_model), n, width)
+            trained = self.meta.trained_photo_scales()  # at the checkpoint's density, which the map is at
+            assert trained is not None  # a network that reads the scale always has one
+            warnings += photo_scale_warnings(face_photo_scale(scale, self.face_model), n, width,
+                                             trained_range=trained, range_resolution=n)
         seen = coverage.sum() / max(res.coverage.sum(), 1)
         if seen < 0.5:
             warnings.append(f"only {seen:.0%} of the face's UV chart is visible in the photo: detail is partial")

@@ -9,7 +9,10 @@ parsed once into a frozen :class:`CheckpointMeta`:
 - ``disp_scale_mm`` (mm per network unit), ``patch_size`` (texels), ``map_resolution`` (UV map side the
   network was trained at, texels), ``channels`` (``v``, ``logv``, ``rgb``, ``v_cue``, ``v_cue_scale`` or ``v_scale``:
   :func:`fds.data.patches.preprocess`),
-  ``face_model`` (whose UV chart the maps live in), ``regions`` (JSON list).
+  ``face_model`` (whose UV chart the maps live in), ``regions`` (JSON list);
+- optionally ``photo_scale_range`` (JSON ``[low, high]``, scale-reading channels only): the median photo scales of
+  the faces the network was trained on, log2 px per texel at ``map_resolution`` (:mod:`fds.data.scale_range`);
+  inference warns outside it.
 
 Any other key, a missing key, a wrong type or an out-of-range value is a :class:`CheckpointError` naming the file
 and the key. Nothing is unpickled, imported or called because a file says so.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -32,17 +36,19 @@ from typing import Any, cast, get_args
 
 import torch
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fds.data.patches import Channels, channels_of, in_channels
+from fds.data.patches import Channels, channels_of, in_channels, needs_scale
 from fds.fileio import atomic_write_bytes
 from fds.models.architecture import DFDNSpec, SchemaError, region_names
 from fds.models.widen import unet_level_widths, unet_prefixes, widen_unets
 
 FORMAT, VERSION = "dfdn-generator", "1"
 FACE_MODELS = ("sfm", "ict", "bfm2017")  # fds.facemodel.FACE_MODELS (not imported: it pulls in eos)
+LOW_SCALE, HIGH_SCALE = -6.0, 3.0  # fds.proxy.photo_scale.LOW / HIGH, the photo scale map's clip (log2 px per texel)
 METADATA_KEYS = ("fds_format", "fds_version", "model_config", "disp_scale_mm", "patch_size", "map_resolution",
                  "channels", "face_model", "regions")
+OPTIONAL_KEYS = ("photo_scale_range",)
 _INT_TEXT = re.compile(r"[0-9]{1,6}")
 _FLOAT_TEXT = re.compile(r"[0-9]{1,6}(\.[0-9]{1,20})?(e[-+]?[0-9]{1,3})?")
 
@@ -62,9 +68,12 @@ class CheckpointMeta:
     face_model: str  # whose UV chart the maps live in ("sfm", "ict", "bfm2017")
     regions: tuple[str, ...]  # UV patch zones the networks serve (fds.facemodel.uvchart)
     architecture: DFDNSpec  # the networks and training hyper-parameters (fds.models.architecture)
+    # (low, high) median photo scale of the training faces, log2 px per texel at map_resolution; None: not stored
+    photo_scale_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         a = self.architecture
+        rng = self.photo_scale_range
         checks = [
             ("disp_scale_mm", self.disp_scale_mm == a.disp_scale_mm,
              f"{self.disp_scale_mm} ≠ model_config.disp_scale_mm {a.disp_scale_mm}"),
@@ -78,6 +87,10 @@ class CheckpointMeta:
             ("face_model", self.face_model in FACE_MODELS, f"{self.face_model!r} is not one of {FACE_MODELS}"),
             ("regions", self.regions == a.generator.regions,
              f"{list(self.regions)} ≠ model_config.generator.regions {list(a.generator.regions)}"),
+            ("photo_scale_range", rng is None or (needs_scale(self.channels) and len(rng) == 2
+                                                  and LOW_SCALE <= rng[0] <= rng[1] <= HIGH_SCALE),
+             f"{rng} must be [low, high] with {LOW_SCALE} ≤ low ≤ high ≤ {HIGH_SCALE}, and only for channels "
+             "that read the photo scale"),
         ]
         for key, ok, problem in checks:
             if not ok:
@@ -86,6 +99,19 @@ class CheckpointMeta:
     @property
     def in_channels(self) -> int:
         return self.architecture.in_channels
+
+    def trained_photo_scales(self) -> tuple[float, float] | None:
+        """The photo scales the network was trained on (log2 px per texel at ``map_resolution``): the stored
+        range, else (a scale-reading checkpoint exported without one, like the shipped default)
+        :data:`fds.proxy.photo_scale.TRAINED_RANGE`; None for networks that do not read the scale."""
+        if not needs_scale(self.channels):
+            return None
+        if self.photo_scale_range is not None:
+            return self.photo_scale_range
+        from fds.proxy.photo_scale import TRAINED_RANGE  # measured at 1024² texels
+
+        shift = math.log2(1024 / self.map_resolution)
+        return TRAINED_RANGE[0] + shift, TRAINED_RANGE[1] + shift
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str], source: str | os.PathLike = "<metadata>") -> CheckpointMeta:
@@ -99,8 +125,8 @@ class CheckpointMeta:
     @classmethod
     def _parse(cls, meta: Mapping[str, str]) -> CheckpointMeta:
         for key in meta:
-            if key not in METADATA_KEYS:
-                raise SchemaError(repr(key), f"unknown key (known: {', '.join(METADATA_KEYS)})")
+            if key not in METADATA_KEYS + OPTIONAL_KEYS:
+                raise SchemaError(repr(key), f"unknown key (known: {', '.join(METADATA_KEYS + OPTIONAL_KEYS)})")
         for key in METADATA_KEYS:
             if key not in meta:
                 raise SchemaError(key, "missing")
@@ -126,6 +152,7 @@ class CheckpointMeta:
             face_model=meta["face_model"],
             regions=region_names(regions, "regions"),
             architecture=DFDNSpec.parse(config, "model_config"),  # type: ignore[arg-type]
+            photo_scale_range=_scale_range(meta["photo_scale_range"]) if "photo_scale_range" in meta else None,
         )
 
     def to_metadata(self) -> dict[str, str]:
@@ -140,7 +167,18 @@ class CheckpointMeta:
             "channels": self.channels,
             "face_model": self.face_model,
             "regions": json.dumps(list(self.regions)),
-        }
+        } | ({} if self.photo_scale_range is None else {"photo_scale_range": json.dumps(list(self.photo_scale_range))})
+
+
+def _scale_range(text: str) -> tuple[float, float]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise SchemaError("photo_scale_range", f"not a JSON list: {text[:60]!r}") from None
+    if not (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise SchemaError("photo_scale_range", f"expected [low, high] finite numbers, got {text[:60]!r}")
+    return float(value[0]), float(value[1])
 
 
 def _channels(value: str) -> Channels:
@@ -197,10 +235,12 @@ def save_detail_checkpoint(
     map_resolution: int,
     channels: Channels = "v",
     face_model: str = "sfm",
+    photo_scale_range: tuple[float, float] | None = None,
 ) -> Path:
     """Write the inference generator of a ``DFDNModule`` state dict as a self-describing safetensors file.
 
-    ``model_cfg`` is the Hydra ``model`` node of the run; it must describe fds networks the schema knows."""
+    ``model_cfg`` is the Hydra ``model`` node of the run; it must describe fds networks the schema knows.
+    ``photo_scale_range``: the training faces' photo scales (:attr:`CheckpointMeta.photo_scale_range`)."""
     from safetensors.torch import save
 
     # resolved where it stands: a node of a whole config reads ${units.*} from its root
@@ -219,7 +259,8 @@ def save_detail_checkpoint(
         arch = cast(DFDNSpec, DFDNSpec.parse(cfg, "model"))
         meta = CheckpointMeta(disp_scale_mm=arch.disp_scale_mm, patch_size=arch.patch_size,
                               map_resolution=int(map_resolution), channels=channels, face_model=face_model,
-                              regions=arch.generator.regions, architecture=arch)
+                              regions=arch.generator.regions, architecture=arch,
+                              photo_scale_range=photo_scale_range)
     except SchemaError as exc:
         raise CheckpointError(f"cannot export {path}: {exc}") from None
     tensors = {k: v.detach().cpu().contiguous() for k, v in _inference_state(state_dict).items()}
@@ -327,10 +368,39 @@ def load_start_weights(module, path: str | os.PathLike) -> None:
                                   f"differs?): {exc}") from exc
 
 
+def training_photo_scales(cfg: DictConfig | ListConfig, resolution: int, log=print) -> tuple[float, float] | None:
+    """The photo scales a run's network was trained on (log2 px per texel at ``resolution``): those of the
+    photo-level samples in its ``data.scans.data_dir`` (:mod:`fds.data.scale_range`), widened by the range its
+    ``init_weights`` checkpoint was trained on (:meth:`CheckpointMeta.trained_photo_scales`), since a fine-tune
+    keeps what its start learnt. None when neither is known. ``log``: progress lines."""
+    from fds.data.scale_range import sample_photo_scales, scale_range
+    from fds.data.scans import list_samples
+
+    ranges: list[tuple[float, float] | None] = []
+    data_dir = OmegaConf.select(cfg, "data.scans.data_dir", default=None)
+    if OmegaConf.select(cfg, "data.scans.kind", default=None) == "photo" and data_dir and Path(data_dir).is_dir():
+        folders = list_samples(data_dir)
+        if folders:
+            log(f"photo scales of the {len(folders)} training samples in {data_dir} (~0.2 s each)")
+            scales = sample_photo_scales(folders, resolution, str(cfg.data.scans.generator.face_model))
+            ranges.append((float(scales.min()), float(scales.max())))
+    init = OmegaConf.select(cfg, "init_weights", default=None)
+    if init and Path(init).is_file():
+        start = read_detail_checkpoint(init)[1]
+        shift = math.log2(start.map_resolution / resolution)  # its range is at its own texel density
+        rng = start.trained_photo_scales()
+        ranges.append(None if rng is None else (rng[0] + shift, rng[1] + shift))
+    return scale_range(*ranges)
+
+
 def export_training_checkpoint(
     ckpt: str | os.PathLike, out: str | os.PathLike, run_dir: str | os.PathLike | None = None,
+    photo_scale_range: tuple[float, float] | None = None, log=print,
 ) -> Path:
-    """Lightning checkpoint of a training run → weights-only safetensors (configs from the run's ``.hydra``)."""
+    """Lightning checkpoint of a training run → weights-only safetensors (configs from the run's ``.hydra``).
+
+    A network that reads the photo scale stores the range it was trained on: ``photo_scale_range`` when given,
+    else :func:`training_photo_scales` of the run (nothing stored when the run's data are gone)."""
     ckpt = Path(ckpt)
     run = Path(run_dir) if run_dir else ckpt.parent.parent
     cfg_path = run / ".hydra" / "config.yaml"
@@ -350,8 +420,13 @@ def export_training_checkpoint(
                            bool(OmegaConf.select(cfg, "data.scans.photo_scale", default=False)))
     face_model = str(cfg.data.scans.generator.face_model)
     model_cfg = cast(dict, OmegaConf.to_container(cfg.model, resolve=True))  # resolved against the whole run config
+    if needs_scale(channels) and photo_scale_range is None:
+        photo_scale_range = training_photo_scales(cfg, resolution, log)
+        if photo_scale_range is None:
+            log(f"{cfg_path}: no training samples or start checkpoint found; the checkpoint stores no photo scale "
+                "range and inference will use fds.proxy.photo_scale.TRAINED_RANGE")
     return save_detail_checkpoint(out, state, model_cfg, map_resolution=resolution, channels=channels,
-                                  face_model=face_model)
+                                  face_model=face_model, photo_scale_range=photo_scale_range)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -359,8 +434,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("ckpt", help="RUN/checkpoints/<name>.ckpt")
     parser.add_argument("out", help="output .safetensors")
     parser.add_argument("--run-dir", default=None, help="the Hydra run folder (default: two levels above ckpt)")
+    parser.add_argument("--photo-scale-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
+                        help="photo scales the network was trained on (log2 px per texel at the run's map "
+                             "resolution; default: measured on the run's training samples)")
     args = parser.parse_args(argv)
-    print(export_training_checkpoint(args.ckpt, args.out, args.run_dir))
+    rng = tuple(args.photo_scale_range) if args.photo_scale_range else None
+    print(export_training_checkpoint(args.ckpt, args.out, args.run_dir, rng))
 
 
 if __name__ == "__main__":

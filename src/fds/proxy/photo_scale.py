@@ -13,7 +13,9 @@ size in the photo and the foreshortening of each part of it (the far cheek of a 
 At 1024² SFM texels the median over the face is close to ``log2(width) − 9.7``, ``width`` the fitted proxy's
 projected width in px: about −2.9 for the smallest photo-level training face (152 px nominal, 128 px projected),
 +0.1 for the largest (``benchmarks/photo_scale_range.py``). :func:`photo_scale_warnings` tells the user when a
-face lies outside the scales the shipped networks were trained on (:data:`TRAINED_RANGE`).
+face lies outside the scales its network was trained on: the range a training export stores in the checkpoint
+(:attr:`fds.models.checkpoint.CheckpointMeta.photo_scale_range`, from :mod:`fds.data.scale_range`), or
+:data:`TRAINED_RANGE` for a checkpoint that stores none (the shipped one).
 
 Frames: UV texels (row 0 = top of the chart), photo pixels. Texels outside the chart, or whose neighbours are,
 get the median of the rest (the network never reads them: the unwrap shows nothing there). Mirroring the texture
@@ -32,7 +34,8 @@ from fds.facemodel.uvchart import uv_chart
 LOW, HIGH = -6.0, 3.0
 #: Median photo scale (log2 px per texel at 1024² texels, over the face's chart) of the smallest and the largest
 #: face in the photo-level training data of the shipped checkpoint (645 heads, seeds 3000–3729, nominal face widths
-#: 150–1000 px; ``benchmarks/photo_scale_range.py``). A network that reads the scale saw nothing outside it.
+#: 150–1000 px, the generator's default; ``benchmarks/photo_scale_range.py``). A network that reads the scale saw
+#: nothing outside it. Checkpoints that read the scale and store no range of their own are read with this one.
 TRAINED_RANGE = (-2.879, 0.144)
 
 
@@ -70,19 +73,24 @@ def face_photo_scale(scale: torch.Tensor, fm: FaceModel) -> float:
     return float(scale[0][covered].median())
 
 
-def photo_scale_warnings(median_scale: float, resolution: int, width_px: float | None = None) -> list[str]:
+def photo_scale_warnings(median_scale: float, resolution: int, width_px: float | None = None,
+                         trained_range: tuple[float, float] = TRAINED_RANGE, range_resolution: int = 1024
+                         ) -> list[str]:
     """A warning (empty list: none) when a face's median photo scale (:func:`face_photo_scale`, at ``resolution``
-    texels) lies outside :data:`TRAINED_RANGE`: the detail network never saw a face that small or that large, so
-    its detail there is extrapolated. ``width_px``: the face's width in the photo, quoted in the message."""
-    low, high = (x + np.log2(1024 / resolution) for x in TRAINED_RANGE)  # coarser texels hold more pixels each
+    texels) lies outside ``trained_range`` (log2 px per texel at ``range_resolution`` texels; default
+    :data:`TRAINED_RANGE`, the shipped checkpoint's): the detail network never saw a face that small or that
+    large, so its detail there is extrapolated. ``width_px``: the face's width in the photo, quoted in the message."""
+    shift = np.log2(range_resolution / resolution)  # coarser texels hold more pixels each
+    low, high = (float(x) + shift for x in trained_range)
     width = "" if width_px is None else f", the face {width_px:.0f} px wide"
+    trained = f"its training faces spanned {low:.2f} to {high:.2f}"
     if median_scale < low:
         return [f"the face is smaller in the photo than any the detail network was trained on (photo scale "
-                f"{median_scale:.2f} < {low:.2f} log2 px per texel{width}): its detail is extrapolated and usually "
-                "faint (the smallest training faces were about 125 px across)"]
+                f"{median_scale:.2f} log2 px per texel{width}; {trained}): its detail is extrapolated and usually "
+                "faint"]
     if median_scale > high:
         return [f"the face is larger in the photo than any the detail network was trained on (photo scale "
-                f"{median_scale:.2f} > {high:.2f} log2 px per texel{width}): its detail is extrapolated"]
+                f"{median_scale:.2f} log2 px per texel{width}; {trained}): its detail is extrapolated"]
     return []
 
 
