@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="photos whose face-free crops become backgrounds (default <shared>/faces/wild; 'none')")
     ap.add_argument("--cache-dir", type=Path, default=root / "data" / "cache")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (0 = this one)")
+    ap.add_argument("--face-width-px", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                    help="face widths in the photo, px (default: fds.data.photo_render.PhotoConfig's 150-1000)")
     args = ap.parse_args(argv)
     albedo = args.albedo_dir if args.albedo_dir is not None else default_albedo_dirs(shared)
     wild = shared / "faces" / "wild"
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     gen = PhotoScanGenerator(args.face_model, args.resolution, args.gt_resolution,
                              albedo_dirs=[d for d in albedo if d.lower() != "none"],
                              background_dirs=[d for d in backgrounds if d.lower() != "none"],
-                             cache_dir=args.cache_dir, band_sigma_mm=args.band_sigma_mm)
+                             cache_dir=args.cache_dir, band_sigma_mm=args.band_sigma_mm,
+                             photo=None if args.face_width_px is None else {"face_width_px": list(args.face_width_px)})
     report = write_photo_samples(args.out, range(*args.seeds), gen, workers=args.workers, progress=True)
     print(report.format())
     return 0

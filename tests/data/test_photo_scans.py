@@ -213,3 +213,26 @@ def test_a_hard_side_light_leaves_shadow_edges_in_the_fitted_uv(sample, gen) -> 
     edges = hard.scan.shadow_edges > 0.5
     assert in_photo.sum() > 20 and edges.sum() > 20
     assert edges.sum() < 0.1 * hard.scan.mask.sum()
+
+
+@pytest.mark.slow
+def test_the_generator_script_renders_faces_of_the_widths_asked(tmp_path) -> None:
+    """``datasets/generate_photo_scans.py --face-width-px MIN MAX`` draws every face's width in the photo from that
+    range (how the small-face samples of docs/bench_photo_level.md were made), and the default range otherwise."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "datasets" / "generate_photo_scans.py"
+    common = ["--seeds", "3", "5", "--resolution", "128", "--gt-resolution", "128", "--albedo-dir", "none",
+              "--background-dir", "none", "--cache-dir", str(tmp_path / "cache")]
+    for out, widths in (("small", (100.0, 110.0)), ("default", None)):
+        extra = [] if widths is None else ["--face-width-px", *map(str, widths)]
+        proc = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / out), *common, *extra],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        folders = list_samples(tmp_path / out)
+        got = [json.loads((f / "sample.json").read_text())["photo"]["face_width_px"] for f in folders]
+        assert got, proc.stdout[-2000:]
+        low, high = widths or (150.0, 1000.0)  # fds.data.photo_render.PhotoConfig's default
+        assert all(low <= w <= high for w in got), got
