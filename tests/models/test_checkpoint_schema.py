@@ -327,3 +327,19 @@ def test_a_scale_reading_checkpoint_without_a_range_is_read_with_the_shipped_one
     shipped = read_detail_checkpoint(ROOT / "checkpoints" / "dfdn_lite.safetensors")[1]
     assert shipped.map_resolution == 1024 and shipped.trained_photo_scales() == TRAINED_RANGE
     assert read_detail_checkpoint(ROOT / "checkpoints" / "dfdn_lite_v.safetensors")[1].trained_photo_scales() is None
+
+
+def test_discriminator_norm_and_gain_are_checked_and_built():
+    """The discriminator's normalisation and detail gain reach the module from a description; an unknown norm
+    or a gain ≤ 0 is named by its key, and descriptions without them build the paper's discriminator."""
+    from fds.models.architecture import SchemaError
+    cfg = copy.deepcopy(TINY)
+    cfg["discriminator"]["model"].update(norm="spectral", detail_gain=25.0)
+    disc = DFDNSpec.parse(cfg, "model").build().discriminator.models["shared"]
+    assert (disc.norm, disc.detail_gain) == ("spectral", 25.0)
+    assert DFDNSpec.parse(copy.deepcopy(TINY), "model").build().discriminator.models["shared"].norm == "batch"
+    for key, value in (("norm", "instance"), ("detail_gain", 0.0), ("detail_gain", "x")):
+        bad = copy.deepcopy(TINY)
+        bad["discriminator"]["model"][key] = value
+        with pytest.raises(SchemaError, match=f"discriminator.model.{key}"):
+            DFDNSpec.parse(bad, "model")

@@ -298,6 +298,8 @@ class PatchDiscriminatorSpec(Spec):
     n_layers: int = arg(_int(1, 8))
     padding: int = arg(_int(0, 4), 2)
     conv_bias: bool = arg(_bool, True)
+    norm: str = arg(_choice("batch", "spectral", "none"), "batch")
+    detail_gain: float = arg(_float(0.0, 1e4, open_low=True), 1.0)
 
     def build(self) -> nn.Module:
         from fds.models.discriminator import PatchDiscriminator
