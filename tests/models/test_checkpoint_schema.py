@@ -330,7 +330,7 @@ def test_a_scale_reading_checkpoint_without_a_range_is_read_with_the_shipped_one
 
 
 def test_discriminator_norm_and_gain_are_checked_and_built():
-    """The discriminator's normalisation and detail gain reach the module from a description; an unknown norm
+    """The discriminator's normalisation, detail gain and blur reach the module from a description; an unknown norm
     or a gain ≤ 0 is named by its key, and descriptions without them build the paper's discriminator."""
     from fds.models.architecture import SchemaError
     cfg = copy.deepcopy(TINY)
@@ -338,7 +338,7 @@ def test_discriminator_norm_and_gain_are_checked_and_built():
     disc = DFDNSpec.parse(cfg, "model").build().discriminator.models["shared"]
     assert (disc.norm, disc.detail_gain) == ("spectral", 25.0)
     assert DFDNSpec.parse(copy.deepcopy(TINY), "model").build().discriminator.models["shared"].norm == "batch"
-    for key, value in (("norm", "instance"), ("detail_gain", 0.0), ("detail_gain", "x")):
+    for key, value in (("norm", "instance"), ("detail_gain", 0.0), ("detail_gain", "x"), ("detail_sigma_texels", -1.0)):
         bad = copy.deepcopy(TINY)
         bad["discriminator"]["model"][key] = value
         with pytest.raises(SchemaError, match=f"discriminator.model.{key}"):

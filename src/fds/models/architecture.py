@@ -300,6 +300,7 @@ class PatchDiscriminatorSpec(Spec):
     conv_bias: bool = arg(_bool, True)
     norm: str = arg(_choice("batch", "spectral", "none"), "batch")
     detail_gain: float = arg(_float(0.0, 1e4, open_low=True), 1.0)
+    detail_sigma_texels: float = arg(_float(0.0, 64.0), 0.0)
 
     def build(self) -> nn.Module:
         from fds.models.discriminator import PatchDiscriminator

@@ -18,10 +18,15 @@ A 256² input gives ``[B, 1, 35, 35]``.
 ≈0.04 network units RMS (0.085 mm at 2 mm per unit) while the condition channels (V, the cue, the photo scale) are
 of order 1, so at gain 1 the first layer's N(0, 0.02) weights see the detail as a rounding error beside the
 condition; a gain near 1 / that RMS puts both on one footing.
+
+``detail_sigma_texels`` > 0 blurs the displacement (Gaussian, σ in texels) before D sees it, so D judges only the
+band a photo can show: below ~2 texels the GT holds pores the unwrap does not resolve, and a D that sees them asks
+the generator to invent them (a fine grain over every face; docs/bench_photo_level.md).
 """
 
 from __future__ import annotations
 
+import kornia
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -36,14 +41,17 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(
         self, in_channels: int = 2, ndf: int = 64, n_layers: int = 3, padding: int = 2, conv_bias: bool = True,
-        norm: str = "batch", detail_gain: float = 1.0,
+        norm: str = "batch", detail_gain: float = 1.0, detail_sigma_texels: float = 0.0,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"PatchDiscriminator norm must be one of {NORMS}, got {norm!r}")
         if not detail_gain > 0:
             raise ValueError(f"PatchDiscriminator detail_gain must be > 0, got {detail_gain}")
+        if not detail_sigma_texels >= 0:
+            raise ValueError(f"PatchDiscriminator detail_sigma_texels must be >= 0, got {detail_sigma_texels}")
         self.in_channels, self.norm, self.detail_gain = in_channels, norm, float(detail_gain)
+        self.detail_sigma_texels = float(detail_sigma_texels)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, padding), nn.LeakyReLU(0.2)]
         mult = 1
         for n in range(1, n_layers + 1):
@@ -73,6 +81,10 @@ class PatchDiscriminator(nn.Module):
                     params.weight.original.normal_(0.0, 0.02)
 
     def forward(self, condition: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
+        if self.detail_sigma_texels > 0:
+            sigma = self.detail_sigma_texels
+            k = 2 * int(3 * sigma + 0.5) + 1
+            displacement = kornia.filters.gaussian_blur2d(displacement, (k, k), (sigma, sigma), border_type="reflect")
         x = torch.cat([condition, displacement * self.detail_gain], dim=1)
         if x.shape[1] != self.in_channels:
             raise ValueError(
