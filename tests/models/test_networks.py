@@ -91,7 +91,7 @@ def test_a_band_limited_discriminator_cannot_see_a_one_texel_grain():
 
 def test_a_discriminator_that_sees_detail_tells_it_from_shrunk_detail(geo_batch):
     """The adversarial term exists to fight shrinkage, so its D must tell GT detail from the same detail at half
-    the amplitude. Detail at the photo-level RMS (≈0.04 network units: 0.085 mm at 2 mm per unit) beside real image
+    the amplitude. Detail at the photo-level RMS at the paper's 2 mm per unit (≈0.04 network units) beside real image
     input (astronaut V crops): a spectral-normalised D whose gain brings the detail to RMS ≈1 learns it in 150 steps
     of Adam at the recipe's learning rate, scoring the GT above its half on nearly every fresh patch (chance:
     half of them)."""
