@@ -61,13 +61,10 @@ def score(disc, gen, loader) -> dict[str, float]:
     return {"D(real)": r, "D(fake)": f, "pairs": pairs / n}
 
 
-def run(overrides: list[str], gen, steps: int, lr: float) -> dict[str, float]:
+def run(overrides: list[str], dm, gen, steps: int, lr: float) -> dict[str, float]:
     cfg = config(overrides)
     torch.manual_seed(0)
     disc = instantiate(cfg.model.discriminator)
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup("fit")
     opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.999))
     step, losses = 0, []
     while step < steps:
@@ -102,10 +99,13 @@ def main() -> None:
     gen = load_detail_module(args.ckpt, "cpu").inference_generator.eval()
     common = [f"data.scans.data_dir={args.data.resolve()}", "data.scans.generate_if_empty=false",
               f"data.scans.cache_size={len(list(args.data.iterdir())) + 5}"]
+    dm = instantiate(config(common).data)  # loaded once: the variants differ only in the discriminator
+    dm.prepare_data()
+    dm.setup("fit")
     rows = {}
     for spec in args.variant or DEFAULT_VARIANTS:
         name, _, overrides = spec.partition("=")
-        rows[name] = run([*common, *shlex.split(overrides)], gen, args.steps, args.lr)
+        rows[name] = run([*common, *shlex.split(overrides)], dm, gen, args.steps, args.lr)
         print(name, {k: round(v, 4) for k, v in rows[name].items()}, flush=True)
     print(f"\n{args.steps} steps of D alone against {args.ckpt.name} (frozen), lr {args.lr}")
     print("| variant | D(real) | D(fake) | GT above prediction | LSGAN loss |\n|---|---:|---:|---:|---:|")
