@@ -20,6 +20,7 @@ from fds.models.losses import (
     normal_loss,
     reconstruct_texture,
     smooth_target,
+    smooth_target_varying,
 )
 
 from .conftest import PATCH, compose_model, cylinder_proxy, furrows, studio_sh
@@ -173,6 +174,48 @@ def test_smooth_target_removes_speckle_keeps_grooves_and_mask_edges():
     const = torch.full_like(target, -0.3) * mask
     torch.testing.assert_close(smooth_target(const, 2.0, mask)[..., : PATCH // 2], const[..., : PATCH // 2])
     assert smooth_target(const, 2.0)[..., PATCH // 2 - 1].abs().max() < 0.2  # unmasked blur leaks zeros in
+
+
+def _sine(n: int, period: float) -> torch.Tensor:
+    """``[1, 1, n, n]`` unit sine along x of ``period`` texels."""
+    x = torch.arange(n, dtype=torch.float64)
+    return torch.sin(2 * math.pi * x / period).expand(n, n)[None, None].clone()
+
+
+def test_varying_target_blur_matches_fixed_blur_at_its_levels_and_interpolates_between():
+    n, period = 96, 12.0
+    wave = _sine(n, period)
+    core = (..., slice(30, 66), slice(30, 66))  # well inside: no border effects
+
+    def gain(field: torch.Tensor) -> float:  # attenuation of the sine, fitted over the core
+        return float((field[core] * wave[core]).sum() / (wave[core] ** 2).sum())
+
+    # at a level (0.25 · 2^(k/2) texels) it is smooth_target exactly
+    for sigma in (0.5, 2.0, 2.0 * math.sqrt(2)):
+        got = smooth_target_varying(wave, torch.full_like(wave, sigma))
+        torch.testing.assert_close(got[core], smooth_target(wave, sigma)[core])
+    # between two levels the attenuation lies between theirs (a Gaussian's: exp(−2π²σ²/period²))
+    lo, hi = 2.0, 2.0 * math.sqrt(2)
+    between = gain(smooth_target_varying(wave, torch.full_like(wave, 2.4)))
+    assert math.exp(-2 * (math.pi * hi / period) ** 2) < between < math.exp(-2 * (math.pi * lo / period) ** 2)
+    # a quarter texel or less leaves the target as it is
+    assert torch.equal(smooth_target_varying(wave, torch.full_like(wave, 0.2)), wave)
+
+
+def test_varying_target_blur_follows_the_sigma_map_per_texel():
+    n = 96
+    wave = _sine(n, 6.0)  # a fine ridge pattern, as wrinkles a large face shows
+    sigma = torch.full_like(wave, 0.5)
+    sigma[..., n // 2:, :] = 4.0  # bottom half: a face whose photo pixel spans many texels
+    out = smooth_target_varying(wave, sigma)
+    top, bottom = (..., slice(8, 40), slice(20, 76)), (..., slice(56, 88), slice(20, 76))
+    # each texel takes its own σ's blur: both are levels, so exactly smooth_target's there
+    torch.testing.assert_close(out[top], smooth_target(wave, 0.5)[top])
+    torch.testing.assert_close(out[bottom], smooth_target(wave, 4.0)[bottom])
+    assert out[top].std() > 0.8 * wave.std()  # a Gaussian keeps exp(−2π²σ²/36) ≈ 0.87 of it at σ 0.5
+    assert out[bottom].std() < 0.01 * wave.std()  # ≈ 1.6e-4 at σ 4
+    with pytest.raises(ValueError, match="sigma_texels"):
+        smooth_target_varying(wave, sigma[..., :10])
 
 
 def test_concordance_loss_at_known_points():

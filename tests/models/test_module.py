@@ -224,6 +224,23 @@ def test_blurred_target_is_what_the_geometry_terms_train_on(tmp_path, geo_batch)
         _model(0, "target_blur_texels=-1")
 
 
+def test_photo_px_target_blur_reads_the_photo_scale_channel(geo_batch):
+    """σ = px · 2^−scale texels per texel, never below target_blur_texels; only inputs that carry the scale."""
+    wide = ["generator.model.pdim.in_channels=4", "generator.model.pdrm.in_channels=5",
+            "discriminator.model.in_channels=5", "target_blur_texels=1.0", "target_blur_photo_px=0.5"]
+    model = _model(0, *wide)
+    y, mask = geo_batch["displacement"], geo_batch["mask"]
+    v = geo_batch["input"][:, :1]
+    scale = torch.full_like(v, -3.0)  # 8 texels per photo px (a ~130 px face at 1024²): σ = 4 texels
+    scale[1:] = 1.0  # half a texel per px (a face larger than the map): σ 0.25 → the 1-texel floor
+    x = torch.cat([v, torch.zeros_like(v), torch.zeros_like(v), scale], 1)
+    got = model._smooth_target(x, y, mask)
+    torch.testing.assert_close(got[:1], smooth_target(y, 4.0, mask)[:1])
+    torch.testing.assert_close(got[1:], smooth_target(y, 1.0, mask)[1:])
+    with pytest.raises(ValueError, match="units.photo_scale=true"):
+        _model(0, "target_blur_photo_px=0.5")._smooth_target(geo_batch["input"], y, mask)
+
+
 @pytest.mark.parametrize("updates", [False, True])
 def test_photo_batches_leave_batchnorm_statistics_to_the_scans(tmp_path, updates):
     model = _model(0, "warmup_epochs=0", "gan_weight=0", f"app_updates_bn_stats={str(updates).lower()}")

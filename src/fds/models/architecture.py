@@ -370,6 +370,7 @@ class DFDNSpec(Spec):
     lambda_concordance: float = arg(_WEIGHT, 0.0)
     concordance_sigma_texels: float = arg(_float(0.0, 64.0), 6.0)  # 0: no high-pass
     target_blur_texels: float = arg(_float(0.0, 64.0), 0.0)
+    target_blur_photo_px: float = arg(_float(0.0, 16.0), 0.0)
     eta_app: float = arg(_WEIGHT, 0.5)
     app_updates_bn_stats: bool = arg(_bool, False)
     gan_weight: float = arg(_WEIGHT, 1.0)

@@ -92,6 +92,35 @@ def smooth_target(target: torch.Tensor, sigma_texels: float, mask: torch.Tensor 
     return torch.where(m > 0, blur(target * m) / blur(m).clamp_min(1e-6), target)
 
 
+def smooth_target_varying(target: torch.Tensor, sigma_texels: torch.Tensor, mask: torch.Tensor | None = None,
+                          levels_per_octave: int = 2) -> torch.Tensor:
+    """GT displacement ``[B, 1, H, W]`` blurred by a Gaussian whose σ varies per texel: ``sigma_texels``
+    ``[B, 1, H, W]`` (texels; ≤ 0.25 leaves a texel as it is).
+
+    Each texel takes its value from a stack of masked blurs (:func:`smooth_target`) at σ spaced
+    ``levels_per_octave`` per octave, interpolated linearly in log σ between the two levels around its own σ: exact
+    where σ is a level, and a smooth blend in between (a photo's footprint changes slowly over a patch).
+    """
+    if sigma_texels.shape != target.shape:
+        raise ValueError(f"sigma_texels {tuple(sigma_texels.shape)} must match target {tuple(target.shape)}")
+    if levels_per_octave < 1:
+        raise ValueError(f"levels_per_octave must be ≥ 1, got {levels_per_octave}")
+    floor = 0.25  # below a quarter texel a Gaussian changes nothing on the texel grid
+    sigma = sigma_texels.detach().float().clamp_min(floor)
+    top = float(sigma.max())
+    if top <= floor:
+        return target
+    n = int(torch.ceil(torch.log2(torch.tensor(top / floor)) * levels_per_octave)) + 1
+    stack = torch.stack([target] + [smooth_target(target, floor * 2.0 ** (k / levels_per_octave), mask)
+                                    for k in range(1, n)])  # [n, B, 1, H, W]; level 0: the target itself
+    pos = (torch.log2(sigma / floor) * levels_per_octave).clamp(0, n - 1)  # fractional level [B, 1, H, W]
+    lo = pos.floor().long().clamp(max=n - 2) if n > 1 else pos.floor().long()
+    frac = (pos - lo).to(target.dtype)
+    below = stack.gather(0, lo[None]).squeeze(0)
+    above = stack.gather(0, (lo + 1).clamp(max=n - 1)[None]).squeeze(0)
+    return below + frac * (above - below)
+
+
 def geometry_loss(
     coarse: torch.Tensor, refined: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -51,6 +51,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from fds.data.patches import in_channels
 from fds.metrics import (
     UV_DETAIL_BAND_TEXELS,
     DetailAgreement,
@@ -69,9 +70,13 @@ from fds.models.losses import (
     geometry_loss,
     normal_loss,
     smooth_target,
+    smooth_target_varying,
 )
 from fds.models.panels import make_panel
 from fds.render.normals import normals_from_displacement
+
+#: Input widths whose last channel is the photo scale (``fds.data.patches``: "v_scale" and "v_cue_scale").
+SCALE_INPUT_CHANNELS = (in_channels("v_scale"), in_channels("v_cue_scale"))
 
 #: Adam as in the release code (lr 2e-4, beta1 0.5); the paper trains with lr 1e-4.
 DEFAULT_OPTIMIZER = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
@@ -127,6 +132,12 @@ class DFDNModule(pl.LightningModule):
             high-passed detail normals; 0 turns it off). L1 and normal terms shrink detail the input leaves unsure
             towards 0; this term's optimum carries the GT's amplitude (validation: ``val/amplitude_ratio``).
         concordance_sigma_texels: high-pass σ (texels) of that term's detail normals (0: none).
+        target_blur_texels: σ (texels) of a Gaussian on the GT before the L1, normal and concordance terms
+            (:func:`~fds.models.losses.smooth_target`; 0: the GT as it is).
+        target_blur_photo_px: σ in *photo pixels* instead, per texel through the photo scale (the input's last
+            channel, log2 px per texel; needs ``units.photo_scale``), never below ``target_blur_texels``: the GT
+            cut to what the photo behind each sample could show (at 1024² texels one photo pixel spans ~7 texels
+            of a 150 px face and ~1 of a 1000 px one); 0: off.
         eta_app: η, weight of the appearance loss inside the L1 term (paper: 0.5).
         app_updates_bn_stats: let appearance (photo) batches update the generator's BatchNorm running statistics.
             Off by default: measured on dfdn_geo_app, photo batches moved the statistics away from the scans' and
@@ -168,6 +179,7 @@ class DFDNModule(pl.LightningModule):
         lambda_concordance: float = 0.0,
         concordance_sigma_texels: float = 6.0,
         target_blur_texels: float = 0.0,
+        target_blur_photo_px: float = 0.0,
         eta_app: float = 0.5,
         app_updates_bn_stats: bool = False,
         gan_weight: float = 1.0,
@@ -191,6 +203,8 @@ class DFDNModule(pl.LightningModule):
             raise ValueError(f"texel_mm must be positive mm per texel, got {texel_mm}")
         if target_blur_texels < 0:
             raise ValueError(f"target_blur_texels must be ≥ 0 texels, got {target_blur_texels}")
+        if target_blur_photo_px < 0:
+            raise ValueError(f"target_blur_photo_px must be ≥ 0 photo pixels, got {target_blur_photo_px}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay}")
         # Networks and the optimizer factory stay out of the checkpoint's hyper-parameters: only plain values
@@ -290,7 +304,7 @@ class DFDNModule(pl.LightningModule):
                 batch_size=batch,
             )
         self.toggle_optimizer(opt_g)
-        y = smooth_target(y.float(), self.hparams.target_blur_texels, mask)
+        y = self._smooth_target(x, y.float(), mask)
         # per-texel weights (more under colour-only marks, fds.data.scans) for the L1 and normal terms only
         weighted = mask if "weight" not in geo or mask is None else mask * geo["weight"]
         loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y, weighted)
@@ -316,6 +330,20 @@ class DFDNModule(pl.LightningModule):
         self.log("train/loss_geo", loss_geo.detach(), batch_size=batch, prog_bar=True)
         self.log("train/loss_g", loss_g.detach(), batch_size=batch, prog_bar=True)
         self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=batch)
+
+    def _smooth_target(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The GT the losses compare with: blurred by ``target_blur_texels``, or, with ``target_blur_photo_px``, by
+        that many photo pixels through the photo scale (``x``'s last channel, log2 px per texel: σ = px · 2^−scale
+        texels, at least ``target_blur_texels``): the band the photo the sample was unwrapped from can show."""
+        px = self.hparams.target_blur_photo_px
+        if px <= 0:
+            return smooth_target(y, self.hparams.target_blur_texels, mask)
+        if x.shape[1] not in SCALE_INPUT_CHANNELS:
+            raise ValueError(f"model.target_blur_photo_px={px} reads the photo scale as the last input channel, but "
+                             f"the input has {x.shape[1]} channels: train with units.photo_scale=true "
+                             f"(experiment=dfdn_photo_cue_scale) or set it to 0")
+        sigma = (px * torch.exp2(-x[:, -1:].float())).clamp_min(self.hparams.target_blur_texels)
+        return smooth_target_varying(y, sigma, mask)
 
     def _texel_mm(self, geo: Mapping) -> torch.Tensor | float | tuple[float, float]:
         """Texel size (du, dv) in mm on the surface of each patch: ``geo["texel_mm"]`` ``[B, 2]`` (as
