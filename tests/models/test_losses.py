@@ -214,6 +214,8 @@ def test_varying_target_blur_follows_the_sigma_map_per_texel():
     torch.testing.assert_close(out[bottom], smooth_target(wave, 4.0)[bottom])
     assert out[top].std() > 0.8 * wave.std()  # a Gaussian keeps exp(−2π²σ²/36) ≈ 0.87 of it at σ 0.5
     assert out[bottom].std() < 0.01 * wave.std()  # ≈ 1.6e-4 at σ 4
+    # a σ wider than the patch can hold is the patch's widest blur (here 16 texels: the 96-texel patch / 6)
+    torch.testing.assert_close(smooth_target_varying(wave, torch.full_like(wave, 500.0)), smooth_target(wave, 16.0))
     with pytest.raises(ValueError, match="sigma_texels"):
         smooth_target_varying(wave, sigma[..., :10])
 

@@ -106,7 +106,8 @@ def smooth_target_varying(target: torch.Tensor, sigma_texels: torch.Tensor, mask
     if levels_per_octave < 1:
         raise ValueError(f"levels_per_octave must be ≥ 1, got {levels_per_octave}")
     floor = 0.25  # below a quarter texel a Gaussian changes nothing on the texel grid
-    sigma = sigma_texels.detach().float().clamp_min(floor)
+    widest = min(target.shape[-2:]) / 6  # wider blurs average the whole patch anyway (and outgrow its padding)
+    sigma = sigma_texels.detach().float().clamp(floor, max(floor, widest))
     top = float(sigma.max())
     if top <= floor:
         return target
@@ -114,10 +115,10 @@ def smooth_target_varying(target: torch.Tensor, sigma_texels: torch.Tensor, mask
     stack = torch.stack([target] + [smooth_target(target, floor * 2.0 ** (k / levels_per_octave), mask)
                                     for k in range(1, n)])  # [n, B, 1, H, W]; level 0: the target itself
     pos = (torch.log2(sigma / floor) * levels_per_octave).clamp(0, n - 1)  # fractional level [B, 1, H, W]
-    lo = pos.floor().long().clamp(max=n - 2) if n > 1 else pos.floor().long()
+    lo = pos.floor().long().clamp(max=n - 2)  # n ≥ 2 here
     frac = (pos - lo).to(target.dtype)
     below = stack.gather(0, lo[None]).squeeze(0)
-    above = stack.gather(0, (lo + 1).clamp(max=n - 1)[None]).squeeze(0)
+    above = stack.gather(0, (lo + 1)[None]).squeeze(0)
     return below + frac * (above - below)
 
 
