@@ -8,15 +8,17 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from fds.metrics import amplitude_ratio, pearson_r
+from fds.metrics import amplitude_ratio, detail_band, detail_normals_xy, pearson_r
 from fds.models.losses import (
     appearance_loss,
     concordance_loss,
     detail_concordance_loss,
+    detail_nmse_loss,
     gan_loss_d,
     gan_loss_g,
     geometry_loss,
     masked_l1,
+    masked_rms,
     normal_loss,
     reconstruct_texture,
     smooth_target,
@@ -59,6 +61,42 @@ def test_geometry_loss_supervises_coarse_and_refined():
     assert geometry_loss(y, y, y).item() == 0.0
     assert geometry_loss(y + 0.5, y, y).item() == pytest.approx(0.5)
     assert geometry_loss(y + 0.5, y - 0.25, y).item() == pytest.approx(0.75)
+
+
+def test_rms_geometry_loss_at_known_points_and_only_on_valid_texels():
+    y = torch.zeros(1, 1, 4, 4)
+    pred = torch.zeros(1, 1, 4, 4)
+    pred[..., :1] = 2.0  # a quarter of the texels off by 2: L1 0.5, RMS sqrt(4 / 4) = 1
+    assert geometry_loss(pred, y, y).item() == pytest.approx(0.5)
+    assert geometry_loss(pred, y, y, norm="rms").item() == pytest.approx(1.0)
+    assert geometry_loss(pred, pred, y, norm="rms").item() == pytest.approx(2.0)  # coarse + refined
+    mask = torch.zeros_like(y)
+    mask[..., 2:] = 1.0
+    garbage = y.clone()
+    garbage[..., :2] = float("nan")  # invalid texels may hold garbage
+    assert masked_rms(pred, garbage, mask).item() == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        geometry_loss(pred, y, y, norm="l2")
+
+
+def _fit_constant(loss_fn, target: torch.Tensor) -> float:
+    """The constant c minimising ``loss_fn(c, target)`` by gradient descent from 0.1."""
+    c = torch.full((1, 1, 1, 1), 0.1, requires_grad=True)
+    opt = torch.optim.Adam([c], lr=0.01)
+    for _ in range(800):
+        opt.zero_grad()
+        loss_fn(c.expand_as(target), target).backward()
+        opt.step()
+    return c.item()
+
+
+def test_rms_keeps_an_unsure_groove_that_l1_drops():
+    # a texel that holds a groove (depth 1) on 30 % of the heads the same input stands for, flat on the rest: the
+    # L1's optimum is the median, 0, which draws no groove; the RMS's is the mean, 0.3, which a correlation credits
+    # (Adam's last steps move c by ≤ lr = 0.01: tolerance 0.03)
+    target = (torch.arange(100.0) < 30).float().reshape(1, 1, 10, 10)
+    assert _fit_constant(masked_l1, target) == pytest.approx(0.0, abs=0.03)
+    assert _fit_constant(masked_rms, target) == pytest.approx(0.3, abs=0.03)
 
 
 def test_normal_loss_measures_the_slope_difference():
@@ -273,3 +311,21 @@ def test_detail_concordance_ignores_offsets_and_scores_the_slopes():
     # slopes are linear in the height for small tilts: half the relief ≈ half the detail normals → 1 − 0.8 (the
     # normalisation 1/sqrt(1 + s²) shifts that by ~s²/8 of the loss, < 0.01 for the furrows' slopes s < 0.3)
     assert flat == pytest.approx(1.0, abs=1e-5) and half == pytest.approx(0.2, abs=0.01)
+
+
+def test_detail_nmse_ignores_offsets_and_its_best_gain_is_the_correlation():
+    g = torch.Generator().manual_seed(3)
+    y = 0.2 * furrows(2, PATCH, g)[:, None]  # mm
+    assert detail_nmse_loss(y + 0.3, y, 0.2).item() == pytest.approx(0.0, abs=1e-5)
+    assert detail_nmse_loss(torch.zeros_like(y), y, 0.2).item() == pytest.approx(1.0, abs=1e-5)
+    # half the relief ≈ half the detail normals (small slopes, as in the concordance test): (1 − 0.5)² = 0.25
+    assert detail_nmse_loss(0.5 * y, y, 0.2).item() == pytest.approx(0.25, abs=0.01)
+    # an input that explains only part of the GT: the best gain leaves the RMS ratio at the correlation ρ (the
+    # conditional mean), where the concordance's best gain reaches 1 (test above); tolerance as there
+    known = 0.2 * furrows(2, PATCH, g)[:, None]
+    target = known + 0.2 * furrows(2, PATCH, g)[:, None]
+    def band(x):
+        return detail_band(detail_normals_xy(x, 0.2), 6.0, 0.0)
+    rho = pearson_r(band(known), band(target)).item()
+    a = _fit_gain(lambda p, t: detail_nmse_loss(p, t, 0.2), known, target)
+    assert amplitude_ratio(band(a * known), band(target)).item() == pytest.approx(rho, abs=0.03)

@@ -188,6 +188,23 @@ def test_concordance_term_is_trained_and_logged(tmp_path, geo_batch):
     assert torch.isclose(m["train/loss_g"], expect, rtol=1e-4)
 
 
+def test_rms_norm_and_detail_nmse_term_are_trained_and_logged(tmp_path, geo_batch):
+    model = _model(0, "geo_norm=rms", "lambda_detail_nmse=10", "gan_weight=0")
+    before = copy.deepcopy(model.generator).train()
+    trainer = _trainer(tmp_path, 1)
+    trainer.fit(model, _loader(geo_batch, 1))
+    m = trainer.callback_metrics
+    with torch.no_grad():  # the only step's forward, on the weights it started from
+        out = before(geo_batch["region"], geo_batch["input"])
+    y = smooth_target(geo_batch["displacement"], model.hparams.target_blur_texels, geo_batch["mask"])
+    rms = geometry_loss(out.coarse, out.refined, y, geo_batch["mask"], "rms")
+    assert torch.isclose(m["train/loss_geo"], rms, rtol=1e-4)
+    assert 0 < m["train/loss_detail_nmse"]  # the untrained network's relief is unlike the GT's: ~1
+    assert torch.isclose(m["train/loss_g"], 100 * m["train/loss_geo"] + 10 * m["train/loss_detail_nmse"], rtol=1e-4)
+    with pytest.raises(Exception, match="geo_norm must be one of"):  # hydra wraps the ValueError
+        _model(0, "geo_norm=l2")
+
+
 def test_validation_scores_detail_agreement_pooled_over_the_epoch(tmp_path, geo_batch):
     from fds.metrics import UV_DETAIL_BAND_TEXELS, amplitude_ratio, detail_band, detail_normals_xy, pearson_r
 

@@ -369,6 +369,8 @@ class DFDNSpec(Spec):
     lambda_normal: float = arg(_WEIGHT, 0.0)
     lambda_concordance: float = arg(_WEIGHT, 0.0)
     concordance_sigma_texels: float = arg(_float(0.0, 64.0), 6.0)  # 0: no high-pass
+    lambda_detail_nmse: float = arg(_WEIGHT, 0.0)
+    geo_norm: str = arg(_choice("l1", "rms"), "l1")
     target_blur_texels: float = arg(_float(0.0, 64.0), 0.0)
     target_blur_photo_px: float = arg(_float(0.0, 16.0), 0.0)
     eta_app: float = arg(_WEIGHT, 0.5)

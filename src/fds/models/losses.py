@@ -72,6 +72,16 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | Non
     return masked_mean((pred - target).abs(), mask)
 
 
+def masked_rms(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+               eps: float = 1e-12) -> torch.Tensor:
+    """√(mean (pred − target)²) over mask-weighted texels and channels (:func:`masked_mean`), shapes as
+    :func:`masked_l1`. Its optimum under uncertainty is the conditional *mean* (an L1's is the median, which is 0
+    wherever a groove is likelier absent than present); its gradient, (pred − target) / RMS, is of the L1's size."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+    return (masked_mean((pred - target).square(), mask) + eps).sqrt()
+
+
 def smooth_target(target: torch.Tensor, sigma_texels: float, mask: torch.Tensor | None = None) -> torch.Tensor:
     """GT displacement ``[B, 1, H, W]`` blurred by a Gaussian of ``sigma_texels`` texels (normalised over the mask,
     so texels off the mask do not pull the edge towards 0); ``sigma_texels`` ≤ 0 returns ``target``.
@@ -122,11 +132,19 @@ def smooth_target_varying(target: torch.Tensor, sigma_texels: torch.Tensor, mask
     return below + frac * (above - below)
 
 
+GEO_NORMS = ("l1", "rms")
+
+
 def geometry_loss(
-    coarse: torch.Tensor, refined: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    coarse: torch.Tensor, refined: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+    norm: str = "l1",
 ) -> torch.Tensor:
-    """L_scans = ‖PCA(PDIM(x)) − y‖₁ + ‖PDRM(·) − y‖₁, each a masked mean; all ``[B, 1, H, W]``."""
-    return masked_l1(coarse, target, mask) + masked_l1(refined, target, mask)
+    """L_scans = ‖PCA(PDIM(x)) − y‖ + ‖PDRM(·) − y‖ over the mask, all ``[B, 1, H, W]``: each a mean absolute
+    error (``norm="l1"``, the paper) or a root mean square one (``"rms"``, :func:`masked_rms`)."""
+    if norm not in GEO_NORMS:
+        raise ValueError(f"geometry loss norm must be one of {GEO_NORMS}, got {norm!r}")
+    term = masked_l1 if norm == "l1" else masked_rms
+    return term(coarse, target, mask) + term(refined, target, mask)
 
 
 def normal_loss(
@@ -185,6 +203,24 @@ def detail_concordance_loss(
     if sigma_high > 0:
         p, t = detail_band(p, sigma_high, 0.0, mask), detail_band(t, sigma_high, 0.0, mask)
     return concordance_loss(p, t, mask)
+
+
+def detail_nmse_loss(
+    pred_mm: torch.Tensor,
+    target_mm: torch.Tensor,
+    texel_mm: TexelMM,
+    mask: torch.Tensor | None = None,
+    sigma_high: float = 6.0,
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """Σ‖p − t‖² / Σ‖t‖² of the high-passed detail normals of two displacements ``[B, 1, H, W]`` (mm), as
+    :func:`detail_concordance_loss` forms them, pooled over the masked texels of the batch. Its optimum is the
+    conditional mean of those normals, the field whose correlation with the GT is the highest any prediction
+    can reach; its RMS ratio is that correlation (< 1). 0 (zero gradient) for an empty mask."""
+    p, t = detail_normals_xy(pred_mm, texel_mm), detail_normals_xy(target_mm, texel_mm)  # [B, 2, H, W]
+    if sigma_high > 0:
+        p, t = detail_band(p, sigma_high, 0.0, mask), detail_band(t, sigma_high, 0.0, mask)
+    return masked_mean((p - t).square(), mask) / (masked_mean(t.square(), mask) + eps)
 
 
 def reconstruct_texture(

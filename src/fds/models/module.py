@@ -63,8 +63,10 @@ from fds.metrics import (
 )
 from fds.models.generator import GeneratorOutput, RegionModels
 from fds.models.losses import (
+    GEO_NORMS,
     appearance_loss,
     detail_concordance_loss,
+    detail_nmse_loss,
     gan_loss_d,
     gan_loss_g,
     geometry_loss,
@@ -131,7 +133,14 @@ class DFDNModule(pl.LightningModule):
             (:func:`~fds.models.losses.detail_concordance_loss` of the refined output: 1 − the concordance of the
             high-passed detail normals; 0 turns it off). L1 and normal terms shrink detail the input leaves unsure
             towards 0; this term's optimum carries the GT's amplitude (validation: ``val/amplitude_ratio``).
-        concordance_sigma_texels: high-pass σ (texels) of that term's detail normals (0: none).
+        concordance_sigma_texels: high-pass σ (texels) of that term's detail normals (0: none); also the
+            σ of the ``lambda_detail_nmse`` term.
+        lambda_detail_nmse: weight of :func:`~fds.models.losses.detail_nmse_loss` of the refined output (the
+            normalised squared error of the high-passed detail normals, whose optimum is their conditional mean;
+            0 turns it off).
+        geo_norm: ``l1`` (paper) or ``rms``: the norm of the two geometry terms (L_scans). An L1's optimum is
+            the conditional median, which drops grooves whose place the input leaves unsure; an RMS keeps their
+            average (:func:`~fds.models.losses.masked_rms`).
         target_blur_texels: σ (texels) of a Gaussian on the GT before the L1, normal and concordance terms
             (:func:`~fds.models.losses.smooth_target`; 0: the GT as it is).
         target_blur_photo_px: σ in *photo pixels* instead, per texel through the photo scale (the input's last
@@ -178,6 +187,8 @@ class DFDNModule(pl.LightningModule):
         lambda_normal: float = 0.0,
         lambda_concordance: float = 0.0,
         concordance_sigma_texels: float = 6.0,
+        lambda_detail_nmse: float = 0.0,
+        geo_norm: str = "l1",
         target_blur_texels: float = 0.0,
         target_blur_photo_px: float = 0.0,
         eta_app: float = 0.5,
@@ -197,6 +208,8 @@ class DFDNModule(pl.LightningModule):
         super().__init__()
         if gan_mode not in ("lsgan", "vanilla", "hinge"):
             raise ValueError(f"gan_mode must be 'lsgan', 'vanilla' or 'hinge', got {gan_mode!r}")
+        if geo_norm not in GEO_NORMS:
+            raise ValueError(f"geo_norm must be one of {GEO_NORMS}, got {geo_norm!r}")
         if disp_scale_mm <= 0:
             raise ValueError(f"disp_scale_mm must be positive mm per network unit, got {disp_scale_mm}")
         if texel_mm is not None and min(texel_mm if isinstance(texel_mm, Sequence) else [texel_mm]) <= 0:
@@ -307,7 +320,7 @@ class DFDNModule(pl.LightningModule):
         y = self._smooth_target(x, y.float(), mask)
         # per-texel weights (more under colour-only marks, fds.data.scans) for the L1 and normal terms only
         weighted = mask if "weight" not in geo or mask is None else mask * geo["weight"]
-        loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y, weighted)
+        loss_geo = geometry_loss(out.coarse.float(), out.refined.float(), y, weighted, self.hparams.geo_norm)
         loss_g = self.hparams.lambda_geo * loss_geo
         if self.hparams.lambda_normal > 0:
             scale = self.hparams.disp_scale_mm
@@ -320,6 +333,12 @@ class DFDNModule(pl.LightningModule):
                                              self.hparams.concordance_sigma_texels)
             loss_g = loss_g + self.hparams.lambda_concordance * loss_c
             self.log("train/loss_concordance", loss_c.detach(), batch_size=batch)
+        if self.hparams.lambda_detail_nmse > 0:
+            scale = self.hparams.disp_scale_mm
+            loss_m = detail_nmse_loss(out.refined.float() * scale, y * scale, self._texel_mm(geo), mask,
+                                      self.hparams.concordance_sigma_texels)
+            loss_g = loss_g + self.hparams.lambda_detail_nmse * loss_m
+            self.log("train/loss_detail_nmse", loss_m.detach(), batch_size=batch)
         if use_gan:
             loss_adv = gan_loss_g(self.discriminator(region, x, out.refined).float(), self.hparams.gan_mode)
             loss_g = loss_g + self.hparams.gan_weight * loss_adv
