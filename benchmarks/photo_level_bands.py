@@ -39,7 +39,7 @@ from PIL import Image
 from fds.detail import DetailPredictor
 from fds.evaluation import network_map_predictor
 from fds.evaluation_image import PhotoDetailRenderer, scored_regions
-from fds.evaluation_photo_level import load_case
+from fds.evaluation_photo_level import PhotoCase, load_case
 from fds.evaluation_photos import faded_detail
 from fds.metrics import detail_band, pearson_r
 
@@ -76,8 +76,13 @@ def best_shift(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, max_shift: 
     return best
 
 
-def photo_bands(folder: Path, predictor: DetailPredictor, max_shift: int) -> dict:
-    """Every figure of the module doc for one held-out photo folder."""
+def benchmark_fields(folder: Path, predictor: DetailPredictor, target: bool = True
+                     ) -> tuple[PhotoCase, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """The benchmark's view of one held-out photo folder: ``(case, scored [H, W] bool, fields, smooth [H, W, 3])``.
+
+    ``fields`` holds detail normals (camera frame, the photo's pixel grid, ``[H, W, 3]``): ``gt`` (GT detailed −
+    smooth), ``net`` (the network's, faded towards unseen texels as ``eval/run.py`` does) and, with ``target``, the
+    photo's own training target's. ``smooth`` is the GT's smooth normal."""
     case = load_case(folder)
     fm, p, gt = predictor.face_model, case.proxy, case.gt
     fit = p.fit
@@ -88,9 +93,17 @@ def photo_bands(folder: Path, predictor: DetailPredictor, max_shift: int) -> dic
     scored &= renderer.covered & np.asarray(gt["face_mask"], bool) & (np.abs(smooth).sum(-1) > 0)
     net = network_map_predictor(predictor)
     fields = {"gt": detailed - smooth,
-              "net": renderer.detail_delta(faded_detail(net, p.uv.texture, p.uv.confidence, EDGE_BLUR_TEXELS, fit)),
-              "target": renderer.detail_delta(faded_detail(lambda t, f: case.fitted_gt, p.uv.texture,
-                                                           p.uv.confidence, EDGE_BLUR_TEXELS, fit))}
+              "net": renderer.detail_delta(faded_detail(net, p.uv.texture, p.uv.confidence, EDGE_BLUR_TEXELS, fit))}
+    if target:
+        fields["target"] = renderer.detail_delta(faded_detail(lambda t, f: case.fitted_gt, p.uv.texture,
+                                                              p.uv.confidence, EDGE_BLUR_TEXELS, fit))
+    return case, scored, fields, smooth
+
+
+def photo_bands(folder: Path, predictor: DetailPredictor, max_shift: int) -> dict:
+    """Every figure of the module doc for one held-out photo folder."""
+    case, scored, fields, smooth = benchmark_fields(folder, predictor)
+    gt = case.gt
     meta = json.loads((folder / "sample.json").read_text())["photo"]
     key = max(meta["lights"], key=lambda light: sum(light["rgb"]))
     ldir = np.asarray(key["direction"], np.float32)
