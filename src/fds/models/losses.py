@@ -189,6 +189,16 @@ def concordance_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return 1.0 - 2.0 * cov / (var_p + var_t + (mp - mt).square() + eps)
 
 
+def _highpassed_detail_normals(pred_mm: torch.Tensor, target_mm: torch.Tensor, texel_mm: TexelMM,
+                               mask: torch.Tensor | None, sigma_high: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The detail normals (tangent-space x, y; ``[B, 2, H, W]``) of two displacements ``[B, 1, H, W]`` (mm),
+    high-passed by ``sigma_high`` texels over ``mask`` (0: not)."""
+    p, t = detail_normals_xy(pred_mm, texel_mm), detail_normals_xy(target_mm, texel_mm)
+    if sigma_high > 0:
+        p, t = detail_band(p, sigma_high, 0.0, mask), detail_band(t, sigma_high, 0.0, mask)
+    return p, t
+
+
 def detail_concordance_loss(
     pred_mm: torch.Tensor,
     target_mm: torch.Tensor,
@@ -199,10 +209,7 @@ def detail_concordance_loss(
     """:func:`concordance_loss` of the detail normals (tangent-space x, y) of two displacements ``[B, 1, H, W]``
     (mm), high-passed by ``sigma_high`` texels (0: not), as the validation's ``detail_r`` / ``amplitude_ratio``
     score them (:mod:`fds.metrics`): trains where the relief is and how much of it, not its mean offset."""
-    p, t = detail_normals_xy(pred_mm, texel_mm), detail_normals_xy(target_mm, texel_mm)  # [B, 2, H, W]
-    if sigma_high > 0:
-        p, t = detail_band(p, sigma_high, 0.0, mask), detail_band(t, sigma_high, 0.0, mask)
-    return concordance_loss(p, t, mask)
+    return concordance_loss(*_highpassed_detail_normals(pred_mm, target_mm, texel_mm, mask, sigma_high), mask)
 
 
 def detail_nmse_loss(
@@ -217,9 +224,7 @@ def detail_nmse_loss(
     :func:`detail_concordance_loss` forms them, pooled over the masked texels of the batch. Its optimum is the
     conditional mean of those normals, the field whose correlation with the GT is the highest any prediction
     can reach; its RMS ratio is that correlation (< 1). 0 (zero gradient) for an empty mask."""
-    p, t = detail_normals_xy(pred_mm, texel_mm), detail_normals_xy(target_mm, texel_mm)  # [B, 2, H, W]
-    if sigma_high > 0:
-        p, t = detail_band(p, sigma_high, 0.0, mask), detail_band(t, sigma_high, 0.0, mask)
+    p, t = _highpassed_detail_normals(pred_mm, target_mm, texel_mm, mask, sigma_high)
     return masked_mean((p - t).square(), mask) / (masked_mean(t.square(), mask) + eps)
 
 
