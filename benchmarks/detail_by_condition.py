@@ -46,6 +46,15 @@ def band_normals(displacement_mm: np.ndarray, texel_mm: list[float], valid: torc
     return detail_band(detail_normals_xy(d, torch.tensor(texel_mm)[None]), high, low, valid)
 
 
+def scored_texels(sample, face_model, regions, zones: dict[int, np.ndarray]) -> torch.Tensor:
+    """``[1, 1, R, R]`` float mask of the texels scored: on the sample's chart, seen by its photo, inside the
+    network's ``regions``. ``zones`` caches their union per map size R."""
+    n = sample.resolution
+    if n not in zones:
+        zones[n] = np.logical_or.reduce([zone_mask(face_model, n, r) for r in regions])
+    return torch.from_numpy((sample.mask & (sample.visibility > 0) & zones[n]).astype(np.float32))[None, None]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", type=Path)
@@ -65,10 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for i, folder in enumerate(folders):
         s = read_sample(folder)
-        n = s.resolution
-        if n not in zones:
-            zones[n] = np.logical_or.reduce([zone_mask(first.face_model, n, r) for r in first.meta.regions])
-        valid = torch.from_numpy((s.mask & (s.visibility > 0) & zones[n]).astype(np.float32))[None, None]
+        valid = scored_texels(s, first.face_model, first.meta.regions, zones)
         tm = sample_texel_mm(s)
         gt = band_normals(s.displacement_mm, tm, valid)
         cond = conditions(s.meta)

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from detail_by_condition import band_normals
+from detail_by_condition import band_normals, scored_texels
 
 from fds.data.sample_io import list_samples, read_sample
 from fds.data.scans import ScanFolder, sample_texel_mm
 from fds.detail.predictor import DetailPredictor
-from fds.facemodel import zone_mask
 
 
 def _r(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,11 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     net = DetailPredictor.from_checkpoint(args.ckpt)
     zones: dict[int, np.ndarray] = {}
 
-    def valid_of(s) -> torch.Tensor:  # [1, 1, R, R] float: chart, seen by the photo, in the network's zones
-        if s.resolution not in zones:
-            zones[s.resolution] = np.logical_or.reduce([zone_mask(net.face_model, s.resolution, r)
-                                                        for r in net.meta.regions])
-        return torch.from_numpy((s.mask & (s.visibility > 0) & zones[s.resolution]).astype(np.float32))[None, None]
+    def valid_of(s) -> torch.Tensor:
+        return scored_texels(s, net.face_model, net.meta.regions, zones)
 
     total = count = None  # Σ band normals [1, 2, R, R] and heads per texel [1, 1, R, R] over the training heads
     for folder in list_samples(args.train_dir):

@@ -20,7 +20,7 @@ import hydra
 import numpy as np
 import torch
 import yaml
-from detail_by_condition import band_normals
+from detail_by_condition import band_normals, scored_texels
 from hydra import compose, initialize_config_dir
 from safetensors import safe_open
 from torch.optim.swa_utils import update_bn
@@ -28,7 +28,6 @@ from torch.optim.swa_utils import update_bn
 from fds.data.sample_io import list_samples, read_sample
 from fds.data.scans import ScanFolder, sample_texel_mm
 from fds.detail.predictor import DetailPredictor
-from fds.facemodel import zone_mask
 from fds.models.checkpoint import load_detail_module, save_detail_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -86,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     pooled: dict[str, list[torch.Tensor]] = {k: [] for k in ("gt", *nets)}
     for i, folder in enumerate(folders):
         s = read_sample(folder)
-        n = s.resolution
-        if n not in zones:
-            zones[n] = np.logical_or.reduce([zone_mask(first.face_model, n, r) for r in first.meta.regions])
-        v = torch.from_numpy((s.mask & (s.visibility > 0) & zones[n]).astype(np.float32))[None, None]
+        v = scored_texels(s, first.face_model, first.meta.regions, zones)
         tm, m = sample_texel_mm(s), v.bool().expand(-1, 2, -1, -1)
         gt = band_normals(s.displacement_mm, tm, v)[m]
         pooled["gt"].append(gt)
