@@ -13,7 +13,6 @@ Prints per held-out sample and pooled the UV-space r and RMS amplitude ratio of 
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
 import hydra
@@ -51,7 +50,7 @@ def recalibrated(ckpt: str, train_dir: Path, out: Path, batches: int) -> Path:
                                                "data.use_wild=false", "data.scans.num_workers=0"])
     data = hydra.utils.instantiate(cfg.data)
     data.setup("fit")
-    module = copy.deepcopy(load_detail_module(ckpt))
+    module = load_detail_module(ckpt)
     it = iter(data.train_dataloader())
     loader = [{"input": b["input"], "region": b.get("region")} for b in (next(it) for _ in range(batches))]
     print(f"recomputing BatchNorm statistics on {sum(len(b['input']) for b in loader)} patches", flush=True)
