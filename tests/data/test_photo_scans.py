@@ -236,3 +236,24 @@ def test_the_generator_script_renders_faces_of_the_widths_asked(tmp_path) -> Non
         assert got, proc.stdout[-2000:]
         low, high = widths or (150.0, 1000.0)  # fds.data.photo_render.PhotoConfig's default
         assert all(low <= w <= high for w in got), got
+
+
+def test_a_perfect_camera_changes_the_pixels_and_nothing_else(gen) -> None:
+    import copy
+    import dataclasses
+
+    seed = 3
+    taken, _ = gen.render(seed)
+    perfect = copy.copy(gen)  # the module's generator is shared: change a copy's camera only
+    perfect.photo_config = dataclasses.replace(gen.photo_config, camera_effects=False)
+    clean, _ = perfect.render(seed)
+    fx, clean_fx = taken.params["camera_effects"], dict(clean.params["camera_effects"])
+    # the same effects are drawn, so every later draw (and the sample's record of them) is unchanged; only a flag
+    # says they were not applied
+    assert clean_fx.pop("applied") is False and "applied" not in fx and clean_fx == fx
+    a, b = (json.dumps({k: v for k, v in p.params.items() if k != "camera_effects"}, sort_keys=True, default=str)
+            for p in (taken, clean))
+    assert a == b
+    for name in ("normal_detail", "normal_smooth", "face_mask", "region", "landmarks_px", "shadow", "marks"):
+        assert np.array_equal(getattr(taken, name), getattr(clean, name), equal_nan=True), name
+    assert taken.image.shape == clean.image.shape and not np.array_equal(taken.image, clean.image)

@@ -85,6 +85,10 @@ class PhotoConfig:
     # integrates; "point": one bilinear sample per pixel centre (renders before 2026-12-06: under a small face the
     # pores and thin grooves alias into pixel noise in the shading and the GT normals)
     texture_filter: str = "mipmap"
+    # False: the camera's blur, white balance, sensor noise, resolution loss and JPEG are drawn (so every other draw
+    # stays as with them) but not applied: the same photo as a perfect camera would take it (a diagnostic; the
+    # exposure is the scene's and stays)
+    camera_effects: bool = True
 
     def __post_init__(self) -> None:
         if self.texture_filter not in ("mipmap", "point"):
@@ -348,27 +352,35 @@ def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region
     cam_fx: dict = {"exposure_stops": round(exposure_stops, 3), "key_target": round(target, 4)}
     sigma = float(rng.uniform(0.0, 1.0)) + (float(rng.uniform(0.5, 1.5)) if rng.random() < 0.15 else 0.0)
     cam_fx["blur_sigma_px"] = round(sigma, 3)
+    on = cfg.camera_effects  # when off, every draw below is still made, so nothing else in the sample changes
+    if not on:
+        cam_fx["applied"] = False
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
-    x = gaussian_blur(x, sigma)[0].numpy().transpose(1, 2, 0)
+    x = (gaussian_blur(x, sigma) if on else x)[0].numpy().transpose(1, 2, 0)
     wb = np.exp(rng.normal(0, 0.06, 3))
     wb /= wb[1]
     cam_fx["white_balance"] = np.round(wb, 4).tolist()
-    x = np.clip(x, 0, 1) * wb
+    x = np.clip(x, 0, 1) * (wb if on else 1.0)
     shot, read = float(rng.uniform(0, 0.004)), float(rng.uniform(0, 0.0003))
     cam_fx["noise"] = {"shot": round(shot, 5), "read": round(read, 6)}
-    x = x + rng.standard_normal(x.shape).astype(np.float32) * np.sqrt(shot * np.clip(x, 0, 1) + read)
+    noise = rng.standard_normal(x.shape).astype(np.float32) * np.sqrt(shot * np.clip(x, 0, 1) + read)
+    x = x + noise if on else x
     srgb = linear_to_srgb(x)
     out = Image.fromarray((srgb * 255 + 0.5).astype(np.uint8))
     if rng.random() < 0.3:
         k = float(rng.uniform(1.2, 2.0))
         small = (max(int(width / k), 16), max(int(height / k), 16))
-        out = out.resize(small, Image.Resampling.BILINEAR).resize((width, height), Image.Resampling.BILINEAR)
+        if on:
+            out = out.resize(small, Image.Resampling.BILINEAR).resize((width, height), Image.Resampling.BILINEAR)
         cam_fx["resolution_loss"] = round(k, 3)
     quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
     cam_fx["jpeg_quality"] = quality
-    buf = io.BytesIO()
-    out.save(buf, format="JPEG", quality=quality)
-    image = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    if on:
+        buf = io.BytesIO()
+        out.save(buf, format="JPEG", quality=quality)
+        image = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    else:
+        image = np.asarray(out.convert("RGB"))
 
     # --- per-pixel GT over the whole photo ------------------------------------------------------------------
     def full(a: np.ndarray, fill) -> np.ndarray:
