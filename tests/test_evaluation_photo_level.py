@@ -118,3 +118,34 @@ def test_held_out_photos_rendered_with_another_texture_filter_are_rendered_again
     # skips are remembered under the filter they were found with: a second pass asks for nothing
     assert len(skipped) == 2 and write_held_out_photos(tmp_path, gen, [1, 2, 3], {"soft": []})[0] == folders
     assert asked == [2, 3]
+
+
+def test_held_out_photos_from_another_camera_are_rendered_again(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from fds.data.photo_render import PhotoConfig
+    from fds.data.photo_scans import SkippedPhoto
+    from fds.evaluation_photo_level import write_held_out_photos
+
+    asked: list[int] = []
+
+    def generate(seed, lights=None):
+        asked.append(seed)
+        raise SkippedPhoto(f"seed {seed}: no face found")
+
+    camera = {"texture_filter": "mipmap", "camera_effects": {"blur_sigma_px": 0.5}}
+    perfect = {"texture_filter": "mipmap", "camera_effects": {"blur_sigma_px": 0.5, "applied": False}}
+    for seed, photo in ((1, camera), (2, perfect)):
+        folder = tmp_path / f"photo_{seed:06d}_soft"
+        folder.mkdir()
+        (folder / "sample.json").write_text(json.dumps({"photo": photo}))
+    clean = SimpleNamespace(photo_config=PhotoConfig(camera_effects=False), generate=generate)
+    folders, _ = write_held_out_photos(tmp_path, clean, [1, 2], {"soft": []})
+    # a perfect camera's benchmark keeps its own photo and renders the camera's photo again
+    assert [f.name for f in folders] == ["photo_000002_soft"] and asked == [1]
+    # and the default camera the other way round: seed 1's skip under the perfect camera is not reused, and its
+    # camera photo (kept, since no new render landed) is the default camera's own
+    as_drawn = SimpleNamespace(photo_config=PhotoConfig(), generate=generate)
+    folders, _ = write_held_out_photos(tmp_path, as_drawn, [1, 2], {"soft": []})
+    assert [f.name for f in folders] == ["photo_000001_soft"] and asked == [1, 2]

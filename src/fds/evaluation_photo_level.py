@@ -79,9 +79,9 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
                           lightings: Mapping[str, list[dict]] = LIGHTINGS) -> tuple[list[Path], list[str]]:
     """``photo_<seed>_<lighting>`` sample folders under ``root`` → (folders, skipped reasons). Existing folders are
     kept and photos skipped before (``<root>/skipped.json``) are not rendered again, unless they were rendered
-    with another texture filter than ``generator``'s (``PhotoConfig.texture_filter``; renders before it existed
-    point-sampled): those are rendered again, so one benchmark never mixes the two. ``generator`` is a
-    :class:`fds.data.photo_scans.PhotoScanGenerator`."""
+    with other settings than ``generator``'s: another texture filter (``PhotoConfig.texture_filter``; renders
+    before it existed point-sampled) or camera (``PhotoConfig.camera_effects``). Those are rendered again, so one
+    benchmark never mixes two kinds of photo. ``generator`` is a :class:`fds.data.photo_scans.PhotoScanGenerator`."""
     import json
 
     from fds.data.photo_scans import SkippedPhoto, write_photo_sample
@@ -89,12 +89,12 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    texture_filter = generator.photo_config.texture_filter
+    setting = _render_setting(generator.photo_config.texture_filter, generator.photo_config.camera_effects)
     known_path = root / "skipped.json"
     known = json.loads(known_path.read_text()) if known_path.is_file() else {}
-    if known.get(_FILTER_KEY, "point") != texture_filter:
-        known = {}  # skipped under another filter: the photo differs, try again
-    known[_FILTER_KEY] = texture_filter
+    if known.get(_SETTING_KEY, "point") != setting:
+        known = {}  # skipped under other settings: the photo differs, try again
+    known[_SETTING_KEY] = setting
     folders, skipped = [], []
     for seed in seeds:
         for name, lights in lightings.items():
@@ -103,10 +103,10 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
                 skipped.append(f"{folder.name}: {known[folder.name]}")
                 continue
             rendered_with = _rendered_with(folder)
-            if rendered_with not in (None, texture_filter):
-                log.warning("photo-level held-out set: %s was rendered with texture_filter=%s; rendering it again "
-                            "with %s", folder, rendered_with, texture_filter)
-            if rendered_with != texture_filter:
+            if rendered_with not in (None, setting):
+                log.warning("photo-level held-out set: %s was rendered with settings %r (texture filter, camera); "
+                            "rendering it again with %r", folder, rendered_with, setting)
+            if rendered_with != setting:
                 try:
                     sample = generator.generate(int(seed), lights=lights)
                 except SkippedPhoto as exc:
@@ -122,18 +122,27 @@ def write_held_out_photos(root: str | Path, generator, seeds: Sequence[int],
     return folders, skipped
 
 
-_FILTER_KEY = "_texture_filter"  # skipped.json: the texture filter its skips were rendered with
+_SETTING_KEY = "_texture_filter"  # skipped.json: the render settings its skips were found with (the key's name
+# dates from when the texture filter was the only one)
+
+
+def _render_setting(texture_filter: str, camera_effects: bool) -> str:
+    """The render settings a held-out photo depends on, as one string: the texture filter, and a suffix when the
+    camera's effects were not applied (so folders rendered before that option read as they did)."""
+    return texture_filter if camera_effects else f"{texture_filter}, perfect camera"
 
 
 def _rendered_with(folder: Path) -> str | None:
-    """The texture filter a held-out photo folder was rendered with (``"point"`` before the option existed), or
-    None when it holds no complete sample."""
+    """The :func:`_render_setting` a held-out photo folder was rendered with (texture filter ``"point"`` before
+    that option existed), or None when it holds no complete sample."""
     import json
 
     meta = folder / "sample.json"
     if not meta.is_file():
         return None
-    return str(json.loads(meta.read_text()).get("photo", {}).get("texture_filter", "point"))
+    photo = json.loads(meta.read_text()).get("photo", {})
+    applied = (photo.get("camera_effects") or {}).get("applied", True)
+    return _render_setting(str(photo.get("texture_filter", "point")), applied is not False)
 
 
 def load_case(folder: str | Path) -> PhotoCase:
