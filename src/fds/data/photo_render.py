@@ -166,6 +166,20 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
 
 
+def sensor_noise(rng: np.random.Generator, linear: np.ndarray, shot: float, read: float) -> np.ndarray:
+    """The camera's sensor noise for a linear-light image ``[H, W, 3]`` in [0, 1]: Gaussian with variance
+    ``shot · x + read`` per pixel and channel (float32, the same shape; add it to the image)."""
+    return rng.standard_normal(linear.shape).astype(np.float32) * np.sqrt(shot * np.clip(linear, 0, 1) + read)
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int, subsampling: int = -1) -> np.ndarray:
+    """``uint8 [H, W, 3]`` RGB encoded as JPEG at ``quality`` and decoded again, as the generator's camera does
+    (``subsampling``: Pillow's chroma subsampling, -1 its default 4:2:0, 0 none)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=int(quality), subsampling=subsampling)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
 def _fill_outside(maps: np.ndarray, covered: np.ndarray) -> np.ndarray:
     """Extend ``maps [R, R, C]`` past the chart edge with the nearest covered texel (bilinear lookups at the
     edge then never blend with the empty outside)."""
@@ -363,7 +377,7 @@ def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region
     x = np.clip(x, 0, 1) * (wb if on else 1.0)
     shot, read = float(rng.uniform(0, 0.004)), float(rng.uniform(0, 0.0003))
     cam_fx["noise"] = {"shot": round(shot, 5), "read": round(read, 6)}
-    noise = rng.standard_normal(x.shape).astype(np.float32) * np.sqrt(shot * np.clip(x, 0, 1) + read)
+    noise = sensor_noise(rng, x, shot, read)
     x = x + noise if on else x
     srgb = linear_to_srgb(x)
     out = Image.fromarray((srgb * 255 + 0.5).astype(np.uint8))
@@ -375,12 +389,7 @@ def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region
         cam_fx["resolution_loss"] = round(k, 3)
     quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
     cam_fx["jpeg_quality"] = quality
-    if on:
-        buf = io.BytesIO()
-        out.save(buf, format="JPEG", quality=quality)
-        image = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-    else:
-        image = np.asarray(out.convert("RGB"))
+    image = jpeg_roundtrip(np.asarray(out.convert("RGB")), quality) if on else np.asarray(out.convert("RGB"))
 
     # --- per-pixel GT over the whole photo ------------------------------------------------------------------
     def full(a: np.ndarray, fill) -> np.ndarray:
