@@ -77,6 +77,7 @@ def test_missing_user_asset_is_named_through_hydra(tmp_path, monkeypatch):
 def test_experiments_build_their_data_model_and_trainer(experiment, tmp_path):
     """Every experiment composes, passes the units check and instantiates its data, model and trainer (no fit)."""
     from fds.data.datamodules import GeoAppDataModule
+    from fds.data.patches import channels_of, in_channels
     from fds.models.module import DFDNModule
     from fds.training import check_units
 
@@ -93,6 +94,11 @@ def test_experiments_build_their_data_model_and_trainer(experiment, tmp_path):
     assert (data.scans.hparams.patch_size,) * 2 == basis.patch_size == (cfg.units.patch_size,) * 2
     assert data.scans.regions == list(cfg.units.regions) == list(model.generator.regions)
     assert (data.wild is not None) == cfg.data.use_wild
+    # the input mode the units set is the one the data cut, and as wide as the generator's first layer
+    units = cfg.units
+    assert data.scans.channels == channels_of(bool(cfg.data.scans.rgb), units.log_input, units.shading_cue,
+                                              units.photo_scale, units.luma)
+    assert in_channels(data.scans.channels) == cfg.model.generator.model.pdim.in_channels
     instantiate(cfg.trainer)
 
 

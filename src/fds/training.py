@@ -27,6 +27,7 @@ UNIT_READERS: dict[str, tuple[str, ...]] = {
     "log_input": ("data.scans.log_input", "data.wild.log_input"),
     "shading_cue": ("data.scans.shading_cue", "data.wild.shading_cue"),
     "photo_scale": ("data.scans.photo_scale", "data.wild.photo_scale"),
+    "luma": ("data.scans.luma", "data.wild.luma"),
 }
 
 

@@ -134,3 +134,34 @@ def test_photo_scale_input_rides_unchanged_behind_the_cue():
     assert channels_of(False, False, False, True) == "v_scale"
     with pytest.raises(ValueError, match="photo_scale=true goes with the HSV V input"):
         channels_of(False, True, False, True)
+
+
+def test_luma_input_replaces_v_and_ignores_jpeg_chroma_subsampling():
+    """'y_cue_scale' reads Rec. 601 luma where 'v_cue_scale' reads V, and keeps the cue and the scale as they are. On
+    a real photo (scikit-image's astronaut) JPEG's 4:2:0 chroma subsampling (quality 100: a unit quantisation step)
+    moves V, the red channel on skin, while luma only moves by the codec's rounding: under half a grey level."""
+    from skimage.data import astronaut
+
+    from fds.data.photo_render import jpeg_roundtrip
+
+    torch.manual_seed(0)
+    patch = torch.rand(2, 6, 8, 8)
+    x = preprocess(patch, "y_cue_scale")
+    y = 0.299 * patch[:, 0:1] + 0.587 * patch[:, 1:2] + 0.114 * patch[:, 2:3]
+    assert x.shape == (2, 4, 8, 8) and in_channels("y_cue_scale") == 4
+    assert torch.allclose(x[:, :1], (y - y.mean(dim=(2, 3), keepdim=True)) * 2, atol=1e-6)
+    assert torch.equal(x[:, 1:], preprocess(patch, "v_cue_scale")[:, 1:])
+    assert channels_of(False, False, True, True, luma=True) == "y_cue_scale"
+    with pytest.raises(ValueError, match="luma=true goes with shading_cue=true and photo_scale=true"):
+        channels_of(False, False, False, True, luma=True)
+
+    photo = astronaut()[40:240, 150:330]  # her face, uint8 RGB
+
+    def first_channel(image: np.ndarray, channels: str) -> torch.Tensor:  # grey levels of the 8-bit photo
+        t = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None]
+        return preprocess(torch.cat([t, torch.zeros(1, 3, *t.shape[2:])], 1), channels)[0, 0] * 255 / 2
+
+    moved = {c: float((first_channel(photo, c) - first_channel(jpeg_roundtrip(photo, 100), c)).abs().mean())
+             for c in ("y_cue_scale", "v_cue_scale")}
+    assert moved["y_cue_scale"] < 0.5, moved
+    assert moved["v_cue_scale"] > moved["y_cue_scale"], moved

@@ -68,9 +68,9 @@ class ScansDataModule(pl.LightningDataModule):
             ``generator.albedo_dirs`` is given.
         on_the_fly: train on ``num_on_the_fly`` freshly generated samples (seeds after the written ones)
             instead of the folder's train split; generation then happens inside the workers.
-        regions, patch_size, rgb, log_input, shading_cue, photo_scale, disp_scale_mm, min_valid, hflip, rot90: patch
-            contract
-            and training augmentation (``fds.data.scans``; input mode: ``fds.data.patches.channels_of``).
+        regions, patch_size, rgb, log_input, shading_cue, photo_scale, luma, disp_scale_mm, min_valid, hflip,
+            rot90: patch contract and training augmentation (``fds.data.scans``; input mode:
+            ``fds.data.patches.channels_of``).
         train_patches_per_epoch, val_stride, val_max_patches: epoch sizes.
         val_fraction, split_seed: the train/val split of the sample folders.
         batch_size, num_workers, persistent_workers, pin_memory, cache_size: loader settings.
@@ -95,14 +95,15 @@ class ScansDataModule(pl.LightningDataModule):
                  persistent_workers: bool = True, pin_memory: bool = False, cache_size: int = 64,
                  assets_dir: str | os.PathLike | None = None, kind: str = "procedural",
                  photo: dict | None = None, flat_line_weight: float = 0.0, flat_line_reach: int = 2,
-                 log_input: bool = False, shading_cue: bool = False, photo_scale: bool = False) -> None:
+                 log_input: bool = False, shading_cue: bool = False, photo_scale: bool = False,
+                 luma: bool = False) -> None:
         super().__init__()
         if kind not in ("procedural", "photo"):
             raise ValueError(f"data.scans.kind must be 'procedural' or 'photo', got {kind!r}")
         self.save_hyperparameters(logger=False)
         self.data_dir = Path(data_dir)
         self.regions = list(regions)
-        self.channels: Channels = channels_of(rgb, log_input, shading_cue, photo_scale)
+        self.channels: Channels = channels_of(rgb, log_input, shading_cue, photo_scale, luma)
         self.train_set: GeometryPatches | None = None
         self.val_set: GeometryGridPatches | None = None
         self.train_folders: list[Path] = []
@@ -228,7 +229,7 @@ class WildDataModule(pl.LightningDataModule):
             scikit-image's sample faces; ``max_photos`` keeps an evenly spread subset (``None``: all).
         cache_dir: persistent cache of proxies and appearance maps.
         resolution: UV map size of the appearance maps; ``proxy``: ``fds.proxy.ProxyConfig`` overrides.
-        regions, patch_size, rgb, log_input, shading_cue, photo_scale, min_visible: patch contract (input mode:
+        regions, patch_size, rgb, log_input, shading_cue, photo_scale, luma, min_visible: patch contract (input mode:
             fds.data.patches.channels_of);
             train_patches_per_epoch: epoch size.
     """
@@ -244,8 +245,10 @@ class WildDataModule(pl.LightningDataModule):
                  rgb: bool = False, min_visible: float = 0.5, train_patches_per_epoch: int = 512,
                  batch_size: int = 8, num_workers: int = 0, persistent_workers: bool = True,
                  pin_memory: bool = False, cache_size: int = 32, assets_dir: str | os.PathLike | None = None,
-                 log_input: bool = False, shading_cue: bool = False, photo_scale: bool = False) -> None:
+                 log_input: bool = False, shading_cue: bool = False, photo_scale: bool = False,
+                 luma: bool = False) -> None:
         super().__init__()
+        channels_of(rgb, log_input, shading_cue, photo_scale, luma)  # refuse a mix of flags now, not at setup
         self.save_hyperparameters(logger=False)
         self.train_set: Any = None  # fds.data.wild.WildPatches after setup()
         self.skipped: list[tuple[str, str]] = []
@@ -280,7 +283,7 @@ class WildDataModule(pl.LightningDataModule):
         face_model = (hp.proxy or {}).get("face_model", "sfm")
         self.train_set = WildPatches(prepared.files, face_model, hp.regions, hp.patch_size,
                                      hp.train_patches_per_epoch, channels_of(hp.rgb, hp.log_input, hp.shading_cue,
-                                                                             hp.photo_scale),
+                                                                             hp.photo_scale, hp.luma),
                                      hp.min_visible, hp.cache_size, hp.assets_dir)
 
     def train_dataloader(self) -> DataLoader:

@@ -14,7 +14,11 @@ the two channels of the shading cue (:mod:`fds.proxy.shading_cue`: how brightnes
 along u and v under the photo's own light), which arrive as channels 4–5 of the patch and pass unchanged.
 ``channels="v_cue_scale"`` adds the photo scale (:mod:`fds.proxy.photo_scale`: log2 photo pixels per texel, from
 the fitted proxy) as channel 6, also unchanged: how much of a wrinkle the photo could show at all;
-``channels="v_scale"`` is V and the photo scale alone (channel 4 of the patch).
+``channels="v_scale"`` is V and the photo scale alone (channel 4 of the patch). ``channels="y_cue_scale"`` is
+``v_cue_scale`` with Rec. 601 luma Y = 0.299 R + 0.587 G + 0.114 B in V's place (minus its patch mean, ×2). On skin
+V is the red channel, the one that light scatters furthest under the skin (the generator's subsurface blur is
+widest in red, as real skin's is), so V shows a wrinkle's shading at its softest; luma weighs green most. V also
+depends on how a JPEG subsampled the chroma, luma does not (docs/bench_photo_level.md, thirteenth session).
 Displacements enter the network as
 ``clip(mm / disp_scale_mm, −1, 1)`` (:func:`to_network_units`).
 """
@@ -25,16 +29,24 @@ from typing import Literal
 
 import numpy as np
 import torch
+from kornia.color import rgb_to_grayscale
 
-Channels = Literal["v", "rgb", "logv", "v_cue", "v_cue_scale", "v_scale"]
+Channels = Literal["v", "rgb", "logv", "v_cue", "v_cue_scale", "v_scale", "y_cue_scale"]
 #: Floor added to V before the log of ``channels="logv"`` (≈ 5 sRGB levels): JPEG noise in deep shadow stays small.
 LOG_FLOOR = 0.02
 
 
-def channels_of(rgb: bool, log_input: bool = False, shading_cue: bool = False, photo_scale: bool = False
-                ) -> Channels:
-    """The input mode of a data config's ``rgb`` / ``log_input`` / ``shading_cue`` flags (at most one is set) and
-    ``photo_scale`` (with V, alone or behind the shading cue)."""
+def channels_of(rgb: bool, log_input: bool = False, shading_cue: bool = False, photo_scale: bool = False,
+                luma: bool = False) -> Channels:
+    """The input mode of a data config's ``rgb`` / ``log_input`` / ``shading_cue`` flags (at most one is set),
+    ``photo_scale`` (with V, alone or behind the shading cue) and ``luma`` (luma for V, with the cue and the scale
+    only: "y_cue_scale")."""
+    if luma:
+        if not (shading_cue and photo_scale) or rgb or log_input:
+            raise ValueError(f"luma=true goes with shading_cue=true and photo_scale=true (channels 'y_cue_scale'), "
+                             f"got rgb={rgb}, log_input={log_input}, shading_cue={shading_cue}, "
+                             f"photo_scale={photo_scale}")
+        return "y_cue_scale"
     if rgb + log_input + shading_cue > 1:
         raise ValueError(f"rgb={rgb}, log_input={log_input}, shading_cue={shading_cue}: at most one input mode can "
                          "be set (log input and the shading cue go with the HSV V channel only)")
@@ -48,12 +60,12 @@ def channels_of(rgb: bool, log_input: bool = False, shading_cue: bool = False, p
 
 def needs_cue(channels: Channels) -> bool:
     """Whether a mode's patches carry the shading cue as channels 4–5 (``[B, 5 or 6, H, W]``)."""
-    return channels in ("v_cue", "v_cue_scale")
+    return channels in ("v_cue", "v_cue_scale", "y_cue_scale")
 
 
 def needs_scale(channels: Channels) -> bool:
     """Whether a mode's patches carry the photo scale as their last channel (``[B, 6 or 4, H, W]``)."""
-    return channels in ("v_cue_scale", "v_scale")
+    return channels in ("v_cue_scale", "v_scale", "y_cue_scale")
 
 
 def patch_channels(channels: Channels) -> int:
@@ -63,17 +75,21 @@ def patch_channels(channels: Channels) -> int:
 
 def preprocess(rgb: torch.Tensor, channels: Channels = "v") -> torch.Tensor:
     """Texture patches ``[B,3,H,W]`` in [0, 1] (``[B,5,H,W]`` with the shading cue behind RGB for "v_cue",
-    ``[B,6,H,W]`` with the cue and the photo scale for "v_cue_scale", ``[B,4,H,W]`` with the scale for "v_scale")
-    → network input ``[B,Cin,H,W]`` (Cin = 1 for "v" and "logv", 2 for "v_scale", 3 for "rgb" and "v_cue", 4 for
-    "v_cue_scale"), the patch mean removed from the image channels (module doc)."""
+    ``[B,6,H,W]`` with the cue and the photo scale for "v_cue_scale" and "y_cue_scale", ``[B,4,H,W]`` with the
+    scale for "v_scale") → network input ``[B,Cin,H,W]`` (Cin = 1 for "v" and "logv", 2 for "v_scale", 3 for
+    "rgb" and "v_cue", 4 for "v_cue_scale" and "y_cue_scale"), the patch mean removed from the image channels
+    (module doc)."""
     want = patch_channels(channels)
     if rgb.dim() != 4 or rgb.shape[1] != want:
         extra = {5: " (RGB in [0, 1], then the 2 shading-cue channels)",
                  6: " (RGB in [0, 1], the 2 shading-cue channels, then the photo scale)",
                  4: " (RGB in [0, 1], then the photo scale)"}.get(want, " in [0, 1]")
         raise ValueError(f"patches for channels={channels!r} must be [B, {want}, H, W]{extra}, got {tuple(rgb.shape)}")
-    if needs_cue(channels) or channels == "v_scale":  # V, then the extra channels unchanged
-        v = rgb[:, :3].amax(dim=1, keepdim=True)
+    if needs_cue(channels) or channels == "v_scale":  # V (or luma), then the extra channels unchanged
+        if channels == "y_cue_scale":
+            v = rgb_to_grayscale(rgb[:, :3])  # kornia's default weights: Rec. 601 luma
+        else:
+            v = rgb[:, :3].amax(dim=1, keepdim=True)
         return torch.cat([(v - v.mean(dim=(2, 3), keepdim=True)) * 2.0, rgb[:, 3:]], dim=1)
     if channels == "v":
         x = rgb.amax(dim=1, keepdim=True)  # HSV's V = max(R, G, B), as kornia's rgb_to_hsv computes it
@@ -83,14 +99,14 @@ def preprocess(rgb: torch.Tensor, channels: Channels = "v") -> torch.Tensor:
     elif channels == "rgb":
         x = rgb
     else:
-        raise ValueError(f"channels must be 'v' (paper), 'logv', 'rgb', 'v_cue', 'v_cue_scale' or 'v_scale', got "
-                         f"{channels!r}")
+        raise ValueError(f"channels must be 'v' (paper), 'logv', 'rgb', 'v_cue', 'v_cue_scale', 'v_scale' or "
+                         f"'y_cue_scale', got {channels!r}")
     return (x - x.mean(dim=(2, 3), keepdim=True)) * 2.0
 
 
 def in_channels(channels: Channels) -> int:
     """Network input channels for a preprocessing mode."""
-    return {"rgb": 3, "v_cue": 3, "v_cue_scale": 4, "v_scale": 2}.get(channels, 1)
+    return {"rgb": 3, "v_cue": 3, "v_cue_scale": 4, "y_cue_scale": 4, "v_scale": 2}.get(channels, 1)
 
 
 def to_network_units(displacement_mm: torch.Tensor | np.ndarray, disp_scale_mm: float) -> torch.Tensor:

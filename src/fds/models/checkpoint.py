@@ -83,7 +83,7 @@ class CheckpointMeta:
              f"{self.map_resolution} < patch_size {self.patch_size}"),
             ("channels", self.channels in get_args(Channels) and a.in_channels == in_channels(self.channels),
              f"{self.channels!r} does not match the network's {a.in_channels} input channel(s) (v, logv: 1; "
-             "v_scale: 2; rgb, v_cue: 3; v_cue_scale: 4)"),
+             "v_scale: 2; rgb, v_cue: 3; v_cue_scale, y_cue_scale: 4)"),
             ("face_model", self.face_model in FACE_MODELS, f"{self.face_model!r} is not one of {FACE_MODELS}"),
             ("regions", self.regions == a.generator.regions,
              f"{list(self.regions)} ≠ model_config.generator.regions {list(a.generator.regions)}"),
@@ -417,7 +417,8 @@ def export_training_checkpoint(
     resolution = int(cfg.units.map_resolution)
     channels = channels_of(bool(cfg.data.scans.rgb), bool(OmegaConf.select(cfg, "data.scans.log_input", default=False)),
                            bool(OmegaConf.select(cfg, "data.scans.shading_cue", default=False)),
-                           bool(OmegaConf.select(cfg, "data.scans.photo_scale", default=False)))
+                           bool(OmegaConf.select(cfg, "data.scans.photo_scale", default=False)),
+                           bool(OmegaConf.select(cfg, "data.scans.luma", default=False)))
     face_model = str(cfg.data.scans.generator.face_model)
     model_cfg = cast(dict, OmegaConf.to_container(cfg.model, resolve=True))  # resolved against the whole run config
     if needs_scale(channels) and photo_scale_range is None:

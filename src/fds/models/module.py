@@ -77,7 +77,7 @@ from fds.models.losses import (
 from fds.models.panels import make_panel
 from fds.render.normals import normals_from_displacement
 
-#: Input widths whose last channel is the photo scale (``fds.data.patches``: "v_scale" and "v_cue_scale").
+#: Input widths whose last channel is the photo scale (``fds.data.patches``: "v_scale", "v_cue_scale", "y_cue_scale").
 SCALE_INPUT_CHANNELS = (in_channels("v_scale"), in_channels("v_cue_scale"))
 
 #: Adam as in the release code (lr 2e-4, beta1 0.5); the paper trains with lr 1e-4.
