@@ -70,7 +70,10 @@ def variant_photo(name: str, clean: np.ndarray, effects: dict, rng: np.random.Ge
     def to_8bit(x: np.ndarray) -> np.ndarray:
         return (linear_to_srgb(np.clip(x, 0, 1)) * 255 + 0.5).astype(np.uint8)
 
-    quality = int(effects["jpeg_quality"])
+    if effects["jpeg_quality"] is None and name != "clean":
+        raise ValueError("this photo was kept without JPEG (PhotoConfig.lossless_fraction): render the held-out set "
+                         "with every photo JPEG-compressed")
+    quality = int(effects["jpeg_quality"] or 0)
     steps: dict[str, Callable[[], np.ndarray]] = {
         "clean": lambda: clean,
         "blur": lambda: to_8bit(blur(linear())),

@@ -16,6 +16,16 @@ from fds.data.photo_scans import PhotoScanGenerator, write_photo_samples
 from fds.data.procedural import default_albedo_dirs
 
 
+def photo_options(args: argparse.Namespace) -> dict | None:
+    """PhotoConfig fields the command line sets (None: the defaults)."""
+    photo: dict = {}
+    if args.face_width_px is not None:
+        photo["face_width_px"] = list(args.face_width_px)
+    if args.lossless_fraction is not None:
+        photo["lossless_fraction"] = args.lossless_fraction
+    return photo or None
+
+
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[1]
     shared = root / ".." / "shared" / "data"
@@ -35,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (0 = this one)")
     ap.add_argument("--face-width-px", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                     help="face widths in the photo, px (default: fds.data.photo_render.PhotoConfig's 150-1000)")
+    ap.add_argument("--lossless-fraction", type=float, default=None,
+                    help="share of photos kept without JPEG (default: PhotoConfig's 0, every photo JPEG)")
     args = ap.parse_args(argv)
     albedo = args.albedo_dir if args.albedo_dir is not None else default_albedo_dirs(shared)
     wild = shared / "faces" / "wild"
@@ -43,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                              albedo_dirs=[d for d in albedo if d.lower() != "none"],
                              background_dirs=[d for d in backgrounds if d.lower() != "none"],
                              cache_dir=args.cache_dir, band_sigma_mm=args.band_sigma_mm,
-                             photo=None if args.face_width_px is None else {"face_width_px": list(args.face_width_px)})
+                             photo=photo_options(args))
     report = write_photo_samples(args.out, range(*args.seeds), gen, workers=args.workers, progress=True)
     print(report.format())
     return 0

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from fds.data.photo_render import jpeg_roundtrip
 from fds.data.photo_scans import PhotoScanGenerator, SkippedPhoto, write_photo_samples
 from fds.data.raycast_gt import masked_lowpass, umeyama
 from fds.data.sample_io import list_samples, read_sample
@@ -236,6 +237,29 @@ def test_the_generator_script_renders_faces_of_the_widths_asked(tmp_path) -> Non
         assert got, proc.stdout[-2000:]
         low, high = widths or (150.0, 1000.0)  # fds.data.photo_render.PhotoConfig's default
         assert all(low <= w <= high for w in got), got
+
+
+def test_a_lossless_photo_skips_jpeg_and_keeps_every_other_draw(gen) -> None:
+    import copy
+    import dataclasses
+
+    seed = 3
+    taken, _ = gen.render(seed)
+    png = copy.copy(gen)  # the module's generator is shared: change a copy's camera only
+    png.photo_config = dataclasses.replace(gen.photo_config, lossless_fraction=1.0)
+    kept, _ = png.render(seed)
+    fx, kept_fx = dict(taken.params["camera_effects"]), dict(kept.params["camera_effects"])
+    assert isinstance(fx.pop("jpeg_quality"), int) and kept_fx.pop("jpeg_quality") is None and kept_fx == fx
+    a, b = (json.dumps({k: v for k, v in p.params.items() if k != "camera_effects"}, sort_keys=True, default=str)
+            for p in (taken, kept))
+    assert a == b
+    assert np.array_equal(taken.face_mask, kept.face_mask)
+    # the photo differs from the JPEG one, and only by what JPEG removes: undoing it is JPEG at the drawn quality
+    assert not np.array_equal(taken.image, kept.image)
+    quality = taken.params["camera_effects"]["jpeg_quality"]
+    assert np.array_equal(jpeg_roundtrip(kept.image, quality), taken.image)
+    with pytest.raises(ValueError, match="lossless_fraction"):
+        dataclasses.replace(gen.photo_config, lossless_fraction=1.5)
 
 
 def test_a_perfect_camera_changes_the_pixels_and_nothing_else(gen) -> None:

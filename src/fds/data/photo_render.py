@@ -89,10 +89,16 @@ class PhotoConfig:
     # stays as with them) but not applied: the same photo as a perfect camera would take it (a diagnostic; the
     # exposure is the scene's and stays)
     camera_effects: bool = True
+    # share of photos kept without JPEG (as a PNG straight from the sensor); every other effect stays. Drawn after
+    # every other draw and only when above 0, so the photos of a config without it are unchanged (the network of
+    # 2026-12-06 reads forehead furrows only from JPEG pixels: docs/bench_photo_level.md)
+    lossless_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.texture_filter not in ("mipmap", "point"):
             raise ValueError(f"photo texture_filter must be 'mipmap' or 'point', got {self.texture_filter!r}")
+        if not 0.0 <= self.lossless_fraction <= 1.0:
+            raise ValueError(f"photo lossless_fraction must lie in [0, 1], got {self.lossless_fraction!r}")
 
 
 @dataclass
@@ -389,7 +395,10 @@ def render_photo(rng: np.random.Generator, surface: MeshData, head: dict, region
         cam_fx["resolution_loss"] = round(k, 3)
     quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
     cam_fx["jpeg_quality"] = quality
-    image = jpeg_roundtrip(np.asarray(out.convert("RGB")), quality) if on else np.asarray(out.convert("RGB"))
+    if cfg.lossless_fraction > 0 and rng.random() < cfg.lossless_fraction:
+        cam_fx["jpeg_quality"] = None  # kept lossless
+    jpeg = on and cam_fx["jpeg_quality"] is not None
+    image = jpeg_roundtrip(np.asarray(out.convert("RGB")), quality) if jpeg else np.asarray(out.convert("RGB"))
 
     # --- per-pixel GT over the whole photo ------------------------------------------------------------------
     def full(a: np.ndarray, fill) -> np.ndarray:
