@@ -103,7 +103,7 @@ def train(cfg: DictConfig) -> float | None:
         from fds.models.checkpoint import load_start_weights
 
         log.info("Starting from the generator weights of %s", cfg.init_weights)
-        load_start_weights(model, cfg.init_weights)
+        load_start_weights(model, cfg.init_weights, luma=bool(OmegaConf.select(cfg, "units.luma", default=False)))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     quiet_training_noise()  # two known messages not caused by fds (fds.loggers says which and why)

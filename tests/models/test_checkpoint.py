@@ -132,6 +132,19 @@ def test_init_weights_starts_a_run_from_a_checkpoint(tmp_path, lite_cfg, trained
         load_start_weights(instantiate(OmegaConf.merge(cfg, {"disp_scale_mm": 0.25})), path)
 
 
+def test_init_weights_says_when_the_run_reads_another_image_channel(tmp_path, lite_cfg, trained_like, caplog):
+    path = save_detail_checkpoint(tmp_path / "v.safetensors", trained_like.state_dict(), lite_cfg,
+                                  map_resolution=1024)  # a V checkpoint
+    with caplog.at_level("WARNING", logger="fds.models.checkpoint"):
+        load_start_weights(instantiate(lite_cfg), path, luma=False)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="fds.models.checkpoint"):
+        load_start_weights(module := instantiate(lite_cfg), path, luma=True)
+    assert "was trained reading V" in caplog.text and "this run reads luma" in caplog.text
+    for name, p in trained_like.generator.state_dict().items():  # still loaded, as it is
+        assert torch.equal(module.generator.state_dict()[name], p), name
+
+
 RGB_MODEL = {"generator": {"model": {"pdim": {"in_channels": 3}, "pdrm": {"in_channels": 4}}},
              "discriminator": {"model": {"in_channels": 4}}}
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -42,6 +43,8 @@ from fds.data.patches import Channels, channels_of, in_channels, needs_scale
 from fds.fileio import atomic_write_bytes
 from fds.models.architecture import DFDNSpec, SchemaError, region_names
 from fds.models.widen import unet_level_widths, unet_prefixes, widen_unets
+
+log = logging.getLogger(__name__)
 
 FORMAT, VERSION = "dfdn-generator", "1"
 FACE_MODELS = ("sfm", "ict", "bfm2017")  # fds.facemodel.FACE_MODELS (not imported: it pulls in eos)
@@ -339,14 +342,20 @@ def widen_input_channels(tensors: Mapping[str, torch.Tensor], shapes: Mapping[st
     return out
 
 
-def load_start_weights(module, path: str | os.PathLike) -> None:
+def load_start_weights(module, path: str | os.PathLike, luma: bool | None = None) -> None:
     """Start a ``DFDNModule`` (fine-tuning) from a checkpoint's generator weights: its generator and, when it keeps
     one, its EMA copy get them; optimizer state and the discriminator stay fresh (``ckpt_path`` resumes a run
     instead). The file is read through the schema like any checkpoint; its ``disp_scale_mm`` must be the run's.
     A V or V + cue checkpoint also starts a run reading more channels (:func:`widen_input_channels`), and a
     narrower one a run with
-    wider U-Nets (:func:`fds.models.widen.widen_unets`: the same function at the first step)."""
+    wider U-Nets (:func:`fds.models.widen.widen_unets`: the same function at the first step). ``luma``: whether the
+    run reads luma in V's place (``units.luma``); a checkpoint that read the other starts it as it is, and a warning
+    says so (the two channels agree on grey pixels, not on skin)."""
     tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
+    if luma is not None and meta.channels.startswith("y_") != bool(luma):
+        was, now = ("luma", "V") if meta.channels.startswith("y_") else ("V", "luma")
+        log.warning("init_weights %s was trained reading %s (channels %s); this run reads %s and starts from those "
+                    "weights as they are", path, was, meta.channels, now)
     scale = float(module.hparams.disp_scale_mm)
     if meta.disp_scale_mm != scale:
         raise CheckpointError(f"init_weights {path} was trained at disp_scale_mm={meta.disp_scale_mm} but this run "
