@@ -15,7 +15,7 @@ projected width in px: about −2.9 for the smallest photo-level training face (
 +0.1 for the largest (``benchmarks/photo_scale_range.py``). :func:`photo_scale_warnings` tells the user when a
 face lies outside the scales its network was trained on: the range a training export stores in the checkpoint
 (:attr:`fds.models.checkpoint.CheckpointMeta.photo_scale_range`, from :mod:`fds.data.scale_range`), or
-:data:`TRAINED_RANGE` for a checkpoint that stores none (the shipped one).
+:data:`TRAINED_RANGE` for a checkpoint that stores none (the ninth round, the default until 2026-12-07).
 
 Frames: UV texels (row 0 = top of the chart), photo pixels. Texels outside the chart, or whose neighbours are,
 get the median of the rest (the network never reads them: the unwrap shows nothing there). Mirroring the texture
@@ -33,9 +33,10 @@ from fds.facemodel.uvchart import uv_chart
 #: The map is clipped to [LOW, HIGH] (log2 px per texel): 1/64 px (a face a few pixels wide) to 8 px per texel.
 LOW, HIGH = -6.0, 3.0
 #: Median photo scale (log2 px per texel at 1024² texels, over the face's chart) of the smallest and the largest
-#: face in the photo-level training data of the shipped checkpoint (645 heads, seeds 3000–3729, nominal face widths
-#: 150–1000 px, the generator's default; ``benchmarks/photo_scale_range.py``). A network that reads the scale saw
-#: nothing outside it. Checkpoints that read the scale and store no range of their own are read with this one.
+#: face in the photo-level training data of the ninth round (the default until 2026-12-07; 645 heads, seeds
+#: 3000–3729, nominal face widths 150–1000 px, the generator's default; ``benchmarks/photo_scale_range.py``). A
+#: network that reads the scale saw nothing outside it. Checkpoints that read the scale and store no range of their
+#: own are read with this one.
 TRAINED_RANGE = (-2.879, 0.144)
 
 
