@@ -254,7 +254,7 @@ def test_a_lossless_photo_skips_jpeg_and_keeps_every_other_draw(gen) -> None:
             for p in (taken, kept))
     assert a == b
     assert np.array_equal(taken.face_mask, kept.face_mask)
-    # the photo differs from the JPEG one, and only by what JPEG removes: undoing it is JPEG at the drawn quality
+    # the photo differs from the JPEG one only by the JPEG: compressing it at the drawn quality gives that photo
     assert not np.array_equal(taken.image, kept.image)
     quality = taken.params["camera_effects"]["jpeg_quality"]
     assert np.array_equal(jpeg_roundtrip(kept.image, quality), taken.image)

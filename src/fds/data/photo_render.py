@@ -91,7 +91,7 @@ class PhotoConfig:
     camera_effects: bool = True
     # share of photos kept without JPEG (as a PNG straight from the sensor); every other effect stays. Drawn after
     # every other draw and only when above 0, so the photos of a config without it are unchanged (the network of
-    # 2026-12-06 reads forehead furrows only from JPEG pixels: docs/bench_photo_level.md)
+    # 2026-12-06 read some forehead furrows only from JPEG pixels: docs/bench_photo_level.md)
     lossless_fraction: float = 0.0
 
     def __post_init__(self) -> None:
