@@ -71,6 +71,7 @@ class DetailSettings:
     mode: str = "patches"  # "patches" (Gaussian-blended 75 % overlap) | "full" (fully convolutional)
     edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
     flip_average: bool = False  # also run the mirrored texture and average (DetailPredictor): 2x the network time
+    patch_stride: int | None = None  # texels between patches at the network's density (None: a quarter patch)
     float_format: str = "both"  # the float32 mm displacement: "exr" | "npy" | "both" (fds.export.maps)
     max_triangles: int = 500_000  # cap of the baked mesh (fds.mesh.bake.DEFAULT_MAX_TRIANGLES)
     formats: tuple[str, ...] = ("glb",)
@@ -85,6 +86,9 @@ class DetailSettings:
             ("detail.batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 1,
              "at least 1"),
             ("detail.mode", self.mode, self.mode in ("patches", "full"), "patches or full"),
+            ("detail.patch_stride", self.patch_stride,
+             self.patch_stride is None or (isinstance(self.patch_stride, int) and self.patch_stride >= 1),
+             "null (a quarter of the patch) or at least 1 texel"),
             ("detail.edge_blur_texels", self.edge_blur_texels, 0 <= self.edge_blur_texels <= 256, "0 to 256"),
             ("detail.float_format", self.float_format, self.float_format in ("exr", "npy", "both"), "exr, npy or both"),
             ("bake.max_triangles", self.max_triangles, self.max_triangles >= 10_000, "at least 10000"),
@@ -138,7 +142,7 @@ class DetailPipeline:
     def __init__(self, ckpt: str | Path, proxy: dict | None = None, cache_dir: str | Path | None = None,
                  settings: DetailSettings | None = None, device: str = "auto",
                  assets_dir: str | Path | None = None):
-        from fds.detail import DetailPredictor, FaceModelMismatch
+        from fds.detail import DetailPredictor, FaceModelMismatch, SettingRefused
 
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         try:  # the cheap checks first
@@ -149,8 +153,9 @@ class DetailPipeline:
         try:
             self.predictor = DetailPredictor.from_checkpoint(
                 ckpt, self.stage.face_model, self.device, batch_size=s.batch_size, mode=s.mode,
-                flip_average=s.flip_average, edge_blur_texels=s.edge_blur_texels, resolution=s.resolution)
-        except FaceModelMismatch as exc:
+                flip_average=s.flip_average, edge_blur_texels=s.edge_blur_texels, resolution=s.resolution,
+                patch_stride=s.patch_stride)
+        except (FaceModelMismatch, SettingRefused) as exc:
             raise ConfigError(str(exc)) from None
         self.disp_scale_mm = self.predictor.disp_scale_mm
         self.ckpt = str(ckpt)
@@ -291,6 +296,7 @@ def _settings(cfg: DictConfig) -> DetailSettings:
     try:
         return DetailSettings(resolution=int(d.resolution), batch_size=int(d.batch_size), mode=str(d.mode),
                               edge_blur_texels=float(d.edge_blur_texels), flip_average=bool(d.flip_average),
+                              patch_stride=None if d.get("patch_stride") is None else int(d.patch_stride),
                               float_format=str(d.get("float_format", "both")),
                               max_triangles=int(cfg.bake.max_triangles), formats=tuple(cfg.bake.formats),
                               preview_height=int(cfg.preview.height),

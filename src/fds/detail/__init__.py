@@ -5,8 +5,10 @@ from fds.detail.predictor import (
     DetailPredictor,
     FaceModelMismatch,
     FitRequired,
+    SettingRefused,
     check_face_model,
     seen_weight,
 )
 
-__all__ = ["DetailMap", "DetailPredictor", "FaceModelMismatch", "FitRequired", "check_face_model", "seen_weight"]
+__all__ = ["DetailMap", "DetailPredictor", "FaceModelMismatch", "FitRequired", "SettingRefused", "check_face_model",
+           "seen_weight"]

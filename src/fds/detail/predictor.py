@@ -67,6 +67,10 @@ class FitRequired(ValueError):
     """A checkpoint that reads the photo scale was asked for a map without the fit the texture came through."""
 
 
+class SettingRefused(ValueError):
+    """A predictor setting this checkpoint cannot run with (e.g. a patch stride over its patch size)."""
+
+
 class FaceModelMismatch(ValueError):
     """The proxies use another face model (UV chart) than the checkpoint was trained in."""
 
@@ -89,6 +93,8 @@ class DetailPredictor:
         mode: ``"patches"`` (the paper's 75 %-overlap grid) or ``"full"`` (one pass, whole-map networks only).
         flip_average: also run the left-right mirrored texture (the networks train on mirrored patches too) and
             average the two maps where both cover a texel: twice the network time, less prediction noise.
+        patch_stride: texels between neighbouring patches of the grid, at the network's density (None: a quarter
+            of the patch, the paper's 75 % overlap); half the patch runs about a quarter of the patches.
         edge_blur_texels: σ of the fade towards unseen texels (:func:`seen_weight`).
         resolution: side of :meth:`predict`'s maps, texels (None: the checkpoint's ``map_resolution``); the
             network always runs at its training density and other sizes are bicubic resamplings.
@@ -102,8 +108,8 @@ class DetailPredictor:
 
     def __init__(self, module, face_model: FaceModel, *, batch_size: int = 16, mode: str = "patches",
                  flip_average: bool = False, edge_blur_texels: float = 4.0, resolution: int | None = None,
-                 fused: bool = True, shared_windows: bool = True, source: str | os.PathLike = "the checkpoint"
-                 ) -> None:
+                 patch_stride: int | None = None, fused: bool = True, shared_windows: bool = True,
+                 source: str | os.PathLike = "the checkpoint") -> None:
         from fds.models.fusion import inference_copy
 
         self.meta: CheckpointMeta = module.meta
@@ -121,6 +127,10 @@ class DetailPredictor:
         self.batch_size, self.mode, self.flip_average = int(batch_size), mode, bool(flip_average)
         self.edge_blur_texels = float(edge_blur_texels)
         self.resolution = int(resolution) if resolution else self.meta.map_resolution
+        if patch_stride is not None and not 1 <= int(patch_stride) <= self.meta.patch_size:
+            raise SettingRefused(f"detail.patch_stride must be 1 to the patch size ({self.meta.patch_size} texels) or "
+                             f"null (a quarter of the patch), got {patch_stride}")
+        self.patch_stride = None if patch_stride is None else int(patch_stride)
         self.fused, self.shared_windows = fused, shared_windows
         self.network: Any = (inference_copy(module, fold_bn=not module.hparams.inference_batch_stats) if fused
                              else module)
@@ -151,8 +161,8 @@ class DetailPredictor:
         """Another ``DFDNModule`` (e.g. another checkpoint, on this predictor's device) with these settings."""
         return DetailPredictor(module, self.face_model, batch_size=self.batch_size, mode=self.mode,
                                flip_average=self.flip_average, edge_blur_texels=self.edge_blur_texels,
-                               resolution=self.resolution, fused=self.fused, shared_windows=self.shared_windows,
-                               source=source)
+                               resolution=self.resolution, patch_stride=self.patch_stride, fused=self.fused,
+                               shared_windows=self.shared_windows, source=source)
 
     @property
     def disp_scale_mm(self) -> float:
@@ -225,7 +235,7 @@ class DetailPredictor:
         return synthesize_displacement(
             texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
             regions={r: zone_mask(self.face_model, n, r) for r in meta.regions}, patch_size=meta.patch_size,
-            batch_size=self.batch_size, mode=self.mode,
+            stride=self.patch_stride, batch_size=self.batch_size, mode=self.mode,
             preprocess=(lambda t: preprocess(t, meta.channels)) if self.mode == "patches" else None,
             shared_network=self.shared_windows and bool(getattr(net.inference_generator, "shared", False)),
             extra=extra)
