@@ -7,8 +7,9 @@ One photo (matplotlib's grace_hopper), the shipped checkpoint, a warm process (e
 first). Stages:
 
 - proxy: the proxy stage, uncached (detect, landmarks, emotion, fit, unwrap);
-- detail: the network pass and stitching. Fast: BN-folded channels-last copy, shared windows once, no flip
-  (the default); reference: the module itself, every zone's windows, flip-averaged (the former default);
+- detail: the network pass and stitching. Fast: BN-folded channels-last copy, shared windows once, flip-averaged
+  on half-patch strides (the default); reference: the module itself, every zone's windows, flip-averaged on the
+  paper's quarter-patch grid (the default before issue 17);
 - maps: normal maps + the map files (displacement PNG/JSON/EXR/NPY, two normal PNGs, texture, proxy OBJ).
   Fast: ``DetailPipeline.write_face`` itself, whose writer threads encode the files while the next outputs are
   computed, so its maps/mesh/preview rows are time on the main thread and ``files`` the time spent waiting for
@@ -110,7 +111,7 @@ def one_face(pipe: DetailPipeline, result, out: Path, fast: bool) -> tuple[dict[
     t0 = time.perf_counter()
     predictor = DetailPredictor(
         pipe.predictor.module, fm, batch_size=s.batch_size, flip_average=True, resolution=s.resolution, fused=False,
-        shared_windows=False)
+        shared_windows=False, patch_stride=pipe.predictor.meta.patch_size // 4)  # the paper's grid
     detail = predictor(result)
     disp, coverage = detail.displacement_mm, detail.coverage
     t["detail"] = time.perf_counter() - t0

@@ -158,4 +158,5 @@ def test_evaluation_scores_the_maps_inference_writes(tmp_path):
     infer_cfg = _compose("infer", ["input=x.jpg"], tmp_path)
     eval_cfg = _compose("eval", [], tmp_path)
     assert eval_cfg.flip_average == infer_cfg.detail.flip_average
+    assert eval_cfg.patch_stride == infer_cfg.detail.patch_stride
     assert eval_cfg.photo_level.edge_blur_texels == infer_cfg.detail.edge_blur_texels

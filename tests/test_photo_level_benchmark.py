@@ -43,9 +43,8 @@ def _score_row(tmp_path_factory, sfm) -> dict:
         pytest.fail("no photo of seeds 3..11 got a proxy")
     sample = read_sample(folders[0])
     target = (sample.displacement_mm * sample.mask).astype(np.float32)  # the GT in the fitted UV: what training sees
-    # one pass, as infer.py and eval/run.py run the network by default
-    predictor = DetailPredictor(load_detail_module(SHIPPED, "cpu"), sfm, batch_size=8, flip_average=False,
-                                source=SHIPPED)
+    # as infer.py and eval/run.py run the network by default (flip-averaged, half a patch between windows)
+    predictor = DetailPredictor(load_detail_module(SHIPPED, "cpu"), sfm, batch_size=8, source=SHIPPED)
     methods = detail_methods(predictor, 1.0)
     # the heuristic's scale does not matter here: every score used below is a ratio within one method
     methods["highpass"] = _highpass_map_predictor(1.0)

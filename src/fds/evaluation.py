@@ -276,7 +276,7 @@ def evaluate(cfg: DictConfig) -> dict:
     fm = load_face_model(str(samples[0].meta.get("face_model", "sfm")), cfg.paths.assets_dir)
     # the module itself (BatchNorm not folded): evaluation scores the reference path of the networks
     predictor = DetailPredictor(module, fm, batch_size=int(cfg.batch_size), fused=False, source=cfg.ckpt,
-                                flip_average=bool(cfg.get("flip_average", False)),
+                                flip_average=bool(cfg.get("flip_average", True)),
                                 patch_stride=None if cfg.get("patch_stride") is None else int(cfg.patch_stride))
     hp = cfg.highpass
     k = float(hp.k_mm) if hp.fit_dir is None else fitted_highpass_scale(

@@ -68,10 +68,10 @@ class DetailSettings:
 
     resolution: int = 1024  # output maps, texels (1024 / 2048 / 4096)
     batch_size: int = 16  # patches per forward pass
-    mode: str = "patches"  # "patches" (Gaussian-blended 75 % overlap) | "full" (fully convolutional)
+    mode: str = "patches"  # "patches" (Gaussian-blended patch grid) | "full" (fully convolutional)
     edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
-    flip_average: bool = False  # also run the mirrored texture and average (DetailPredictor): 2x the network time
-    patch_stride: int | None = None  # texels between patches at the network's density (None: a quarter patch)
+    flip_average: bool = True  # also run the mirrored texture and average (DetailPredictor): 2x the network time
+    patch_stride: int | None = None  # texels between patches at the network's density (None: half a patch)
     float_format: str = "both"  # the float32 mm displacement: "exr" | "npy" | "both" (fds.export.maps)
     max_triangles: int = 500_000  # cap of the baked mesh (fds.mesh.bake.DEFAULT_MAX_TRIANGLES)
     formats: tuple[str, ...] = ("glb",)
@@ -88,7 +88,7 @@ class DetailSettings:
             ("detail.mode", self.mode, self.mode in ("patches", "full"), "patches or full"),
             ("detail.patch_stride", self.patch_stride,
              self.patch_stride is None or (isinstance(self.patch_stride, int) and self.patch_stride >= 1),
-             "null (a quarter of the patch) or at least 1 texel"),
+             "null (half the patch) or at least 1 texel"),
             ("detail.edge_blur_texels", self.edge_blur_texels, 0 <= self.edge_blur_texels <= 256, "0 to 256"),
             ("detail.float_format", self.float_format, self.float_format in ("exr", "npy", "both"), "exr, npy or both"),
             ("bake.max_triangles", self.max_triangles, self.max_triangles >= 10_000, "at least 10000"),

@@ -7,8 +7,9 @@ which must be the one the checkpoint was trained in (checked once, here). Maps f
 convention (``[R, R]``, row 0 = v 0 = top of the map); displacements are mm along the proxy's outward normal.
 
 - :meth:`DetailPredictor.full_map`: the network's full map of a UV texture at the checkpoint's texel density
-  (``meta.map_resolution``): the paper's Gaussian-blended patch grid per zone (:mod:`fds.synthesis`), optionally
-  averaged with the map of the left-right mirrored texture (``flip_average``);
+  (``meta.map_resolution``): a Gaussian-blended patch grid per zone (:mod:`fds.synthesis`; by default half a patch
+  between windows, the paper's is a quarter), averaged with the map of the left-right mirrored texture
+  (``flip_average``, the default);
 - :meth:`DetailPredictor.predict` / ``predictor(proxy_result)``: that map faded out towards the texels the photo
   does not see (:func:`seen_weight`) and resampled to the output resolution, with warnings for the user.
 
@@ -90,11 +91,13 @@ class DetailPredictor:
         module: a ``DFDNModule`` carrying its parsed ``meta`` (:func:`fds.models.checkpoint.load_detail_module`).
         face_model: the :class:`~fds.facemodel.FaceModel` of the proxies; must be the checkpoint's.
         batch_size: patches per network call.
-        mode: ``"patches"`` (the paper's 75 %-overlap grid) or ``"full"`` (one pass, whole-map networks only).
+        mode: ``"patches"`` (a Gaussian-blended patch grid) or ``"full"`` (one pass, whole-map networks only).
         flip_average: also run the left-right mirrored texture (the networks train on mirrored patches too) and
             average the two maps where both cover a texel: twice the network time, less prediction noise.
-        patch_stride: texels between neighbouring patches of the grid, at the network's density (None: a quarter
-            of the patch, the paper's 75 % overlap); half the patch runs about a quarter of the patches.
+        patch_stride: texels between neighbouring patches of the grid, at the network's density (None: half the
+            patch, 50 % overlap; a quarter, 64 texels for 256² patches, is the paper's 75 % overlap and runs
+            about 4x the patches). The defaults (flip-averaged, half a patch) read the photo-level benchmark
+            better than the paper's grid in one pass, in about half its time (docs/bench_photo_level.md).
         edge_blur_texels: σ of the fade towards unseen texels (:func:`seen_weight`).
         resolution: side of :meth:`predict`'s maps, texels (None: the checkpoint's ``map_resolution``); the
             network always runs at its training density and other sizes are bicubic resamplings.
@@ -107,7 +110,7 @@ class DetailPredictor:
     """
 
     def __init__(self, module, face_model: FaceModel, *, batch_size: int = 16, mode: str = "patches",
-                 flip_average: bool = False, edge_blur_texels: float = 4.0, resolution: int | None = None,
+                 flip_average: bool = True, edge_blur_texels: float = 4.0, resolution: int | None = None,
                  patch_stride: int | None = None, fused: bool = True, shared_windows: bool = True,
                  source: str | os.PathLike = "the checkpoint") -> None:
         from fds.models.fusion import inference_copy
@@ -129,7 +132,7 @@ class DetailPredictor:
         self.resolution = int(resolution) if resolution else self.meta.map_resolution
         if patch_stride is not None and not 1 <= int(patch_stride) <= self.meta.patch_size:
             raise SettingRefused(f"detail.patch_stride must be 1 to the patch size ({self.meta.patch_size} texels) or "
-                             f"null (a quarter of the patch), got {patch_stride}")
+                             f"null (half the patch), got {patch_stride}")
         self.patch_stride = None if patch_stride is None else int(patch_stride)
         self.fused, self.shared_windows = fused, shared_windows
         self.network: Any = (inference_copy(module, fold_bn=not module.hparams.inference_batch_stats) if fused
@@ -235,7 +238,7 @@ class DetailPredictor:
         return synthesize_displacement(
             texture, predict, resolution=n, disp_scale_mm=meta.disp_scale_mm,
             regions={r: zone_mask(self.face_model, n, r) for r in meta.regions}, patch_size=meta.patch_size,
-            stride=self.patch_stride, batch_size=self.batch_size, mode=self.mode,
+            stride=self.patch_stride or meta.patch_size // 2, batch_size=self.batch_size, mode=self.mode,
             preprocess=(lambda t: preprocess(t, meta.channels)) if self.mode == "patches" else None,
             shared_network=self.shared_windows and bool(getattr(net.inference_generator, "shared", False)),
             extra=extra)
