@@ -31,6 +31,10 @@ per process, PSS splits them) and whether both runs wrote the same bytes (``resu
 
     .venv/bin/python benchmarks/bench_pipeline.py --sections folder --folder-photos 20 --workers 1
 
+``--folder-baseline`` first runs the folder once more with the inference settings before 2026-12-07 (one network
+pass on the paper's quarter-patch grid; the same model, switched in place), so the default's images/s and memory
+have a baseline from the same run.
+
 On a machine without dlib's landmark model (the GPU check), ``--proxy-cache DIR`` reads every proxy from an fds
 proxy cache made elsewhere (the proxy row is then that read) and ``--folder-dir`` names the folder's photos.
 """
@@ -227,12 +231,19 @@ def folder_section(args: argparse.Namespace) -> list[str]:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         pipe.run(photos[-1:], Path(tmp) / "warm", workers=0)  # libraries, dlib and emotion models loaded
-        for name, workers in (("sequential", 0), (f"prefetch, {args.workers} worker(s)", args.workers)):
-            out = Path(tmp) / f"workers{workers}"
+        plan = [("sequential", 0, False), (f"prefetch, {args.workers} worker(s)", args.workers, False)]
+        if args.folder_baseline:  # the inference settings before 2026-12-07, same process and model
+            plan.insert(0, ("sequential, the paper's grid in one pass", 0, True))
+        for name, workers, paper_grid in plan:
+            out = Path(tmp) / name.replace(" ", "_").replace(",", "").replace("'", "")
+            default = (pipe.predictor.flip_average, pipe.predictor.patch_stride)
+            if paper_grid:
+                pipe.predictor.flip_average, pipe.predictor.patch_stride = False, pipe.predictor.meta.patch_size // 4
             with TreeMemory() as mem:
                 t0 = time.perf_counter()
                 outcomes = pipe.run(photos, out, workers=workers)
                 wall = time.perf_counter() - t0
+            pipe.predictor.flip_average, pipe.predictor.patch_stride = default
             runs[name] = {"wall": wall, "failed": sum(not o.ok for o in outcomes), "peak": mem.peak,
                           "digests": _digests(out)}
             shutil.rmtree(out)
@@ -249,7 +260,8 @@ def folder_section(args: argparse.Namespace) -> list[str]:
              "| peak PSS all processes, GB | failed | same files as sequential |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in runs.items():
-        same = "–" if r is base else ("yes" if r["digests"] == base["digests"] else "**no**")
+        same = ("–" if r is base else "– (other settings)" if "paper's grid" in name else
+                "yes" if r["digests"] == base["digests"] else "**no**")
         lines.append(f"| {name} | {r['wall']:.1f} | {n / r['wall']:.3f} | {base['wall'] / r['wall']:.2f}× | "
                      f"{r['peak']['main_rss'] / gb:.2f} | {r['peak']['rss'] / gb:.2f} | {r['peak']['pss'] / gb:.2f} | "
                      f"{r['failed']} | {same} |")
@@ -342,6 +354,8 @@ def main() -> None:
     parser.add_argument("--folder-photos", type=int, default=20)
     parser.add_argument("--folder-resolution", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=1, help="proxy worker processes of the prefetch run")
+    parser.add_argument("--folder-baseline", action="store_true",
+                        help="also run the folder with the former inference settings (one pass, the paper's grid)")
     parser.add_argument("--ckpt", default=str(SHIPPED_CHECKPOINT))
     parser.add_argument("--out", default=str(ROOT / "docs" / "bench_pipeline.md"))
     parser.add_argument("--device", default="cpu",
