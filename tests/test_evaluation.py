@@ -69,8 +69,10 @@ def test_every_method_is_scored_and_reported(setup):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["held_out_samples"] == 2 and saved["seeds"] == [900000, 900001]  # seeds no training uses
     # metrics.json holds what the checkpoint earns: its MAE over every valid face texel of both scans, recomputed
-    # here from full maps predicted as evaluation predicts them (one pass as inference, the module itself)
-    predictor = DetailPredictor.from_checkpoint(tmp / "m.safetensors", batch_size=8, flip_average=False, fused=False)
+    # here from full maps predicted as evaluation predicts them: as inference runs the network by default
+    # (flip-averaged, half a patch between windows: infer.yaml and eval.yaml agree, tests/test_configs.py), but by
+    # the module itself
+    predictor = DetailPredictor.from_checkpoint(tmp / "m.safetensors", batch_size=8, fused=False)
     num = den = 0.0
     for folder in list_samples(tmp / "heldout_scans"):
         s = read_sample(folder)
