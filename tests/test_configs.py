@@ -153,8 +153,8 @@ def test_units_are_set_in_one_place(tmp_path):
 
 
 def test_evaluation_scores_the_maps_inference_writes(tmp_path):
-    """The README's tables come from eval/run.py: its networks run as infer.py's defaults run them (one pass or
-    flip-averaged, the same edge fade), so the figures describe what a user's outputs carry."""
+    """The README's tables come from eval/run.py: its networks run as infer.py's defaults run them (flip-averaged
+    or not, the same patch stride, the same edge fade), so the figures describe what a user's outputs carry."""
     infer_cfg = _compose("infer", ["input=x.jpg"], tmp_path)
     eval_cfg = _compose("eval", [], tmp_path)
     assert eval_cfg.flip_average == infer_cfg.detail.flip_average
