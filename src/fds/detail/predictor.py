@@ -131,8 +131,8 @@ class DetailPredictor:
         self.edge_blur_texels = float(edge_blur_texels)
         self.resolution = int(resolution) if resolution else self.meta.map_resolution
         if patch_stride is not None and not 1 <= int(patch_stride) <= self.meta.patch_size:
-            raise SettingRefused(f"detail.patch_stride must be 1 to the patch size ({self.meta.patch_size} texels) or "
-                             f"null (half the patch), got {patch_stride}")
+            raise SettingRefused(f"detail.patch_stride must be 1 to the patch size ({self.meta.patch_size} texels) "
+                                 f"or null (half the patch), got {patch_stride}")
         self.patch_stride = None if patch_stride is None else int(patch_stride)
         self.fused, self.shared_windows = fused, shared_windows
         self.network: Any = (inference_copy(module, fold_bn=not module.hparams.inference_batch_stats) if fused
