@@ -1,10 +1,12 @@
-"""Hand freed heap memory back to the operating system between photos (:func:`release_free_memory`).
+"""Hand freed heap memory back to the operating system between photos and between a photo's stages
+(:func:`release_free_memory`).
 
-A photo's proxy stage and detail maps allocate and free a few hundred MB of short-lived buffers. glibc's
-allocator keeps freed small and medium blocks in its arenas for reuse, so a process that has handled one photo
-holds ~0.2 GB it no longer uses until the next photo reuses it; in a folder run the proxy worker idles with that
-memory while the main process peaks (benchmarks/bench_pipeline.py, folder section, reports both). glibc's
-``malloc_trim`` returns those free pages. Elsewhere (macOS, Windows, musl) this is a no-op.
+A photo's proxy stage, network pass and detail maps each allocate and free a few hundred MB of short-lived
+buffers. glibc's allocator keeps freed small and medium blocks in its arenas for reuse, so a process that has
+handled one stage holds ~0.2–0.3 GB it no longer uses until a later stage happens to reuse it: the next stage's
+peak then sits on top of the last one's leftovers. In a folder run the proxy worker idles with that memory while
+the main process peaks (benchmarks/bench_pipeline.py, folder section, reports both). glibc's ``malloc_trim``
+returns those free pages. Elsewhere (macOS, Windows, musl) this is a no-op.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class DetailSettings:
     """How detail is synthesised and exported (``configs/infer.yaml`` → ``detail``, ``bake``, ``preview``)."""
 
     resolution: int = 1024  # output maps, texels (1024 / 2048 / 4096)
-    batch_size: int = 16  # patches per forward pass
+    batch_size: int = 8  # patches per forward pass
     mode: str = "patches"  # "patches" (Gaussian-blended patch grid) | "full" (fully convolutional)
     edge_blur_texels: float = 4.0  # soft fade of the detail towards unseen texels
     flip_average: bool = True  # also run the mirrored texture and average (DetailPredictor): 2x the network time
@@ -166,10 +166,12 @@ class DetailPipeline:
         fm, s = self.stage.face_model, self.settings
         times: dict[str, float] = {f"proxy_{k}": float(v) for k, v in result.timings_s.items()}
         photo = load_image(result.image_path)
+        release_free_memory()  # the proxy stage's freed buffers, before the network's peak (fds.memory)
         t = time.perf_counter()
         detail = self.predictor(result)
         disp_mm, coverage, warnings = detail.displacement_mm, detail.coverage, detail.warnings
         times["detail"] = time.perf_counter() - t
+        release_free_memory()  # the network's freed activations, before the maps and the mesh
         warnings = (exposure_warnings(photo, result.landmarks_px)
                     + confidence_warnings(result.detector, result.detector_score) + warnings)
         log.info("%s: detail done in %.1f s", out.name, times["detail"])

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fds.memory import release_free_memory
 from fds.synthesis import DetailSynthesis, synthesize_displacement, upsample_mask
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ class DetailPredictor:
         source: how errors name the checkpoint (its path).
     """
 
-    def __init__(self, module, face_model: FaceModel, *, batch_size: int = 16, mode: str = "patches",
+    def __init__(self, module, face_model: FaceModel, *, batch_size: int = 8, mode: str = "patches",
                  flip_average: bool = True, edge_blur_texels: float = 4.0, resolution: int | None = None,
                  patch_stride: int | None = None, fused: bool = True, shared_windows: bool = True,
                  source: str | os.PathLike = "the checkpoint") -> None:
@@ -251,6 +252,7 @@ class DetailPredictor:
         the photo scale) when the face is smaller or larger in the photo than any the network was trained on."""
         n = self.map_resolution
         scale = self._photo_scale(fit)
+        release_free_memory()  # the photo scale's freed float64 buffers, before the network's peak
         res = self._full_map(uv_texture, scale)
         visible = upsample_mask(np.asarray(confidence) > 0, n)
         disp = res.displacement_mm * seen_weight(visible & res.coverage, self.edge_blur_texels)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from fds.memory import release_free_memory
 from fds.proxy.cache import CACHE_VERSION, CacheEntryError, load_result, read_entry, save_result, write_entry
 from fds.proxy.fit import FitConfig, FitResult, fit_proxy
 from fds.proxy.landmarks import FaceDetector, ImageReadError, NoFaceError, load_image
@@ -238,6 +239,7 @@ class ProxyStage:
         for k, (box, score, det) in enumerate(faces):
             face = self.fit_face(image, box)
             t = {"detect": t_detect if k == 0 else 0.0, **face.timings_s}
+            release_free_memory()  # detection's and the landmarks' freed buffers, before the unwrap's peak
             t0 = time.perf_counter()
             fit = face.fit
             uv = unwrap_texture(image, fm, fit, cfg.unwrap, device=self.device)
