@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from fds.data.procedural import ProceduralScanGenerator
-from fds.data.wrinkles import ACTIVATIONS, DEPTH_MM, Wrinkle, micro_relief, render_wrinkles, wrinkle_layout
+from fds.data.wrinkles import (
+    ACTIVATIONS,
+    DEPTH_MM,
+    Wrinkle,
+    cheek_creases,
+    micro_relief,
+    render_wrinkles,
+    wrinkle_layout,
+)
 from fds.facemodel import region_masks
 from fds.facemodel.uvchart import uv_chart
 from fds.render import estimate_sh
@@ -58,6 +66,42 @@ def test_crows_feet_deepen_with_smiling(fm):
         return np.mean(out) if out else 0.0
 
     assert depth(smile) > 1.5 * depth(rest)
+
+
+def test_cheek_creases_lie_on_the_cheeks_of_older_faces_only(fm):
+    chart = uv_chart(fm, R)
+    rest = dict.fromkeys(ACTIVATIONS, 0.0)
+    pos = chart.interpolate(fm.mean_mm)
+    cheeks = region_masks(fm, R)["cheeks"]
+    young = [cheek_creases(np.random.default_rng(s), 0.2, rest, chart.landmarks_frame) for s in range(6)]
+    assert not any(young)  # a young face at rest has none
+    for s in range(3):
+        wr = cheek_creases(np.random.default_rng(s), 0.95, rest, chart.landmarks_frame)
+        assert len(wr) >= 6 and {w.kind for w in wr} == {"cheek"}
+        # on both sides of the face, beside the nasolabial folds (|x| beyond the nose wings at 0.19 eye distances)
+        xs = np.concatenate([w.curve[:, 0] for w in wr])
+        assert (xs < -0.19).mean() > 0.3 and (xs > 0.19).mean() > 0.3
+        grooves = render_wrinkles(wr, chart.frame_xy, pos, chart.covered, chart.frame_unit_mm) < -0.05
+        assert grooves.sum() > 100
+        assert (grooves & cheeks).sum() / grooves.sum() > 0.7
+        assert all(DEPTH_MM["cheek"][0] * 0.85 <= w.depth_mm <= DEPTH_MM["cheek"][1] for w in wr)
+
+
+def test_the_cheek_creases_option_leaves_every_other_draw_of_a_seed_alone():
+    kw = dict(resolution=128, age_range=(0.8, 1.0))
+    off, on = ProceduralScanGenerator(**kw), ProceduralScanGenerator(**kw, cheek_creases=True)
+
+    def streams(seed):
+        return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)][:2]
+
+    a, b = off.head(*streams(5)), on.head(*streams(5))
+    assert [w.as_dict() for w in a["wrinkles"]] == [w.as_dict() for w in b["wrinkles"] if w.kind != "cheek"]
+    assert sum(w.kind == "cheek" for w in b["wrinkles"]) > 0
+    np.testing.assert_array_equal(a["albedo"], b["albedo"])  # the albedo stream is untouched too
+    changed = a["displacement_mm"] != b["displacement_mm"]
+    assert 0 < changed.mean() < 0.2  # only the creases' texels moved: pores and other wrinkles are the same draws
+    # and the creases are the same on every call
+    np.testing.assert_array_equal(b["displacement_mm"], on.head(*streams(5))["displacement_mm"])
 
 
 def test_micro_relief_statistics():

@@ -100,6 +100,8 @@ class PhotoScanGenerator:
         marks: paint the colour-only marks (eyebrows, stubble, moles, strands, eyes, lip line).
         micro_relief_scale: factor on the heads' pore-scale relief (:class:`ProceduralScanGenerator`; 0 = wrinkles
             only, the same draws).
+        cheek_creases: the heads carry an ageing cheek's creases (:class:`ProceduralScanGenerator`; off by default,
+            the held-out benchmarks' heads).
         threads: torch intra-op threads while a sample is generated (restored after); ``None`` keeps torch's
             setting. Default 1: parallelism comes from DataLoader workers (which run with 1 thread anyway), so
             a sample is the same bit for bit whatever ``workers`` is — the emotion CNN's float sums depend on
@@ -114,12 +116,13 @@ class PhotoScanGenerator:
                  background_max_photos: int | None = 40, cache_dir: str | os.PathLike | None = None,
                  assets_dir: str | os.PathLike | None = None, proxy: dict | None = None, photo: dict | None = None,
                  band_sigma_mm: float = 4.0, marks: bool = True, threads: int | None = 1,
-                 micro_relief_scale: float = 1.0) -> None:
+                 micro_relief_scale: float = 1.0, cheek_creases: bool = False) -> None:
         ages = (float(age_range[0]), float(age_range[1]))
         self.heads = ProceduralScanGenerator(face_model, gt_resolution, ages, neutral_prob, id_scale,
                                              albedo_dirs=albedo_dirs, albedo_max_photos=albedo_max_photos,
                                              albedo_resolution=albedo_resolution, cache_dir=cache_dir,
-                                             assets_dir=assets_dir, micro_relief_scale=micro_relief_scale)
+                                             assets_dir=assets_dir, micro_relief_scale=micro_relief_scale,
+                                             cheek_creases=cheek_creases)
         self.face_model_name, self.resolution = str(face_model), int(resolution)
         self.backgrounds = BackgroundBank(background_dirs, cache_dir, max_photos=background_max_photos)
         proxy = dict(proxy or {})

@@ -25,6 +25,7 @@ import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -34,13 +35,15 @@ from fds.data.lighting import random_sh
 from fds.data.occlusion import cavity_occlusion
 from fds.data.sample_io import ScanSample
 from fds.data.skin import AlbedoBank, find_photos, flat_albedo, vary_albedo
-from fds.data.wrinkles import expression_activations, micro_relief, render_wrinkles, wrinkle_layout
+from fds.data.wrinkles import cheek_creases, expression_activations, micro_relief, render_wrinkles, wrinkle_layout
 from fds.facemodel import FaceModel, load_face_model, region_masks
 from fds.facemodel.uvchart import UVChart, uv_chart
 from fds.progress import progress
 from fds.render import normals_from_displacement, sh_irradiance, tangent_frames, tangent_to_object, vertex_normals
 
 #: Pore density (pores per mm²) by anatomical region; eyes and lips have none.
+#: spawn-key entry of the cheek creases' stream under a head's geometry stream (no spawn index reaches it)
+_CHEEK_STREAM = 0x636865656B
 PORE_DENSITY = {"nose": 1.0, "cheeks": 0.5, "forehead": 0.4, "chin": 0.4, "brows": 0.2}
 
 
@@ -64,6 +67,9 @@ class ProceduralScanGenerator:
             (:func:`fds.data.occlusion.cavity_occlusion`; strength 0 = SH shading alone, as before 2026-11-27).
         micro_relief_scale: factor on the pore-scale relief (:func:`fds.data.skin.micro_relief`); its random draws
             are made either way, so 0 gives the same head with wrinkles only (the photo-level ceilings benchmark).
+        cheek_creases: add an ageing cheek's creases (:func:`fds.data.wrinkles.cheek_creases`), drawn from a
+            stream of their own, so every other draw of a seed stays the same; off by default, so the held-out
+            benchmarks' heads are those of the seeds as first rendered.
     """
 
     def __init__(self, face_model: str | FaceModel = "sfm", resolution: int = 512,
@@ -72,7 +78,7 @@ class ProceduralScanGenerator:
                  albedo_max_photos: int = 16, albedo_resolution: int = 256,
                  cache_dir: str | os.PathLike | None = None, assets_dir: str | os.PathLike | None = None,
                  occlusion_strength: float = 1.0, occlusion_radius_mm: float = 1.5,
-                 micro_relief_scale: float = 1.0) -> None:
+                 micro_relief_scale: float = 1.0, cheek_creases: bool = False) -> None:
         if resolution < 64:
             raise ValueError(f"resolution must be ≥ 64 texels for wrinkle detail, got {resolution}")
         lo, hi = age_range
@@ -87,6 +93,7 @@ class ProceduralScanGenerator:
         self.cache_dir, self.assets_dir = cache_dir, assets_dir
         self.occlusion_strength, self.occlusion_radius_mm = float(occlusion_strength), float(occlusion_radius_mm)
         self.micro_relief_scale = float(micro_relief_scale)
+        self.cheek_creases = bool(cheek_creases)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -158,6 +165,11 @@ class ProceduralScanGenerator:
         covered = chart.covered
         position = chart.interpolate(verts)  # [R,R,3] mm
         wrinkles = wrinkle_layout(rng_geo, age, act, chart.landmarks_frame, self._static["forehead_top"])
+        if self.cheek_creases:  # their own stream, a child of rng_geo's seed: rng_geo's draws are untouched
+            seq = cast(np.random.SeedSequence, rng_geo.bit_generator.seed_seq)
+            child = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _CHEEK_STREAM))
+            rng_cheek = np.random.default_rng(child)
+            wrinkles = wrinkles + cheek_creases(rng_cheek, age, act, chart.landmarks_frame)
         disp = render_wrinkles(wrinkles, chart.frame_xy, position, covered, chart.frame_unit_mm)
         du, dv = chart.texel_mm(position)
         disp += self.micro_relief_scale * micro_relief(rng_geo, covered, self._static["pore_density"],

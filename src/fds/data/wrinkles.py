@@ -19,6 +19,7 @@ nasolabial folds              fold               0.3 – 2.0            1.2 – 
 marionette lines              furrow             0.1 – 0.9            0.6 – 1.2
 perioral (lip) lines          fine               0.05 – 0.2           0.12 – 0.25
 scattered fine lines          fine               0.03 – 0.12          0.15 – 0.3
+cheek creases (option)        fine → furrow      0.1 – 0.7            0.3 – 0.8
 pores                         micro-relief       0.02 – 0.08          0.04 – 0.10 (radius)
 skin texture (noise)          micro-relief       RMS 0.005 – 0.02     correlation 0.15 – 0.4
 ============================  =================  ===================  ===========================
@@ -46,6 +47,7 @@ DEPTH_MM: dict[str, tuple[float, float]] = {
     "marionette": (0.1, 0.9),
     "perioral": (0.05, 0.2),
     "fine": (0.03, 0.12),
+    "cheek": (0.1, 0.7),
 }
 #: Groove half-widths σ (mm) per kind.
 WIDTH_MM: dict[str, tuple[float, float]] = {
@@ -57,6 +59,7 @@ WIDTH_MM: dict[str, tuple[float, float]] = {
     "marionette": (0.6, 1.2),
     "perioral": (0.12, 0.25),
     "fine": (0.15, 0.3),
+    "cheek": (0.3, 0.8),
 }
 ACTIVATIONS = ("brow_raise", "frown", "smile", "nose_wrinkle", "lip_press", "mouth_down")
 
@@ -224,6 +227,54 @@ def wrinkle_layout(
         ang = rng.uniform(0, np.pi)
         half_vec = rng.uniform(0.03, 0.1) * np.array([np.cos(ang), np.sin(ang)])
         out.append(Wrinkle("fine", _polyline(np.array([c - half_vec, c + half_vec])), *_pick(rng, "fine", static)))
+    return out
+
+
+def cheek_creases(rng: np.random.Generator, age: float, act: dict[str, float],
+                  pts: dict[int, np.ndarray]) -> list[Wrinkle]:
+    """The creases of an ageing cheek, beside the nasolabial fold and under the cheekbone (an option of the
+    generators, :class:`fds.data.procedural.ProceduralScanGenerator` ``cheek_creases``): long lines roughly
+    parallel to the fold, deepened a little by smiling, and shorter lines crossing them. None below middle age.
+
+    ``age`` in [0, 1], ``act`` from :func:`expression_activations`, ``pts`` the landmark-frame iBUG points (frame
+    units: eye distances, x toward the subject's left, y up). Draws only from ``rng``, so the other wrinkles of
+    :func:`wrinkle_layout` stay the same with or without them."""
+    out: list[Wrinkle] = []
+    static = float(np.clip(age, 0, 1)) ** 1.3
+    s = float(np.clip(static + 0.35 * act["smile"] + rng.normal(0, 0.04), 0, 1)) - 0.3
+    if s <= 0.05:
+        return out
+    for side, wing_id, mouth_id, eye_id, wing_d, mouth_d, eye_d in (
+            (-1, 32, 49, 37, (-0.19, -0.74), (-0.37, -1.08), (-0.72, 0.02)),
+            (1, 36, 55, 46, (0.19, -0.74), (0.37, -1.08), (0.72, 0.01))):
+        wing, corner, eye = _lm(pts, wing_id, wing_d), _lm(pts, mouth_id, mouth_d), _lm(pts, eye_id, eye_d)
+        fold = corner - wing  # the nasolabial fold's direction, down and outward
+        fold_dir = fold / max(float(np.linalg.norm(fold)), 1e-6)
+        outward = np.array([-fold_dir[1], fold_dir[0]])  # across the fold, towards the ear
+        outward = outward if outward[0] * side > 0 else -outward
+        # long creases: parallel to the fold, further out on the cheek, from under the cheekbone to the jaw
+        for _ in range(int(round(7 * s + rng.uniform(-0.5, 0.5)))):
+            offset = rng.uniform(0.1, 0.6)
+            start = wing + outward * offset + np.array([0.0, rng.uniform(0.05, 0.35)])
+            start[1] = min(start[1], eye[1] - 0.3)
+            ang = rng.normal(0, np.deg2rad(15))
+            c, sn = np.cos(ang), np.sin(ang)
+            direction = np.array([c * fold_dir[0] - sn * fold_dir[1], sn * fold_dir[0] + c * fold_dir[1]])
+            length = rng.uniform(0.25, 0.7)
+            bow = outward * rng.uniform(-0.04, 0.06)
+            curve = _bezier(start, start + direction * length / 2 + bow, start + direction * length)
+            cuts = np.sort(rng.choice(np.arange(5, 19), size=int(rng.integers(0, 2)), replace=False))
+            strength = s * rng.uniform(0.6, 1.0)
+            for piece in np.split(curve, cuts):
+                if len(piece) >= 4:
+                    out.append(Wrinkle("cheek", _polyline(piece), *_pick(rng, "cheek", strength)))
+        # short crossing lines over the same cheek: fainter, at a steep angle to the long ones
+        for _ in range(int(rng.poisson(8 * s))):
+            centre = wing + outward * rng.uniform(0.15, 0.55) + fold_dir * rng.uniform(0.0, 0.5)
+            ang = np.arctan2(fold_dir[1], fold_dir[0]) + side * rng.uniform(np.deg2rad(50), np.deg2rad(110))
+            half = rng.uniform(0.04, 0.1) * np.array([np.cos(ang), np.sin(ang)])
+            out.append(Wrinkle("cheek", _polyline(np.array([centre - half, centre + half])),
+                               *_pick(rng, "cheek", 0.5 * s * rng.uniform(0.5, 1.0))))
     return out
 
 
