@@ -42,9 +42,9 @@ from fds.progress import progress
 from fds.render import normals_from_displacement, sh_irradiance, tangent_frames, tangent_to_object, vertex_normals
 
 #: Pore density (pores per mm²) by anatomical region; eyes and lips have none.
-#: spawn-key entry of the cheek creases' stream under a head's geometry stream (no spawn index reaches it)
-_CHEEK_STREAM = 0x636865656B
 PORE_DENSITY = {"nose": 1.0, "cheeks": 0.5, "forehead": 0.4, "chin": 0.4, "brows": 0.2}
+#: Spawn-key entry of the cheek creases' stream under a head's geometry stream (no spawn index reaches it).
+_CHEEK_STREAM = 0x636865656B
 
 
 class ProceduralScanGenerator:
