@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of photos kept without JPEG (default: PhotoConfig's 0, every photo JPEG)")
     ap.add_argument("--cheek-creases", action="store_true",
                     help="heads carry an ageing cheek's creases (fds.data.wrinkles.cheek_creases; off: as before)")
+    ap.add_argument("--skin-pigment", action="store_true",
+                    help="albedo carries skin's fine pigment: mottle, redness, freckles (fds.data.skin.skin_pigment)")
     args = ap.parse_args(argv)
     albedo = args.albedo_dir if args.albedo_dir is not None else default_albedo_dirs(shared)
     wild = shared / "faces" / "wild"
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                              albedo_dirs=[d for d in albedo if d.lower() != "none"],
                              background_dirs=[d for d in backgrounds if d.lower() != "none"],
                              cache_dir=args.cache_dir, band_sigma_mm=args.band_sigma_mm,
-                             photo=photo_options(args), cheek_creases=args.cheek_creases)
+                             photo=photo_options(args), cheek_creases=args.cheek_creases,
+                             skin_pigment=args.skin_pigment)
     report = write_photo_samples(args.out, range(*args.seeds), gen, workers=args.workers, progress=True)
     print(report.format())
     return 0

@@ -281,3 +281,35 @@ def test_a_perfect_camera_changes_the_pixels_and_nothing_else(gen) -> None:
     for name in ("normal_detail", "normal_smooth", "face_mask", "region", "landmarks_px", "shadow", "marks"):
         assert np.array_equal(getattr(taken, name), getattr(clean, name), equal_nan=True), name
     assert taken.image.shape == clean.image.shape and not np.array_equal(taken.image, clean.image)
+
+
+def test_skin_pigment_changes_the_skins_colour_and_nothing_else(gen) -> None:
+    import copy
+
+    seed = 3
+    plain, head = gen.render(seed)
+    pigmented = copy.copy(gen)  # the module's generator is shared: turn the option on in a copy
+    pigmented.skin_pigment = True
+    spotted, head_p = pigmented.render(seed)
+    # its own random stream: the head, the marks and the photo's draws are those of the seed without it
+    assert np.array_equal(head["displacement_mm"], head_p["displacement_mm"])
+    assert np.array_equal(head["marks_coverage"], head_p["marks_coverage"])
+    a, b = (json.dumps(p.params, sort_keys=True, default=str) for p in (plain, spotted))
+    assert a == b
+    for name in ("normal_detail", "normal_smooth", "face_mask", "shadow"):
+        assert np.array_equal(getattr(plain, name), getattr(spotted, name), equal_nan=True), name
+    assert set(head_p["marks"]["pigment"]) == {"mottle_rms", "redness_rms", "freckles"}
+    assert "pigment" not in head["marks"]
+    # colour only, on the skin only: the albedo changes inside the chart and nowhere else
+    covered = head["covered"]
+    alb, alb_p = (h["albedo"][0].permute(1, 2, 0).numpy() for h in (head, head_p))
+    assert np.array_equal(alb[~covered], alb_p[~covered])
+    # marks painted over the pigment cover it where they are opaque: compare the skin away from them
+    skin = covered & (head["marks_coverage"] < 0.01) & (alb.min(-1) > 0.02) & (alb_p.max(-1) < 0.99)
+    log_ratio = np.log(alb_p[skin] / alb[skin])  # [N, 3] = −density · per-channel weight
+    rms = np.sqrt(np.mean(log_ratio**2, axis=0))
+    # melanin and haemoglobin both darken blue more than red, so the blue channel varies most
+    assert rms[0] < rms[2]
+    # the mottle alone is drawn at 1–5 % RMS (blue weight 1); sRGB 8-bit rounding of the bank albedo is far smaller
+    assert rms[2] >= 0.009
+    assert not np.array_equal(plain.image, spotted.image)

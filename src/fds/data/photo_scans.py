@@ -6,6 +6,7 @@ Per seed (four independent random streams spawned from it: geometry, albedo, mar
 1. the detailed head of ``ProceduralScanGenerator.head`` (identity, expression, age, wrinkles, pores, skin noise;
    albedo from the bank of real unwraps, greyscale sources tinted to a skin tone) with colour-only marks painted
    into the albedo (``fds.data.face_marks``: eyebrows, stubble/beard, moles, forehead hair strands, eyes, lip line);
+   with ``skin_pigment``, skin's fine pigment first (``fds.data.skin.skin_pigment``, a fifth stream of its own);
 2. the photo (``fds.data.photo_render``);
 3. ``fds.proxy.ProxyStage.process`` on the photo — detection, landmarks, expression prior, fit, unwrap, exactly as
    ``infer.py``; the detected face must be the rendered one (its box holds the true nose tip and is 0.4–2.5× the
@@ -45,7 +46,7 @@ from fds.data.photo_render import (
 from fds.data.procedural import ProceduralScanGenerator
 from fds.data.raycast_gt import FittedGT, fitted_gt
 from fds.data.sample_io import ScanSample, write_sample
-from fds.data.skin import SKIN_PALETTE
+from fds.data.skin import SKIN_PALETTE, skin_pigment
 from fds.mesh.meshdata import MeshData
 from fds.threads import torch_threads
 
@@ -102,6 +103,9 @@ class PhotoScanGenerator:
             only, the same draws).
         cheek_creases: the heads carry an ageing cheek's creases (:class:`ProceduralScanGenerator`; off by default,
             the held-out benchmarks' heads).
+        skin_pigment: paint real skin's fine pigment texture (melanin mottle, redness, freckles;
+            :func:`fds.data.skin.skin_pigment`) into the albedo before the marks, from a random stream of its own
+            (every other draw of a seed stays); off by default, the held-out benchmarks' heads.
         threads: torch intra-op threads while a sample is generated (restored after); ``None`` keeps torch's
             setting. Default 1: parallelism comes from DataLoader workers (which run with 1 thread anyway), so
             a sample is the same bit for bit whatever ``workers`` is — the emotion CNN's float sums depend on
@@ -116,7 +120,8 @@ class PhotoScanGenerator:
                  background_max_photos: int | None = 40, cache_dir: str | os.PathLike | None = None,
                  assets_dir: str | os.PathLike | None = None, proxy: dict | None = None, photo: dict | None = None,
                  band_sigma_mm: float = 4.0, marks: bool = True, threads: int | None = 1,
-                 micro_relief_scale: float = 1.0, cheek_creases: bool = False) -> None:
+                 micro_relief_scale: float = 1.0, cheek_creases: bool = False,
+                 skin_pigment: bool = False) -> None:
         ages = (float(age_range[0]), float(age_range[1]))
         self.heads = ProceduralScanGenerator(face_model, gt_resolution, ages, neutral_prob, id_scale,
                                              albedo_dirs=albedo_dirs, albedo_max_photos=albedo_max_photos,
@@ -132,6 +137,7 @@ class PhotoScanGenerator:
         options: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(photo or {}).items()}
         self.photo_config = PhotoConfig(**options)
         self.band_sigma_mm, self.marks, self.assets_dir = float(band_sigma_mm), bool(marks), assets_dir
+        self.skin_pigment = bool(skin_pigment)
         self.threads = None if threads is None else int(threads)
 
     def __getstate__(self) -> dict:
@@ -168,7 +174,9 @@ class PhotoScanGenerator:
         head = self.heads.head(rng_geo, rng_alb)
         albedo = head["albedo"][0].permute(1, 2, 0).numpy()
         albedo, tinted = tint_grey_albedo(rng_marks, albedo, head["covered"])
-        info = {"tinted_grey_source": tinted}
+        info: dict[str, Any] = {"tinted_grey_source": tinted}
+        if self.skin_pigment:
+            albedo, info["pigment"] = skin_pigment(_pigment_stream(seed), albedo, head["covered"], head["texel_mm"])
         if self.marks:
             plain = albedo
             # the same draws as the paint below (rng_marks is not advanced): where the marks lie, any skin tone
@@ -256,6 +264,15 @@ class PhotoScanGenerator:
 def _seed_streams(seed: int) -> list[np.random.Generator]:
     """The four independent random streams of a seed: geometry, albedo, marks, photo."""
     return [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
+
+
+#: Spawn key of the skin pigment's stream under a seed (``spawn(4)`` gives the keys 0–3; this one no spawn reaches).
+_PIGMENT_STREAM = 0x70696773
+
+
+def _pigment_stream(seed: int) -> np.random.Generator:
+    """The skin pigment's random stream of a seed: independent of the four of :func:`_seed_streams`."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(_PIGMENT_STREAM,)))
 
 
 def through_gt_uv(values: np.ndarray, gt_uv: np.ndarray) -> np.ndarray:

@@ -204,3 +204,68 @@ def vary_albedo(rng: np.random.Generator, albedo: np.ndarray, resolution: int) -
     mottle = F.interpolate(mottle, size=(resolution, resolution), mode="bicubic", align_corners=False)
     x = x * (1 + float(rng.uniform(0.0, 0.04)) * mottle)
     return x[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+#: How much melanin darkens each sRGB channel relative to blue (it absorbs blue and green more than red), and how
+#: much haemoglobin does (it absorbs green most). Applied as ``albedo · exp(−density · weight)``.
+MELANIN_RGB = np.array([0.55, 0.8, 1.0], np.float32)
+HAEMOGLOBIN_RGB = np.array([0.15, 1.0, 0.6], np.float32)
+
+
+def _unit_noise(rng: np.random.Generator, covered: np.ndarray, sigma_texels: tuple[float, float]) -> np.ndarray:
+    """White noise Gaussian-filtered at ``(σ_rows, σ_cols)`` texels, scaled to unit RMS over ``covered``."""
+    from scipy import ndimage
+
+    n = ndimage.gaussian_filter(rng.standard_normal(covered.shape).astype(np.float32), sigma_texels)
+    rms = float(np.sqrt(np.mean(n[covered] ** 2))) if covered.any() else 1.0
+    return n / max(rms, 1e-12)
+
+
+def skin_pigment(rng: np.random.Generator, albedo: np.ndarray, covered: np.ndarray,
+                 texel_mm: tuple[float, float]) -> tuple[np.ndarray, dict]:
+    """Fine pigment texture of real skin painted into a low-pass bank albedo (colour only: the relief is untouched).
+
+    The bank's albedo is low-passed (σ = R/128) so that no wrinkle of its source photo leaks in; that leaves the
+    skin without the uneven colour a real face has at millimetre scale, so every fine brightness change in a
+    training photo is relief. Real skin (and the albedo of a scanned head) also shows melanin mottling,
+    lentigines/freckles and redness. Per head:
+
+    - melanin mottle: a signed field, the sum of Gaussian-filtered noise at σ 0.4, 1 and 2.5 mm, RMS 1–5 %;
+    - redness: a signed field at σ 1.5–4 mm, RMS 0–3 %, in haemoglobin's colour;
+    - on 40 % of heads, 30–400 freckles: Gaussian spots of σ 0.3–1.2 mm darkening 5–30 % at their centre.
+
+    ``albedo [R,R,3]`` sRGB in [0, 1]; ``covered [R,R]`` the chart's texels; ``texel_mm`` (du, dv) mm per texel
+    along columns and rows. Returns the new albedo (float32) and a description (RMS and counts).
+    """
+    from scipy import ndimage
+
+    du, dv = float(texel_mm[0]), float(texel_mm[1])
+
+    def sig(mm: float) -> tuple[float, float]:  # (rows, cols) texels of a length in mm
+        return mm / dv, mm / du
+
+    weights = rng.dirichlet(np.ones(3))
+    mottle = sum(w * _unit_noise(rng, covered, sig(s)) for w, s in zip(weights, (0.4, 1.0, 2.5), strict=True))
+    mottle_rms = float(rng.uniform(0.01, 0.05))
+    melanin = mottle / max(float(np.sqrt(np.mean(mottle[covered] ** 2))), 1e-12) * mottle_rms
+    red_rms = float(rng.uniform(0.0, 0.03))
+    redness = _unit_noise(rng, covered, sig(float(rng.uniform(1.5, 4.0)))) * red_rms
+    n_freckles = int(rng.integers(30, 401)) if rng.random() < 0.4 else 0
+    if n_freckles:
+        rows, cols = np.nonzero(covered)
+        pick = rng.integers(len(rows), size=n_freckles)
+        sigma_mm = rng.uniform(0.3, 1.2, n_freckles)
+        depth = rng.uniform(0.05, 0.3, n_freckles)
+        edges = np.array([0.3, 0.6, 0.9, 1.2 + 1e-6])  # spots grouped by σ, one filter per group
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            k = (sigma_mm >= lo) & (sigma_mm < hi)
+            if not k.any():
+                continue
+            s = sig(0.5 * (lo + hi))
+            impulses = np.zeros(covered.shape, np.float32)
+            np.add.at(impulses, (rows[pick[k]], cols[pick[k]]), depth[k] * 2 * np.pi * s[0] * s[1])
+            melanin = melanin + ndimage.gaussian_filter(impulses, s)  # peak ≈ depth (density units)
+    density = melanin[..., None] * MELANIN_RGB + redness[..., None] * HAEMOGLOBIN_RGB
+    out = np.where(covered[..., None], albedo * np.exp(-density), albedo)
+    info = {"mottle_rms": round(mottle_rms, 4), "redness_rms": round(red_rms, 4), "freckles": n_freckles}
+    return np.clip(out, 0, 1).astype(np.float32), info
