@@ -4,7 +4,8 @@ Pipeline per photo (:func:`albedo_from_unwrap`): UV texture + visibility + proxy
 ``fds.render.estimate_sh_and_albedo`` (order-2 SH lighting and a smooth albedo) → invisible texels filled
 from the mirrored side of the chart and then by normalised convolution → Gaussian low-pass (σ = R/128) so
 that no wrinkle shading of the source photo leaks into the albedo. :class:`AlbedoBank` caches the results
-of a folder of photos as one ``.npz``; :func:`vary_albedo` adds per-sample colour variation.
+of a folder of photos as one ``.npz``; :func:`vary_albedo` adds per-sample colour variation, and
+:func:`skin_pigment` (an option of the photo-level generator) the fine pigment the low-pass took away.
 
 Unwrapping: photos with a same-stem iBUG ``.pts`` file are fitted with eos from those landmarks
 (:func:`landmark_unwrap`, no detector needed); the proxy stage (``fds.proxy``) can be plugged in instead
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from fds.data.degrade import gaussian_blur
 from fds.facemodel import FaceModel
@@ -214,8 +216,6 @@ HAEMOGLOBIN_RGB = np.array([0.15, 1.0, 0.6], np.float32)
 
 def _unit_noise(rng: np.random.Generator, covered: np.ndarray, sigma_texels: tuple[float, float]) -> np.ndarray:
     """White noise Gaussian-filtered at ``(σ_rows, σ_cols)`` texels, scaled to unit RMS over ``covered``."""
-    from scipy import ndimage
-
     n = ndimage.gaussian_filter(rng.standard_normal(covered.shape).astype(np.float32), sigma_texels)
     rms = float(np.sqrt(np.mean(n[covered] ** 2))) if covered.any() else 1.0
     return n / max(rms, 1e-12)
@@ -237,8 +237,6 @@ def skin_pigment(rng: np.random.Generator, albedo: np.ndarray, covered: np.ndarr
     ``albedo [R,R,3]`` sRGB in [0, 1]; ``covered [R,R]`` the chart's texels; ``texel_mm`` (du, dv) mm per texel
     along columns and rows. Returns the new albedo (float32) and a description (RMS and counts).
     """
-    from scipy import ndimage
-
     du, dv = float(texel_mm[0]), float(texel_mm[1])
 
     def sig(mm: float) -> tuple[float, float]:  # (rows, cols) texels of a length in mm
