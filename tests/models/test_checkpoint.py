@@ -10,7 +10,7 @@ from hydra import compose, initialize
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from fds.models.architecture import DFDNSpec
+from fds.models.architecture import DFDNSpec, SchemaError
 from fds.models.checkpoint import (
     CheckpointError,
     export_training_checkpoint,
@@ -207,3 +207,37 @@ def test_a_narrow_checkpoint_starts_a_wider_run_as_the_same_network(astronaut):
     with pytest.raises(CheckpointError, match="dfdn_lite_v.safetensors does not fit.*levels"):
         deeper = OmegaConf.merge(config, {"generator": {"model": {"pdrm": {"num_downs": 5}}}})
         load_start_weights(DFDNSpec.parse(OmegaConf.to_container(deeper), "deeper").build(), shipped)
+
+
+FINE = {"generator": {"model": {"fine": {"_target_": "fds.models.fine.FineRefiner", "in_channels": 5, "width": 12,
+                                         "dilations": [2, 4]}}}}
+
+
+def test_the_default_starts_a_run_with_the_fine_branch_as_the_same_network(tmp_path, astronaut):
+    """The full-resolution branch (fds.models.fine, ``experiment=dfdn_photo_luma_fine``) starts at zero: from the
+    shipped default the run predicts what the default does, its last conv gets gradients, and once trained its
+    checkpoint saves and loads with the branch (a changed prediction that survives the round trip)."""
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / "dfdn_lite.safetensors"
+    default = load_detail_module(shipped)
+    config = OmegaConf.merge(OmegaConf.create(default.meta.architecture.to_config()), FINE)
+    fine = DFDNSpec.parse(OmegaConf.to_container(config), "fine").build()
+    load_start_weights(fine, shipped)
+    y = torch.from_numpy(astronaut[:256, 128:384] @ [0.299, 0.587, 0.114] / 255.0).float()  # luma, [256, 256]
+    y = (y - y.mean()) * 2
+    x = torch.stack([torch.stack([y, 0.1 * y.roll(1, 0), 0.1 * y.roll(1, 1), torch.full_like(y, 1.0)]),
+                     torch.stack([y.T, torch.zeros_like(y), torch.zeros_like(y), torch.full_like(y, 2.0)])])
+    fine.eval()
+    torch.testing.assert_close(_predict(fine, x), _predict(default, x))
+    branch = fine.generator.models["shared"].fine
+    fine.generator("forehead", x).refined.square().mean().backward()
+    assert float(branch.out.weight.grad.abs().sum()) > 0.0
+    with torch.no_grad():  # as if trained: the branch now draws something
+        branch.out.weight.normal_(0.0, 0.01)
+    moved = _predict(fine, x)
+    assert not torch.allclose(moved, _predict(default, x), atol=1e-4)
+    path = save_detail_checkpoint(tmp_path / "fine.safetensors", fine.state_dict(), config, map_resolution=1024,
+                                  channels=default.meta.channels)
+    torch.testing.assert_close(_predict(load_detail_module(path), x), moved)
+    with pytest.raises(SchemaError, match="fine.in_channels.*must be 1 \\+ pdim.in_channels = 5, got 4"):
+        DFDNSpec.parse(OmegaConf.to_container(OmegaConf.merge(
+            config, {"generator": {"model": {"fine": {"in_channels": 4}}}})), "fine")

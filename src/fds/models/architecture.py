@@ -256,15 +256,32 @@ class PCABasisSpec(Spec):
 
 
 @dataclass(frozen=True)
+class FineRefinerSpec(Spec):
+    TARGET: ClassVar[str] = "fds.models.fine.FineRefiner"
+    in_channels: int = arg(_int(2, 9))
+    width: int = arg(_int(1, 256), 16)
+    dilations: tuple[int, ...] = arg(_list(_int(1, 64), 0, 8), (1, 2, 4))
+
+    def build(self) -> nn.Module:
+        from fds.models.fine import FineRefiner
+
+        return FineRefiner(**self.kwargs())
+
+
+@dataclass(frozen=True)
 class DetailGeneratorSpec(Spec):
     TARGET: ClassVar[str] = "fds.models.generator.DetailGenerator"
     pdim: UNetSpec = arg(_spec(UNetSpec))
     head: ConvPoolHeadSpec | FCHeadSpec = arg(_spec(ConvPoolHeadSpec, FCHeadSpec))
     basis: PCABasisSpec = arg(_spec(PCABasisSpec))
     pdrm: UNetSpec = arg(_spec(UNetSpec))
+    fine: FineRefinerSpec | None = arg(_optional(_spec(FineRefinerSpec)), None)
 
     def validate(self, key: str) -> None:
         p, h, b, r = self.pdim, self.head, self.basis, self.pdrm
+        if self.fine is not None and self.fine.in_channels != 1 + p.in_channels:
+            raise SchemaError(f"{key}.fine.in_channels", f"takes [refined, input]: must be 1 + pdim.in_channels = "
+                                                         f"{1 + p.in_channels}, got {self.fine.in_channels}")
         n = b.patch_size
         if isinstance(h, ConvPoolHeadSpec) and h.in_channels != p.out_channels:
             raise SchemaError(f"{key}.head.in_channels", f"{h.in_channels} ≠ pdim.out_channels {p.out_channels}")
@@ -287,7 +304,8 @@ class DetailGeneratorSpec(Spec):
 
         # built in the order Hydra instantiates the node, so a seeded untrained network is the same as before
         pdim, head, basis, pdrm = self.pdim.build(), self.head.build(), self.basis.build(), self.pdrm.build()
-        return DetailGenerator(pdim, head, cast(PCABasis, basis), pdrm)
+        fine = self.fine.build() if self.fine is not None else None
+        return DetailGenerator(pdim, head, cast(PCABasis, basis), pdrm, fine)
 
 
 @dataclass(frozen=True)
@@ -424,5 +442,5 @@ class DFDNSpec(Spec):
 
 #: Every class a checkpoint may name, by the ``_target_`` tag that names it.
 REGISTRY: dict[str, type[Spec]] = {s.TARGET: s for s in (
-    UNetSpec, ConvPoolHeadSpec, FCHeadSpec, PCABasisSpec, DetailGeneratorSpec, PatchDiscriminatorSpec,
+    UNetSpec, ConvPoolHeadSpec, FCHeadSpec, PCABasisSpec, FineRefinerSpec, DetailGeneratorSpec, PatchDiscriminatorSpec,
     RegionModelsSpec, AdamSpec, AdamWSpec, DFDNSpec)}

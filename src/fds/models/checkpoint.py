@@ -346,11 +346,11 @@ def load_start_weights(module, path: str | os.PathLike, luma: bool | None = None
     """Start a ``DFDNModule`` (fine-tuning) from a checkpoint's generator weights: its generator and, when it keeps
     one, its EMA copy get them; optimizer state and the discriminator stay fresh (``ckpt_path`` resumes a run
     instead). The file is read through the schema like any checkpoint; its ``disp_scale_mm`` must be the run's.
-    A V or V + cue checkpoint also starts a run reading more channels (:func:`widen_input_channels`), and a
-    narrower one a run with
-    wider U-Nets (:func:`fds.models.widen.widen_unets`: the same function at the first step). ``luma``: whether the
-    run reads luma in V's place (``units.luma``); a checkpoint that read the other starts it as it is, and a warning
-    says so (the two channels agree on grey pixels, not on skin)."""
+    A V or V + cue checkpoint also starts a run reading more channels (:func:`widen_input_channels`), a narrower
+    one a run with wider U-Nets (:func:`fds.models.widen.widen_unets`: the same function at the first step), and
+    one without the full-resolution branch a run with it (:mod:`fds.models.fine`: zero at the first step).
+    ``luma``: whether the run reads luma in V's place (``units.luma``); a checkpoint that read the other starts it
+    as it is, and a warning says so (the two channels agree on grey pixels, not on skin)."""
     tensors, meta = read_detail_checkpoint(path)  # validated metadata; never unpickles or instantiates
     if luma is not None and meta.channels.startswith("y_") != bool(luma):
         was, now = ("luma", "V") if meta.channels.startswith("y_") else ("V", "luma")
@@ -369,6 +369,10 @@ def load_start_weights(module, path: str | os.PathLike, luma: bool | None = None
             raise CheckpointError(f"init_weights {path} does not fit this run's generator: {exc}") from None
     if meta.channels in ("v", "v_cue") and any(own[k].shape != t.shape for k, t in tensors.items() if k in own):
         tensors = widen_input_channels(tensors, {k: tuple(v.shape) for k, v in own.items()}, path)
+    fresh = [k for k in own if k not in tensors and ".fine." in k]
+    if fresh:  # a run that adds the full-resolution branch: it starts at zero, so the run starts as the checkpoint
+        log.info("init_weights %s has no fine branch; this run's starts as a zero correction", path)
+        tensors = {**tensors, **{k: own[k] for k in fresh}}
     for target in targets:
         try:
             target.load_state_dict(tensors, strict=True)

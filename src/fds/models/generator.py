@@ -33,20 +33,25 @@ class GeneratorOutput:
 
 
 class DetailGenerator(nn.Module):
-    """PDIM (U-Net Cin -> 1, Tanh) -> head (K weights) -> PCA basis -> PDRM (U-Net on [coarse, x] -> 1, Tanh).
+    """PDIM (U-Net Cin -> 1, Tanh) -> head (K weights) -> PCA basis -> PDRM (U-Net on [coarse, x] -> 1, Tanh)
+    [-> + fine correction on [PDRM's output, x], clamped to [-1, 1]].
 
     Args:
         pdim: U-Net mapping ``[B, Cin, H, W] -> [B, 1, H, W]``.
         head: maps PDIM's output to ``[B, K]``.
         basis: :class:`PCABasis` with K components of size H x W.
         pdrm: U-Net mapping ``[B, 1 + Cin, H, W] -> [B, 1, H, W]``.
+        fine: optional full-resolution branch ``[B, 1 + Cin, H, W] -> [B, 1, H, W]`` whose output is added to
+            PDRM's (:class:`fds.models.fine.FineRefiner`); None: the paper's generator.
     """
 
     basis: PCABasis
 
-    def __init__(self, pdim: nn.Module, head: nn.Module, basis: PCABasis, pdrm: nn.Module) -> None:
+    def __init__(self, pdim: nn.Module, head: nn.Module, basis: PCABasis, pdrm: nn.Module,
+                 fine: nn.Module | None = None) -> None:
         super().__init__()
         self.pdim, self.head, self.basis, self.pdrm = pdim, head, basis, pdrm
+        self.fine = fine
 
     @property
     def patch_size(self) -> tuple[int, int]:
@@ -61,6 +66,8 @@ class DetailGenerator(nn.Module):
         weights = self.head(self.pdim(x))  # [B, K]
         coarse = self.basis(weights)  # [B, 1, H, W]
         refined = self.pdrm(torch.cat([coarse.to(x.dtype), x], dim=1))  # [B, 1, H, W]
+        if self.fine is not None:
+            refined = (refined + self.fine(torch.cat([refined, x], dim=1))).clamp(-1.0, 1.0)
         return GeneratorOutput(pca_weights=weights, coarse=coarse, refined=refined)
 
     def with_basis(self, basis: str | Path | torch.Tensor) -> DetailGenerator:
