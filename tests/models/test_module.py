@@ -8,6 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 
@@ -270,3 +271,29 @@ def test_photo_batches_leave_batchnorm_statistics_to_the_scans(tmp_path, updates
     assert any(not torch.equal(before[k], after[k]) for k in weights)  # the generator did learn from the photos
     moved = [k for k in stats if not torch.equal(before[k], after[k])]
     assert (len(moved) > 0) == updates
+
+
+FINE_BRANCH = {"generator": {"model": {"fine": {"_target_": "fds.models.fine.FineRefiner", "in_channels": 2,
+                                                "width": 4, "dilations": [2]}}}}
+
+
+def test_the_fine_branch_learns_at_its_own_rate(geo_batch):
+    """``fine_lr_mult`` gives the full-resolution branch (fds.models.fine) a group of its own: Adam's first step
+    moves each weight by lr · g / (|g| + eps), so the same first step is 10× larger in the branch at ×10 and equal
+    elsewhere."""
+    steps = {}
+    for mult in (1, 10):
+        torch.manual_seed(0)
+        cfg = compose_model("lite", [f"units.patch_size={PATCH}", f"fine_lr_mult={mult}"])
+        model = instantiate(OmegaConf.merge(cfg, FINE_BRANCH))
+        opt_g, _ = model.configure_optimizers()
+        assert [len(g["params"]) for g in opt_g.param_groups][1] == 6  # the branch: 3 convs, weights and biases
+        gen = model.generator.models["shared"]
+        before = {n: p.detach().clone() for n, p in gen.named_parameters()}
+        out = model.generator(geo_batch["region"], geo_batch["input"]).refined
+        (out - geo_batch["displacement"]).abs().mean().backward()
+        opt_g.step()
+        steps[mult] = {n: (p.detach() - before[n]).abs().max() for n, p in gen.named_parameters()}
+    assert steps[1]["fine.out.weight"] > 0  # the zero-started last conv gets a gradient
+    torch.testing.assert_close(steps[10]["fine.out.weight"], 10 * steps[1]["fine.out.weight"], rtol=1e-3, atol=0)
+    torch.testing.assert_close(steps[10]["pdrm.up.0.1.weight"], steps[1]["pdrm.up.0.1.weight"], rtol=1e-3, atol=0)

@@ -403,6 +403,7 @@ class DFDNSpec(Spec):
     grad_clip_norm: float | None = arg(_optional(_float(0.0, 1e6, open_low=True)), None)
     panel_rows: int = arg(_int(0, 64), 4)
     inference_batch_stats: bool = arg(_bool, False)
+    fine_lr_mult: float = arg(_float(0.0, 1e4, open_low=True), 1.0)
     init_weights: None = arg(_null, None)  # older model configs carried it: the weights are in the file
 
     def validate(self, key: str) -> None:

@@ -165,6 +165,8 @@ class DFDNModule(pl.LightningModule):
         panel_rows: rows of the validation image panel (0: no panels).
         inference_batch_stats: normalise with each prediction batch's own BatchNorm statistics, as the
             release does (it never calls ``.eval()``); running statistics are left untouched.
+        fine_lr_mult: learning rate of the generator's full-resolution branch (:mod:`fds.models.fine`, if it has
+            one) as a multiple of the optimizer's: the branch starts at zero and learns from there.
 
     A fine-tuning run starts from exported generator weights through
     :func:`fds.models.checkpoint.load_start_weights` (``train()`` calls it for the config's ``init_weights``).
@@ -204,6 +206,7 @@ class DFDNModule(pl.LightningModule):
         grad_clip_norm: float | None = None,
         panel_rows: int = 4,
         inference_batch_stats: bool = False,
+        fine_lr_mult: float = 1.0,
     ) -> None:
         super().__init__()
         if gan_mode not in ("lsgan", "vanilla", "hinge"):
@@ -220,6 +223,8 @@ class DFDNModule(pl.LightningModule):
             raise ValueError(f"target_blur_photo_px must be ≥ 0 photo pixels, got {target_blur_photo_px}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay}")
+        if fine_lr_mult <= 0:
+            raise ValueError(f"fine_lr_mult must be a positive multiplier of the learning rate, got {fine_lr_mult}")
         # Networks and the optimizer factory stay out of the checkpoint's hyper-parameters: only plain values
         # there, so checkpoints load with torch.load(weights_only=True) (Lightning's default).
         self.save_hyperparameters(logger=False, ignore=["generator", "discriminator", "optimizer"])
@@ -262,7 +267,12 @@ class DFDNModule(pl.LightningModule):
         return list(opts) if isinstance(opts, list) else [opts]
 
     def configure_optimizers(self):
-        opt_g = self.optimizer_factory(params=self.generator.parameters())
+        # the full-resolution branch (fds.models.fine) starts at zero: its own group lets it learn faster
+        fine = [p for n, p in self.generator.named_parameters() if ".fine." in n]
+        rest = [p for n, p in self.generator.named_parameters() if ".fine." not in n]
+        opt_g = self.optimizer_factory(params=[{"params": rest}] + ([{"params": fine}] if fine else []))
+        if fine:
+            opt_g.param_groups[1]["lr"] *= self.hparams.fine_lr_mult
         opt_d = self.optimizer_factory(params=self.discriminator.parameters())
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
